@@ -1,0 +1,131 @@
+"""Probe serial ports for modems: who answers AT, what they are, and which port carries URCs.
+
+USB modems expose several interfaces (Huawei: modem, diagnostics, PC UI; Quectel: DM, NMEA, AT,
+modem) and often only one of them emits unsolicited codes such as ``+CMTI``. A port that answers
+``AT`` but never shows a URC is a trap: the daemon would wait for SMS announcements forever. The
+probe listens on every port of a device for a while and recommends the one that spoke up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import glob
+from dataclasses import dataclass, field
+
+from drivers.at.parse import AtParseError, csq_to_dbm, parse_creg, parse_csq, parse_identity_line, swap_nibbles
+from drivers.at.protocol import Urc
+from drivers.channel import AtChannel, AtError
+from drivers.profiles import select_profile
+from drivers.serial_port import PortOpenError
+
+DEFAULT_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*")
+
+
+@dataclass(slots=True)
+class PortReport:
+    port: str
+    answers: bool = False
+    error: str | None = None
+    vendor: str = ""
+    model: str = ""
+    imei: str = ""
+    imsi: str = ""
+    iccid: str = ""
+    signal_dbm: int | None = None
+    registration: str = ""
+    urcs: int = 0
+    cnmi_ok: bool = False
+    recommended: bool = False
+    urc_names: list[str] = field(default_factory=list)
+
+
+def expand_ports(patterns: list[str]) -> list[str]:
+    seen: dict[str, None] = {}
+    for pattern in patterns:
+        for path in sorted(glob.glob(pattern)) or ([pattern] if not any(c in pattern for c in "*?[") else []):
+            seen.setdefault(path, None)
+    return list(seen)
+
+
+async def probe_port(path: str, *, listen: float = 2.0, timeout: float = 1.5) -> PortReport:
+    report = PortReport(path)
+
+    def on_urc(urc: Urc) -> None:
+        report.urcs += 1
+        if urc.name not in report.urc_names:
+            report.urc_names.append(urc.name)
+
+    channel = AtChannel(path, on_urc=on_urc)
+    try:
+        channel.open()
+    except PortOpenError as exc:
+        report.error = str(exc)
+        return report
+    try:
+        await channel.command("AT", timeout=timeout)
+        report.answers = True
+        await channel.command("ATE0", timeout=timeout, check=False)
+        report.vendor = await _value(channel, "AT+CGMI", timeout)
+        report.model = await _value(channel, "AT+CGMM", timeout)
+        report.imei = await _value(channel, "AT+CGSN", timeout)
+        report.imsi = await _value(channel, "AT+CIMI", timeout)
+        report.iccid = await _iccid(channel, report.vendor, report.model, timeout)
+        csq = await channel.command("AT+CSQ", timeout=timeout, check=False)
+        for line in csq.lines:
+            try:
+                report.signal_dbm = csq_to_dbm(parse_csq(line)[0])
+            except AtParseError:
+                pass
+        creg = await channel.command("AT+CREG?", timeout=timeout, check=False)
+        for line in creg.lines:
+            try:
+                report.registration = parse_creg(line).name.lower()
+            except AtParseError:
+                pass
+        # Ask for announcements on this port, then listen: the URC port is the one that talks.
+        cnmi = await channel.command("AT+CNMI?", timeout=timeout, check=False)
+        report.cnmi_ok = cnmi.result.ok
+        await channel.command("AT+CREG=2", timeout=timeout, check=False)
+        await asyncio.sleep(listen)
+    except AtError as exc:
+        report.error = str(exc)
+    finally:
+        channel.close()
+    return report
+
+
+async def _value(channel: AtChannel, command: str, timeout: float) -> str:
+    response = await channel.command(command, timeout=timeout, check=False)
+    return (parse_identity_line(response.lines, (command[2:] + ":",)) or "") if response.result.ok else ""
+
+
+async def _iccid(channel: AtChannel, vendor: str, model: str, timeout: float) -> str:
+    for spec in select_profile(vendor, model).iccid_commands:
+        response = await channel.command(spec.command, expect=spec.prefixes, timeout=timeout, check=False)
+        value = parse_identity_line(response.lines, spec.prefixes) if response.result.ok else None
+        if not value:
+            continue
+        if spec.swapped:
+            fields = value.split(",")
+            value = swap_nibbles(fields[2].strip('"')) if len(fields) >= 3 else ""
+        if value.startswith("89"):
+            return value
+    return ""
+
+
+def recommend(reports: list[PortReport]) -> None:
+    """Per device (same IMEI), mark the port to use: the one that showed URCs, else the first."""
+    devices: dict[str, list[PortReport]] = {}
+    for report in reports:
+        if report.answers:
+            devices.setdefault(report.imei or report.port, []).append(report)
+    for ports in devices.values():
+        best = max(ports, key=lambda r: (r.urcs > 0, r.cnmi_ok, -ports.index(r)))
+        best.recommended = True
+
+
+async def scan(patterns: list[str], *, listen: float = 2.0) -> list[PortReport]:
+    ports = expand_ports(patterns)
+    reports = await asyncio.gather(*(probe_port(p, listen=listen) for p in ports))
+    recommend(list(reports))
+    return list(reports)

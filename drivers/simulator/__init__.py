@@ -1,0 +1,1 @@
+"""Simulated modems on real ptys, with faults: for tests, demos and benchmarks."""

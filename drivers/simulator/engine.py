@@ -1,0 +1,518 @@
+"""A simulated GSM modem, I/O-free: AT commands in, responses and URCs out.
+
+It implements the 27.005/27.007 subset that SMS software uses (PDU mode), answers anything else
+the way the vendor does (``ERROR``, or Huawei's ``COMMAND NOT SUPPORT``) so probing software such
+as gammu carries on, keeps messages in a SIM storage of limited size, and has the network's side:
+a message that finds the storage full waits in the network until a slot frees.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import deque
+from dataclasses import dataclass, field
+
+from drivers.simulator.profiles import SimProfile
+
+CR = b"\r"
+CTRL_Z = 0x1A
+ESC = 0x1B
+MAX_COMMAND = 1024
+
+
+@dataclass(slots=True)
+class SimCard:
+    iccid: str
+    imsi: str
+    msisdn: str
+    operator: str = "SimNet"
+    registered: bool = True
+
+
+@dataclass(slots=True)
+class Settings:
+    """What a reset forgets."""
+
+    echo: bool = True
+    cmee: int = 0
+    cmgf: int = 0
+    cnmi: tuple[int, ...] = (0, 0, 0, 0, 0)
+    csms: int = 0
+    creg_n: int = 0
+    storage: str = "SM"
+
+
+def _swap(digits: str) -> str:
+    digits = digits + "F" * (len(digits) % 2)
+    return "".join(digits[i + 1] + digits[i] for i in range(0, len(digits), 2))
+
+
+def tpdu_length(pdu_hex: str) -> int:
+    smsc_octets = int(pdu_hex[:2], 16) + 1
+    return len(pdu_hex) // 2 - smsc_octets
+
+
+@dataclass(slots=True)
+class SimModem:
+    profile: SimProfile
+    sim: SimCard | None
+    imei: str = "356938035643809"
+    capacity: int = 30
+    rssi: int = 21
+    seed: int = 0
+    settings: Settings = field(default_factory=Settings)
+    storage: dict[int, tuple[int, str]] = field(default_factory=dict)  # index -> (stat, pdu)
+    network_queue: deque[str] = field(default_factory=deque)
+    booting: bool = False
+    drop_terminator_once: bool = False
+    sent_pdus: list[str] = field(default_factory=list)
+    _out: bytearray = field(default_factory=bytearray)
+    _in: bytearray = field(default_factory=bytearray)
+    _prompt: bool = False
+    _fresh: set[int] = field(default_factory=set)
+    _unacked_cmt: int = 0
+    _rng: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        self._rng.seed(self.seed)
+
+    # ------------------------------------------------------------------------------ host side
+    def receive_data(self, data: bytes) -> None:
+        if self.booting:
+            return
+        for byte in data:
+            if self._prompt:
+                self._on_prompt_byte(byte)
+                continue
+            if byte in (0x0D, 0x0A):
+                if byte == 0x0D:
+                    line = bytes(self._in).decode("ascii", errors="replace").strip()
+                    self._in.clear()
+                    if self.settings.echo and line:
+                        self._out += line.encode() + CR
+                    if line:
+                        self._execute(line)
+                continue
+            if len(self._in) < MAX_COMMAND:
+                self._in.append(byte)
+
+    def data_to_send(self) -> bytes:
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    # --------------------------------------------------------------------------- network side
+    def deliver(self, pdu_hex: str) -> bool:
+        """The network delivers one PDU. Returns False if it had to hold it (storage full)."""
+        if self.sim is None or not self.sim.registered or self.booting:
+            self.network_queue.append(pdu_hex)
+            return False
+        mode, mt = self.settings.cnmi[0], self.settings.cnmi[1]
+        if mt == 2 and mode:
+            self._urc(f"+CMT: ,{tpdu_length(pdu_hex)}")
+            self._out += pdu_hex.encode() + b"\r\n"
+            if self.settings.csms == 1:
+                self._unacked_cmt += 1
+            return True
+        index = self._free_index()
+        if index is None:
+            self.network_queue.append(pdu_hex)
+            if self.profile.full_urc:
+                self._urc(self.profile.full_urc)
+            return False
+        self.storage[index] = (0, pdu_hex)
+        if mt == 1 and mode:
+            if self.profile.empty_first_read:
+                self._fresh.add(index)
+            self._urc(f'+CMTI: "{self.settings.storage}",{index}')
+        return True
+
+    def release_held(self) -> int:
+        """The network retries what it held (a slot freed, or the SIM registered)."""
+        released = 0
+        while self.network_queue and self.sim is not None and self.sim.registered and not self.booting:
+            if self._free_index() is None and self.settings.cnmi[1] != 2:
+                break
+            self.deliver(self.network_queue.popleft())
+            released += 1
+        return released
+
+    def periodic(self) -> None:
+        if self.profile.periodic_urc and not self.booting:
+            self._urc(self.profile.periodic_urc.format(rssi=self.rssi))
+
+    def emit_garbage(self, data: bytes) -> None:
+        self._out += data
+
+    # ---------------------------------------------------------------------------------- faults
+    def start_reboot(self) -> None:
+        self.booting = True
+        self.settings = Settings()
+        self._in.clear()
+        self._prompt = False
+        self._fresh.clear()
+
+    def finish_reboot(self) -> None:
+        self.booting = False
+        for urc in self.profile.boot_urcs:
+            self._urc(urc)
+        self.release_held()
+
+    def pull_sim(self) -> None:
+        self.sim = None
+        self._urc("+CPIN: NOT INSERTED")
+
+    def fill_storage(self, pdus: list[str]) -> None:
+        """Store messages without announcing them, as if they came while nobody listened."""
+        for pdu in pdus:
+            index = self._free_index()
+            if index is None:
+                self.network_queue.append(pdu)
+            else:
+                self.storage[index] = (0, pdu)
+
+    # -------------------------------------------------------------------------------- internals
+    def _free_index(self) -> int | None:
+        for index in range(self.capacity):
+            if index not in self.storage:
+                return index
+        return None
+
+    def _urc(self, line: str) -> None:
+        self._out += b"\r\n" + line.encode() + b"\r\n"
+
+    def _line(self, line: str) -> None:
+        self._out += b"\r\n" + line.encode() + b"\r\n"
+
+    def _final(self, text: str) -> None:
+        if self.drop_terminator_once:
+            self.drop_terminator_once = False
+            self._out += b"\r\n" + text.encode()
+            return
+        self._out += b"\r\n" + text.encode() + b"\r\n"
+
+    def _ok(self, *lines: str) -> None:
+        for line in lines:
+            self._line(line)
+        self._final("OK")
+
+    def _cme(self, code: int, text: str) -> None:
+        if self.settings.cmee == 0:
+            self._final("ERROR")
+        elif self.settings.cmee == 1:
+            self._final(f"+CME ERROR: {code}")
+        else:
+            self._final(f"+CME ERROR: {text}")
+
+    def _cms(self, code: int) -> None:
+        self._final(f"+CMS ERROR: {code}" if self.settings.cmee else "ERROR")
+
+    def _unsupported(self) -> None:
+        self._final(self.profile.unsupported_reply)
+
+    def _on_prompt_byte(self, byte: int) -> None:
+        if byte == CTRL_Z:
+            self._prompt = False
+            pdu = bytes(self._in).decode("ascii", errors="replace").strip()
+            self._in.clear()
+            self.sent_pdus.append(pdu)
+            self._ok(f"+CMGS: {len(self.sent_pdus) % 256}")
+        elif byte == ESC:
+            self._prompt = False
+            self._in.clear()
+            self._final("OK")
+        elif len(self._in) < MAX_COMMAND:
+            self._in.append(byte)
+
+    # --------------------------------------------------------------------------------- commands
+    def _execute(self, line: str) -> None:
+        upper = line.upper()
+        if not upper.startswith("AT"):
+            self._final("ERROR")
+            return
+        if self.profile.urc_before_response and self.profile.periodic_urc and upper.startswith(("AT+CMGR", "AT+CMGL")):
+            self.periodic()  # Huawei: ^RSSI lands between the command and its answer
+        body = upper[2:]
+        handler = self._dispatch(body)
+        if handler is None:
+            self._unsupported()
+        else:
+            handler(line[2:], body)
+
+    def _dispatch(self, body: str):
+        if body == "":
+            return lambda raw, b: self._ok()
+        simple = {
+            "E0": self._echo, "E1": self._echo, "Z": self._reset_settings, "&F": self._reset_settings,
+            "V1": self._noop, "Q0": self._noop, "I": self._ati, "+CGMI": self._cgmi, "+GMI": self._cgmi,
+            "+CGMM": self._cgmm, "+GMM": self._cgmm, "+CGMR": self._cgmr, "+GMR": self._cgmr,
+            "+CGSN": self._cgsn, "+GSN": self._cgsn, "+CIMI": self._cimi, "+CNUM": self._cnum,
+            "+CPIN?": self._cpin, "+CSQ": self._csq, "+CREG?": self._creg_query, "+COPS?": self._cops,
+            "+CMGF?": self._cmgf_query, "+CPMS?": self._cpms_query, "+CNMI?": self._cnmi_query,
+            "+CSMS?": self._csms_query, "+CNMA": self._cnma, "+CSCA?": self._csca, "+CFUN?": self._cfun_query,
+            "+CPMS=?": self._cpms_test, "+CNMI=?": self._cnmi_test, "+CMGL=?": self._cmgl_test,
+            "+CMGF=?": lambda raw, b: self._ok("+CMGF: (0,1)"), "+CSCS?": lambda raw, b: self._ok('+CSCS: "GSM"'),
+            "+CMEE?": lambda raw, b: self._ok(f"+CMEE: {self.settings.cmee}"),
+        }
+        if body in simple:
+            return simple[body]
+        if body == self.profile.iccid_command[2:]:
+            return self._iccid
+        if any(body == cmd[2:] for cmd in self.profile.reset_commands):
+            return self._reboot_command
+        prefixed = (
+            ("+CMEE=", self._cmee), ("+CMGF=", self._cmgf), ("+CPMS=", self._cpms), ("+CNMI=", self._cnmi),
+            ("+CMGR=", self._cmgr), ("+CMGL=", self._cmgl), ("+CMGL", self._cmgl), ("+CMGD=", self._cmgd),
+            ("+CSMS=", self._csms), ("+CREG=", self._noop), ("+CSCS=", self._noop), ("+CLIP=", self._noop),
+            ("+CSDH=", self._noop), ("+CFUN=", self._cfun), ("+CRSM=", self._crsm), ("+CMGS=", self._cmgs),
+            ("+CGREG=", self._noop), ("+CEREG=", self._noop), ("+CMER=", self._noop),
+        )
+        for prefix, handler in prefixed:
+            if body.startswith(prefix):
+                return handler
+        vendor_ok = {"huawei": ("^CURC=",), "quectel": ("+QURCCFG=",)}.get(self.profile.name, ())
+        if body.startswith(vendor_ok) if vendor_ok else False:
+            return self._noop
+        return None
+
+    def _noop(self, raw: str, body: str) -> None:
+        self._ok()
+
+    def _echo(self, raw: str, body: str) -> None:
+        self.settings.echo = body == "E1"
+        self._ok()
+
+    def _reset_settings(self, raw: str, body: str) -> None:
+        self.settings = Settings()
+        self._ok()
+
+    def _ati(self, raw: str, body: str) -> None:
+        self._ok(self.profile.manufacturer, self.profile.model, f"Revision: {self.profile.revision}")
+
+    def _cgmi(self, raw: str, body: str) -> None:
+        self._ok(self.profile.manufacturer)
+
+    def _cgmm(self, raw: str, body: str) -> None:
+        self._ok(self.profile.model)
+
+    def _cgmr(self, raw: str, body: str) -> None:
+        self._ok(self.profile.revision)
+
+    def _cgsn(self, raw: str, body: str) -> None:
+        self._ok(self.imei)
+
+    def _need_sim(self) -> bool:
+        if self.sim is None:
+            self._cme(10, "SIM not inserted")
+            return False
+        return True
+
+    def _cimi(self, raw: str, body: str) -> None:
+        if self._need_sim():
+            self._ok(self.sim.imsi)
+
+    def _iccid(self, raw: str, body: str) -> None:
+        if self._need_sim():
+            self._ok(self.profile.iccid_format.format(iccid=self.sim.iccid))
+
+    def _crsm(self, raw: str, body: str) -> None:
+        if body.startswith("+CRSM=176,12258") and self._need_sim():
+            self._ok(f'+CRSM: 144,0,"{_swap(self.sim.iccid)}"')
+        elif self.sim is not None:
+            self._ok("+CRSM: 106,130")
+
+    def _cnum(self, raw: str, body: str) -> None:
+        if self._need_sim():
+            self._ok(f'+CNUM: "","{self.sim.msisdn}",145')
+
+    def _cpin(self, raw: str, body: str) -> None:
+        if self._need_sim():
+            self._ok("+CPIN: READY")
+
+    def _csq(self, raw: str, body: str) -> None:
+        self._ok(f"+CSQ: {self.rssi if self.sim else 99},99")
+
+    def _creg_query(self, raw: str, body: str) -> None:
+        stat = 1 if self.sim is not None and self.sim.registered else 0
+        self._ok(f"+CREG: {self.settings.creg_n},{stat}")
+
+    def _cops(self, raw: str, body: str) -> None:
+        if self.sim is not None and self.sim.registered:
+            self._ok(f'+COPS: 0,0,"{self.sim.operator}",2')
+        else:
+            self._ok("+COPS: 0")
+
+    def _cfun_query(self, raw: str, body: str) -> None:
+        self._ok("+CFUN: 1")
+
+    def _cfun(self, raw: str, body: str) -> None:
+        if body.startswith("+CFUN=1,1"):
+            self._reboot_command(raw, body)
+        else:
+            self._ok()
+
+    def _reboot_command(self, raw: str, body: str) -> None:
+        self._ok()
+        self.start_reboot()
+        self.reboot_requested = True
+
+    reboot_requested: bool = False
+
+    def _cmee(self, raw: str, body: str) -> None:
+        value = body[6:]
+        if value in ("0", "1", "2"):
+            self.settings.cmee = int(value)
+            self._ok()
+        else:
+            self._final("ERROR")
+
+    def _cmgf(self, raw: str, body: str) -> None:
+        value = body[6:]
+        if value in ("0", "1"):
+            self.settings.cmgf = int(value)
+            self._ok()
+        else:
+            self._final("ERROR")
+
+    def _cmgf_query(self, raw: str, body: str) -> None:
+        self._ok(f"+CMGF: {self.settings.cmgf}")
+
+    def _used(self) -> int:
+        return len(self.storage)
+
+    def _cpms(self, raw: str, body: str) -> None:
+        mems = [m.strip().strip('"') for m in body[6:].split(",") if m.strip()]
+        if not mems or any(m not in self.profile.storages for m in mems):
+            self._cms(302)
+            return
+        self.settings.storage = mems[0]
+        counts = ",".join(f"{self._used()},{self.capacity}" for _ in range(3))
+        self._ok(f"+CPMS: {counts}")
+
+    def _cpms_query(self, raw: str, body: str) -> None:
+        mem = self.settings.storage
+        self._ok(f'+CPMS: "{mem}",{self._used()},{self.capacity},"{mem}",{self._used()},{self.capacity},'
+                 f'"{mem}",{self._used()},{self.capacity}')
+
+    def _cpms_test(self, raw: str, body: str) -> None:
+        mems = ",".join(f'"{m}"' for m in self.profile.storages)
+        self._ok(f"+CPMS: ({mems}),({mems}),({mems})")
+
+    def _cnmi(self, raw: str, body: str) -> None:
+        form = body[6:]
+        if form in self.profile.cnmi_rejected:
+            self._final("ERROR")
+            return
+        fields = form.split(",")
+        if not fields or not all(f.isdigit() for f in fields if f) or len(fields) > 5:
+            self._final("ERROR")
+            return
+        values = [int(f) if f else 0 for f in fields] + [0] * (5 - len(fields))
+        self.settings.cnmi = tuple(values)
+        self._ok()
+        self.release_held()
+
+    def _cnmi_query(self, raw: str, body: str) -> None:
+        self._ok("+CNMI: " + ",".join(str(v) for v in self.settings.cnmi))
+
+    def _cnmi_test(self, raw: str, body: str) -> None:
+        self._ok("+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)")
+
+    def _csms(self, raw: str, body: str) -> None:
+        value = body[6:]
+        if value in ("0", "1"):
+            self.settings.csms = int(value)
+            self._ok("+CSMS: 1,1,1")
+        else:
+            self._cms(303)
+
+    def _csms_query(self, raw: str, body: str) -> None:
+        self._ok(f"+CSMS: {self.settings.csms},1,1,1")
+
+    def _cnma(self, raw: str, body: str) -> None:
+        if self._unacked_cmt:
+            self._unacked_cmt -= 1
+            self._ok()
+        else:
+            self._cms(340)
+
+    def _csca(self, raw: str, body: str) -> None:
+        self._ok('+CSCA: "+79168999100",145')
+
+    def _index_arg(self, body: str, prefix_len: int) -> int | None:
+        arg = body[prefix_len:].split(",")[0]
+        return int(arg) if arg.isdigit() else None
+
+    def _cmgr(self, raw: str, body: str) -> None:
+        if not self._need_sim():
+            return
+        index = self._index_arg(body, 6)
+        if index is None or index >= self.capacity:
+            self._cms(321)
+            return
+        if self.settings.cmgf != 0:
+            self._cms(302)
+            return
+        if index in self._fresh:
+            self._fresh.discard(index)
+            self._ok()  # announced but not yet readable
+            return
+        entry = self.storage.get(index)
+        if entry is None:
+            self._cms(321)
+            return
+        stat, pdu = entry
+        self.storage[index] = (1 if stat == 0 else stat, pdu)
+        self._ok(f"+CMGR: {stat},,{tpdu_length(pdu)}", pdu)
+
+    def _cmgl(self, raw: str, body: str) -> None:
+        if not self._need_sim():
+            return
+        arg = body[6:] if body.startswith("+CMGL=") else "0"
+        if self.settings.cmgf != 0 or not arg.isdigit() or int(arg) > 4:
+            self._cms(302) if self.settings.cmgf == 0 else self._final("ERROR")
+            return
+        wanted = int(arg)
+        lines: list[str] = []
+        for index in sorted(self.storage):
+            stat, pdu = self.storage[index]
+            if wanted == 4 or stat == wanted:
+                lines += [f"+CMGL: {index},{stat},,{tpdu_length(pdu)}", pdu]
+                if stat == 0:
+                    self.storage[index] = (1, pdu)
+                self._fresh.discard(index)
+        self._ok(*lines)
+
+    def _cmgl_test(self, raw: str, body: str) -> None:
+        self._ok("+CMGL: (0-4)")
+
+    def _cmgd(self, raw: str, body: str) -> None:
+        if not self._need_sim():
+            return
+        args = body[6:].split(",")
+        if not args[0].isdigit():
+            self._final("ERROR")
+            return
+        index, flag = int(args[0]), int(args[1]) if len(args) > 1 and args[1].isdigit() else 0
+        if index >= self.capacity:
+            self._cms(321)
+            return
+        if flag >= 1:
+            keep_unread = flag in (1, 2, 3)
+            for i in list(self.storage):
+                if flag == 4 or (keep_unread and self.storage[i][0] == 1):
+                    del self.storage[i]
+        else:
+            self.storage.pop(index, None)
+        self._fresh.discard(index)
+        self._ok()
+        self.release_held()
+
+    def _cmgs(self, raw: str, body: str) -> None:
+        if not re.fullmatch(r"\+CMGS=\d+", body):
+            self._final("ERROR")
+            return
+        self._prompt = True
+        self._in.clear()
+        self._out += b"\r\n> "

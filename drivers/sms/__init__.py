@@ -1,0 +1,1 @@
+"""SMS PDU decoding (on gsmmodem.pdu, corrected) and multipart reassembly, I/O-free."""

@@ -1,0 +1,60 @@
+"""Logging setup: structlog key-values, JSON lines for journald or a console renderer for a person.
+
+Phone numbers and message texts are personal data: one processor here redacts them from every
+event, so a call site never has to remember to. ``redact=False`` exists for a supplier debugging
+their own rig on their own terminal, and says so in every line it lets through.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+import structlog
+
+SENSITIVE_TEXT_KEYS = frozenset({"text", "body", "message_text", "pdu", "pdu_hex", "raw", "line", "token"})
+SENSITIVE_NUMBER_KEYS = frozenset({"sender", "msisdn", "number", "phone", "recipient", "imsi", "iccid"})
+_PHONE_RE = re.compile(r"\+?\d{7,15}")
+
+
+def mask_number(value: str) -> str:
+    """Keep the last 3 digits so an operator can still tell numbers apart: ``+7900***567``."""
+    digits = value.strip()
+    if len(digits) <= 4:
+        return "***"
+    return digits[:4] + "***" + digits[-3:] if len(digits) > 8 else "***" + digits[-3:]
+
+
+def redact_processor(_logger: object, _name: str, event: dict[str, object]) -> dict[str, object]:
+    for key, value in list(event.items()):
+        if key in SENSITIVE_TEXT_KEYS and value is not None:
+            event[key] = f"<{len(str(value))} chars>"
+        elif key in SENSITIVE_NUMBER_KEYS and isinstance(value, str) and value:
+            event[key] = mask_number(value)
+        elif key in ("error", "reason") and isinstance(value, str):
+            event[key] = _PHONE_RE.sub(lambda m: mask_number(m.group(0)), value)
+    return event
+
+
+def configure(*, json_lines: bool | None = None, level: str = "info", redact: bool = True,
+              stream=sys.stderr) -> None:
+    """Configure structlog once for the process; ``json_lines=None`` picks by whether it is a tty."""
+    if json_lines is None:
+        json_lines = not stream.isatty()
+    processors: list = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if redact:
+        processors.append(redact_processor)
+    processors.append(structlog.processors.format_exc_info)
+    processors.append(structlog.processors.JSONRenderer(ensure_ascii=False) if json_lines
+                      else structlog.dev.ConsoleRenderer(colors=stream.isatty()))
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
+        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,
+    )
