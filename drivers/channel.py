@@ -47,7 +47,7 @@ class CommandFailed(AtError):
     """The modem answered with an error final result (ERROR, +CME/+CMS ERROR, NOT SUPPORT)."""
 
     def __init__(self, port: str, command: str, result: FinalResult) -> None:
-        super().__init__(port, command, f"{result.kind.value} {result.text}".strip())
+        super().__init__(port, command, result.text)
         self.result = result
 
     @property

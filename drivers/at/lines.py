@@ -95,6 +95,9 @@ class LineFramer:
         self._buffer.clear()
         if not raw:
             return
+        if raw == b">" and self.prompt_armed:
+            items.append(Prompt())  # "> " followed by more bytes in the same read
+            return
         items.append(_decode(raw))
 
 

@@ -21,7 +21,8 @@ class ResultKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class FinalResult:
-    """How a command ended. ``code`` is the numeric CME/CMS code when the modem gave one."""
+    """How a command ended: ``text`` is the final line as sent; ``code`` is the numeric CME/CMS
+    code when the modem gave one (with ``AT+CMEE=2`` it gives a description instead)."""
 
     kind: ResultKind
     text: str
@@ -61,7 +62,7 @@ def parse_final(line: str) -> FinalResult | None:
         if line.startswith(prefix):
             detail = line[len(prefix):].strip()
             code = int(detail) if detail.isdigit() else None
-            return FinalResult(kind, detail, code)
+            return FinalResult(kind, line, code)
     return None
 
 

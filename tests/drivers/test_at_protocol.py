@@ -1,0 +1,210 @@
+"""The AT core, without any I/O: transcripts split at every point, interleaved URCs, garbage."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from drivers.at.lines import LineFramer, Line, Prompt, Garbage
+from drivers.at.protocol import AtProtocol, BadBytes, Command, ProtocolBusy, Response, StrayLine, Urc
+from drivers.at.results import ResultKind, parse_final
+from tests.drivers.transcripts import TRANSCRIPTS
+
+
+def _command(text: str, expect: tuple[str, ...]) -> Command:
+    return Command(text, expect, payload="0011000B916407281553F80000AA0AE8329BFD4697D9EC37" if "CMGS" in text else None)
+
+
+def _compact(events) -> list[tuple]:
+    out = []
+    for event in events:
+        if isinstance(event, Response):
+            out.append(("R", event.command.text, event.result.text, event.lines))
+        elif isinstance(event, Urc):
+            out.append(("U", event.name, event.line, event.body))
+        elif isinstance(event, StrayLine):
+            out.append(("S", event.line))
+        elif isinstance(event, BadBytes):
+            out.append(("G",))
+    return out
+
+
+def _run(commands, chunks: list[bytes]) -> tuple[list[tuple], bytes]:
+    protocol = AtProtocol()
+    for text, expect in commands:
+        protocol.send(_command(text, expect))
+    sent = protocol.data_to_send()
+    events = []
+    for chunk in chunks:
+        protocol.receive_data(chunk)
+        sent += protocol.data_to_send()
+        events += protocol.events_received()
+    return _compact(events), sent
+
+
+@pytest.mark.parametrize("name,commands,data,expected", TRANSCRIPTS, ids=[t[0] for t in TRANSCRIPTS])
+def test_transcript_whole(name, commands, data, expected):
+    events, _ = _run(commands, [data])
+    assert events == expected
+
+
+@pytest.mark.parametrize("name,commands,data,expected", TRANSCRIPTS, ids=[t[0] for t in TRANSCRIPTS])
+def test_transcript_split_at_every_point(name, commands, data, expected):
+    for cut in range(1, len(data)):
+        events, _ = _run(commands, [data[:cut], data[cut:]])
+        assert events == expected, f"split at {cut}: {data[:cut]!r} | {data[cut:]!r}"
+
+
+@pytest.mark.parametrize("name,commands,data,expected", TRANSCRIPTS, ids=[t[0] for t in TRANSCRIPTS])
+def test_transcript_byte_by_byte(name, commands, data, expected):
+    events, _ = _run(commands, [bytes((b,)) for b in data])
+    assert events == expected
+
+
+@given(st.data())
+@settings(max_examples=200, deadline=None)
+def test_transcript_random_multi_split(data):
+    name, commands, raw, expected = data.draw(st.sampled_from(TRANSCRIPTS))
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(raw) - 1)), max_size=8)))
+    chunks = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+    events, _ = _run(commands, chunks)
+    assert events == expected
+
+
+def test_prompt_sends_payload_then_ctrl_z():
+    _, sent = _run([("AT+CMGS=23", ("+CMGS:",))], [b"\r\n> "])
+    assert sent.startswith(b"AT+CMGS=23\r")
+    assert sent.endswith(b"0011000B916407281553F80000AA0AE8329BFD4697D9EC37\x1a")
+
+
+def test_prompt_without_payload_command_is_plain_text():
+    protocol = AtProtocol()
+    protocol.send(Command("AT+CSQ"))
+    protocol.receive_data(b"\r\n> \r\nOK\r\n")
+    assert protocol.data_to_send() == b"AT+CSQ\r"  # nothing sent after a '>' nobody asked for
+    assert _compact(protocol.events_received()) == [("R", "AT+CSQ", "OK", (">",))]
+
+
+def test_second_command_while_busy_is_a_caller_bug():
+    protocol = AtProtocol()
+    protocol.send(Command("AT"))
+    with pytest.raises(ProtocolBusy):
+        protocol.send(Command("AT+CSQ"))
+
+
+def test_abort_then_late_ok_is_stray_not_next_commands():
+    protocol = AtProtocol()
+    protocol.send(Command("AT+CMGL=4"))
+    assert protocol.abort() == Command("AT+CMGL=4")
+    protocol.receive_data(b"\r\n+CMGL: 1,0,,23\r\nABCD\r\nOK\r\n")
+    events = _compact(protocol.events_received())
+    assert ("S", "OK") in events
+    assert not any(e[0] == "R" for e in events)
+
+
+def test_abort_after_prompt_cancels_with_escape():
+    protocol = AtProtocol()
+    protocol.send(Command("AT+CMGS=5", payload="00"))
+    protocol.receive_data(b"\r\n> ")
+    protocol.data_to_send()
+    protocol.abort()
+    assert protocol.data_to_send() == b"\x1b"
+
+
+def test_two_line_urc_whose_body_never_comes_still_reported():
+    protocol = AtProtocol()
+    protocol.receive_data(b"\r\n+CMT: ,23\r\nOK\r\n")
+    assert _compact(protocol.events_received()) == [("U", "+CMT:", "+CMT: ,23", None), ("S", "OK")]
+
+
+def test_overlong_line_is_garbage_and_parser_recovers():
+    protocol = AtProtocol(max_line=64)
+    protocol.send(Command("AT+CSQ"))
+    protocol.receive_data(b"X" * 500 + b"\r\n+CSQ: 10,99\r\nOK\r\n")
+    events = _compact(protocol.events_received())
+    assert events == [("G",), ("R", "AT+CSQ", "OK", ("+CSQ: 10,99",))]
+    assert protocol.garbage_count == 1
+
+
+def test_unknown_prefixed_line_without_command_is_stray_and_with_command_is_intermediate():
+    protocol = AtProtocol()
+    protocol.receive_data(b"\r\n+FOO: 1\r\n")
+    assert _compact(protocol.events_received()) == [("S", "+FOO: 1")]
+    protocol.send(Command("AT+BAR"))
+    protocol.receive_data(b"\r\n+FOO: 1\r\nOK\r\n")
+    assert _compact(protocol.events_received()) == [("R", "AT+BAR", "OK", ("+FOO: 1",))]
+
+
+@pytest.mark.parametrize("line,kind,code", [
+    ("OK", ResultKind.OK, None), ("ERROR", ResultKind.ERROR, None),
+    ("+CME ERROR: 10", ResultKind.CME_ERROR, 10), ("+CME ERROR: SIM busy", ResultKind.CME_ERROR, None),
+    ("+CMS ERROR: 321", ResultKind.CMS_ERROR, 321), ("NO CARRIER", ResultKind.NO_CARRIER, None),
+    ("COMMAND NOT SUPPORT", ResultKind.NOT_SUPPORTED, None), ("TOO MANY PARAMETERS", ResultKind.NOT_SUPPORTED, None),
+    ("BUSY", ResultKind.BUSY, None), ("NO ANSWER", ResultKind.NO_ANSWER, None), ("CONNECT 115200", ResultKind.CONNECT, None),
+])
+def test_final_results(line, kind, code):
+    result = parse_final(line)
+    assert result is not None and result.kind is kind and result.code == code
+
+
+def test_framer_prompt_only_when_armed():
+    framer = LineFramer()
+    assert framer.feed(b"\r\n> ") == []
+    framer.reset()
+    framer.prompt_armed = True
+    assert framer.feed(b"\r\n> ") == [Prompt()]
+
+
+def test_framer_items():
+    framer = LineFramer()
+    assert framer.feed(b"\x00\x00OK\n\rA\x01B\r\n") == [Line("OK"), Garbage(b"A\x01B", "control characters in line")]
+
+
+# --------------------------------------------------------------------------------- property tests
+URC_LINES = [b"^RSSI: 12", b"+CMTI: \"SM\",7", b"RING", b"+QIND: SMS DONE", b"^MODE:5,4", b"SMS Ready",
+             b"+CPIN: NOT INSERTED", b"^SIMST: 1", b"+CREG: 1"]
+
+
+@given(
+    urcs=st.lists(st.sampled_from(URC_LINES), max_size=6),
+    positions=st.lists(st.integers(0, 3), max_size=6),
+    garbage=st.lists(st.binary(min_size=1, max_size=20), max_size=3),
+    cuts=st.lists(st.integers(1, 200), max_size=6),
+)
+@settings(max_examples=300, deadline=None)
+def test_urcs_interleaved_into_a_response_are_urcs(urcs, positions, garbage, cuts):
+    """A CMGL answer with URCs between any of its lines, plus junk lines: the response is intact,
+    every URC is reported as a URC, and nothing raises."""
+    body = [b"+CMGL: 0,1,,23", b"07919761989901F0040B91", b"+CMGL: 1,0,,23", b"07919761989901F0040B92"]
+    lines = list(body)
+    for urc, pos in zip(urcs, positions):
+        lines.insert(min(pos, len(lines)), urc)
+    for junk in garbage:
+        # junk with a byte that cannot start an AT line, so it is garbage rather than a bare line
+        lines.insert(0, b"\xff" + junk.replace(b"\r", b"").replace(b"\n", b""))
+    stream = b"".join(b"\r\n" + line + b"\r\n" for line in lines) + b"\r\nOK\r\n"
+    protocol = AtProtocol()
+    protocol.send(Command("AT+CMGL=4"))
+    points = sorted({c for c in cuts if c < len(stream)})
+    for a, b in zip([0, *points], [*points, len(stream)]):
+        protocol.receive_data(stream[a:b])
+    events = protocol.events_received()
+    responses = [e for e in events if isinstance(e, Response)]
+    assert len(responses) == 1
+    assert responses[0].lines == tuple(line.decode() for line in body)
+    assert [e.line.encode() for e in events if isinstance(e, Urc)] == [line for line in lines if line in URC_LINES]
+
+
+@given(st.binary(max_size=2000), st.lists(st.integers(0, 2000), max_size=10), st.booleans())
+@settings(max_examples=500, deadline=None)
+def test_parser_never_raises_on_any_bytes(data, cuts, busy):
+    protocol = AtProtocol(max_line=128)
+    if busy:
+        protocol.send(Command("AT+CMGS=10", payload="00"))
+    points = sorted({c for c in cuts if 0 < c < len(data)})
+    for a, b in zip([0, *points], [*points, len(data)]):
+        protocol.receive_data(data[a:b])
+        protocol.data_to_send()
+    for event in protocol.events_received():
+        assert isinstance(event, (Response, Urc, StrayLine, BadBytes))
