@@ -103,6 +103,7 @@ class AtChannel:
         self._seq = itertools.count()
         self._last_byte_at = 0.0
         self._closed_reason: str | None = "not open"
+        self._needs_drain = False
         self.stats = ChannelStats()
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -137,6 +138,8 @@ class AtChannel:
         try:
             if self._closed_reason is not None:
                 raise PortGone(self.path, text, self._closed_reason)
+            if self._needs_drain:
+                await self._drain_quiet()
             command = Command(text, expect, payload)
             loop = asyncio.get_running_loop()
             self._waiter = loop.create_future()
@@ -145,13 +148,18 @@ class AtChannel:
             self._port.write(self._protocol.data_to_send())
             self.stats.commands += 1
             try:
-                response = await asyncio.wait_for(asyncio.shield(self._waiter), timeout)
-            except asyncio.TimeoutError:
-                self._protocol.abort()
-                self._port.write(self._protocol.data_to_send())
+                # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancellation that races
+                # with the answer arriving, and a modem task that cannot be cancelled never stops.
+                async with asyncio.timeout(timeout):
+                    response = await self._waiter
+            except TimeoutError:
+                self._abandon()
                 self.stats.timeouts += 1
                 await self._drain_quiet()
                 raise CommandTimeout(self.path, text, f"no final result within {timeout:.1f}s") from None
+            except asyncio.CancelledError:
+                self._abandon()  # the answer may still come: the next command drains first
+                raise
             self.stats.last_latency = self._clock() - started
             if check and not response.result.ok:
                 self.stats.errors += 1
@@ -186,14 +194,24 @@ class AtChannel:
                 return
         self._busy = False
 
+    def _abandon(self) -> None:
+        """Forget the command in flight; until the line is quiet again it cannot be trusted."""
+        if self._protocol.in_flight is not None:
+            self._protocol.abort()
+            self._port.write(self._protocol.data_to_send())
+            self._needs_drain = True
+
     async def _drain_quiet(self) -> None:
-        """Wait until nothing has arrived for QUIET_AFTER_TIMEOUT (at most MAX_DRAIN)."""
+        """Wait until nothing has arrived for QUIET_AFTER_TIMEOUT (at most MAX_DRAIN), then drop
+        any partial line, so a late answer cannot complete the next command."""
         deadline = self._clock() + MAX_DRAIN
         while self._closed_reason is None and self._clock() < deadline:
             idle = self._clock() - self._last_byte_at
             if idle >= QUIET_AFTER_TIMEOUT:
-                return
+                break
             await asyncio.sleep(QUIET_AFTER_TIMEOUT - idle)
+        self._protocol.reset()
+        self._needs_drain = False
 
     # ---------------------------------------------------------------------------------- input
     def _on_data(self, data: bytes) -> None:

@@ -389,10 +389,7 @@ class Modem:
                         waiter.cancel()
         finally:
             reader.cancel()
-            try:
-                await reader
-            except (asyncio.CancelledError, Exception):
-                pass
+            await asyncio.wait([reader])  # unlike ``await reader``, never swallows our own cancel
 
     async def probe_health(self) -> None:
         timeouts = 0
@@ -413,6 +410,9 @@ class Modem:
         self._set_state(self._derived_state())
 
     def _derived_state(self) -> ModemState:
+        if self.health.sim_state not in (None, "READY"):
+            return ModemState.SIM_LOCKED if "PIN" in self.health.sim_state or "PUK" in self.health.sim_state \
+                else ModemState.NO_SIM
         reg = self.health.registration
         if reg is not None and not reg.registered:
             return ModemState.NOT_REGISTERED

@@ -37,9 +37,22 @@ def redact_processor(_logger: object, _name: str, event: dict[str, object]) -> d
     return event
 
 
-def configure(*, json_lines: bool | None = None, level: str = "info", redact: bool = True,
-              stream=sys.stderr) -> None:
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is now (test runners and daemons swap it)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
+def configure(*, json_lines: bool | None = None, level: str = "info", redact: bool = True, stream=None) -> None:
     """Configure structlog once for the process; ``json_lines=None`` picks by whether it is a tty."""
+    stream = stream if stream is not None else _CurrentStderr()
     if json_lines is None:
         json_lines = not stream.isatty()
     processors: list = [

@@ -42,7 +42,7 @@ URC_PREFIXES: frozenset[str] = frozenset({
 URC_LINES: frozenset[str] = frozenset({
     "RDY", "RING", "SMS Ready", "Call Ready", "PB DONE", "^SYSSTART", "^SYSLOADING",
     "+PACSP0", "+PACSP1", "NORMAL POWER DOWN", "UNDER-VOLTAGE POWER DOWN",
-    "UNDER-VOLTAGE WARNNING", "OVER-VOLTAGE WARNNING", "+CPIN: READY", "^SSIM READY",
+    "UNDER-VOLTAGE WARNNING", "OVER-VOLTAGE WARNNING", "^SSIM READY",
 })
 
 TWO_LINE_URCS: frozenset[str] = frozenset({"+CMT:", "+CDS:", "+CBM:"})

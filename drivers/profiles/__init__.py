@@ -53,7 +53,7 @@ PROFILES: tuple[Profile, ...] = (
     Profile(
         "simcom", r"simcom|sim800|sim900|sim7[0-9]00",
         (IccidCommand("AT+CCID", ("+CCID:",)), IccidCommand("AT+CICCID", ("+ICCID:",)), _CRSM_ICCID),
-        cnmi_forms=("2,1,0,0,0", "2,1,0,2,0", "2,1,2,1,0", "2,1,2,2,0", "2,1,0,2"),
+        cnmi_forms=("2,1,0,2,0", "2,1,0,2", "2,1,0,0,0", "2,1,2,1,0", "2,1,2,2,0"),
         boot_urcs=("RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready"),
         reset_time=6.0,
     ),

@@ -163,6 +163,11 @@ class SimModem:
         self.sim = None
         self._urc("+CPIN: NOT INSERTED")
 
+    def insert_sim(self, sim: SimCard) -> None:
+        self.sim = sim
+        self._urc("+CPIN: READY")
+        self.release_held()
+
     def fill_storage(self, pdus: list[str]) -> None:
         """Store messages without announcing them, as if they came while nobody listened."""
         for pdu in pdus:

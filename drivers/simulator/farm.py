@@ -20,7 +20,7 @@ from drivers.simulator.pty import PtyModem
 from drivers.sms.encode import DeliverSpec, encode_deliver
 
 FAULT_KINDS = ("garbage", "silence", "reboot", "slow", "no_line_ending", "full_storage", "unplug", "replug",
-               "pull_sim")
+               "pull_sim", "insert_sim")
 
 
 class FaultError(ValueError):
@@ -156,6 +156,9 @@ class ModemFarm:
             modem.replug()
         elif kind == "pull_sim":
             modem.engine.pull_sim()
+            modem.flush()
+        elif kind == "insert_sim":
+            modem.engine.insert_sim(self._original_sims[modem_id])
             modem.flush()
         else:
             raise FaultError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")

@@ -37,6 +37,7 @@ class PtyModem:
         self._on_wire = on_wire
         self._master: int | None = None
         self._slave: int | None = None
+        self._held_slave: int | None = None
         self.slave_path: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._silent_until = 0.0
@@ -106,11 +107,18 @@ class PtyModem:
         self.flush()
 
     def unplug(self) -> None:
+        """The device disappears. Its old tty number stays taken until the replug, as the kernel
+        keeps ttyUSB0 while the old node is still referenced, so the device comes back as a new
+        number behind the same stable name."""
+        self._held_slave, self._slave = self._slave, None
         self._unplug()
 
     def replug(self) -> None:
         if self._master is None:
             self._plug()
+        if self._held_slave is not None:
+            os.close(self._held_slave)
+            self._held_slave = None
 
     # ------------------------------------------------------------------------------- internals
     def _plug(self) -> None:

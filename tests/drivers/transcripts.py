@@ -41,7 +41,7 @@ TRANSCRIPTS: list[tuple[str, list[tuple[str, tuple[str, ...]]], bytes, list[tupl
         [("AT", ())],
         b"\x00\x00\xff\xfe\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\nAT\r\r\nOK\r\n\r\nCall Ready\r\n\r\nSMS Ready\r\n",
         [("G",), ("U", "RDY", "RDY", None), ("U", "+CFUN:", "+CFUN: 1", None),
-         ("U", "+CPIN: READY", "+CPIN: READY", None), ("R", "AT", "OK", ()),
+         ("U", "+CPIN:", "+CPIN: READY", None), ("R", "AT", "OK", ()),
          ("U", "Call Ready", "Call Ready", None), ("U", "SMS Ready", "SMS Ready", None)],
     ),
     (

@@ -1,0 +1,97 @@
+"""Shared test helpers: run asyncio code from plain tests, and a farm + driver harness on real ptys."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from drivers.modem import Modem, ModemOptions, ReceivedPart
+from drivers.simulator.farm import ModemFarm
+from drivers.sms.assembly import SmsAssembler
+from drivers.sms.pdu import SmsDeliver
+from gateway import logs
+
+FAST = ModemOptions(command_timeout=1.0, list_timeout=5.0, health_interval=1.0, sweep_interval=2.0,
+                    reopen_backoff=(0.1, 0.2, 0.5), empty_read_retries=(0.05, 0.1, 0.3))
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_logs():
+    logs.configure(json_lines=True, level="warning")
+
+
+def run(coro: Awaitable, timeout: float = 120.0):
+    async def bounded():
+        return await asyncio.wait_for(coro, timeout)
+
+    return asyncio.run(bounded())
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, what: str, step: float = 0.02) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(step)
+
+
+class Harness:
+    """A farm of simulated modems with the real driver on each, counting what reaches the sink."""
+
+    def __init__(self, count: int, *, options: ModemOptions = FAST, profile: str = "mixed",
+                 sink_hook: Callable[[ReceivedPart], Awaitable[None]] | None = None, **farm_kwargs) -> None:
+        self.farm = ModemFarm(count, profile=profile, **farm_kwargs)
+        self.options = options
+        self.assembler = SmsAssembler()
+        self.messages: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.arrival_times: dict[tuple[str, str], float] = {}
+        self.parts_seen: list[ReceivedPart] = []
+        self.bad_parts: list[ReceivedPart] = []
+        self._sink_hook = sink_hook
+        self.modems: list[Modem] = []
+        self._tasks: list[asyncio.Task] = []
+
+    async def sink(self, part: ReceivedPart) -> None:
+        if self._sink_hook is not None:
+            await self._sink_hook(part)
+        self.parts_seen.append(part)
+        if not isinstance(part.sms, SmsDeliver):
+            self.bad_parts.append(part)
+            return
+        done = self.assembler.add(part.port, part.sms, time.monotonic())
+        if done is not None:
+            key = (part.port, done.text)
+            self.messages[key] += 1
+            self.arrival_times.setdefault(key, time.monotonic())
+
+    async def __aenter__(self) -> "Harness":
+        await self.farm.start()
+        self.modems = [Modem(m.link_path, self.sink, options=self.options) for m in self.farm.modems]
+        self._tasks = [asyncio.create_task(m.run()) for m in self.modems]
+        await asyncio.wait_for(asyncio.gather(*(m.ready.wait() for m in self.modems)), 30)
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        for modem in self.modems:
+            modem.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.farm.stop()
+
+    def port(self, i: int) -> str:
+        return self.farm.modems[i].link_path
+
+    def count(self, i: int, text: str) -> int:
+        return self.messages[(self.port(i), text)]
+
+    async def expect(self, items: list[tuple[int, str]], timeout: float = 10.0) -> None:
+        """Wait until each (modem, text) has arrived, then check it arrived exactly once."""
+        await wait_until(lambda: all(self.count(i, t) >= 1 for i, t in items), timeout,
+                         f"{sum(1 for i, t in items if self.count(i, t) == 0)} of {len(items)} SMS")
+        dupes = [(i, t[:30]) for i, t in items if self.count(i, t) != 1]
+        assert not dupes, f"delivered more than once: {dupes[:5]}"
