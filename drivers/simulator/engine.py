@@ -40,7 +40,8 @@ class Settings:
     cnmi: tuple[int, ...] = (0, 0, 0, 0, 0)
     csms: int = 0
     creg_n: int = 0
-    storage: str = "SM"
+    storage: str = "SM"  # <mem1>: read and delete
+    receive_storage: str = "SM"  # <mem3>: where new messages go
 
 
 def _swap(digits: str) -> str:
@@ -53,6 +54,21 @@ def tpdu_length(pdu_hex: str) -> int:
     return len(pdu_hex) // 2 - smsc_octets
 
 
+_TEST_ANSWERS: dict[str, tuple[str, ...]] = {
+    "+CSCS=?": ('+CSCS: ("IRA","GSM","UCS2")',),
+    "+CMGD=?": ("+CMGD: (1-30),(0-4)",),
+    "+CSMS=?": ("+CSMS: (0,1)",),
+    "+CREG=?": ("+CREG: (0-2)",),
+    "+CMEE=?": ("+CMEE: (0-2)",),
+    "+CFUN=?": ("+CFUN: (0,1,4),(0,1)",),
+    "+CMGS=?": (),
+    "+CMGR=?": (),
+    "+CNUM=?": (),
+    "+CIMI=?": (),
+    "+CGSN=?": (),
+}
+
+
 @dataclass(slots=True)
 class SimModem:
     profile: SimProfile
@@ -62,7 +78,8 @@ class SimModem:
     rssi: int = 21
     seed: int = 0
     settings: Settings = field(default_factory=Settings)
-    storage: dict[int, tuple[int, str]] = field(default_factory=dict)  # index -> (stat, pdu)
+    storage: dict[int, tuple[int, str]] = field(default_factory=dict)  # "SM": index -> (stat, pdu)
+    me_storage: dict[int, tuple[int, str]] = field(default_factory=dict)  # "ME", the phone's own memory
     network_queue: deque[str] = field(default_factory=deque)
     booting: bool = False
     drop_terminator_once: bool = False
@@ -72,6 +89,8 @@ class SimModem:
     _prompt: bool = False
     _fresh: set[int] = field(default_factory=set)
     _unacked_cmt: int = 0
+    _chained: bool = False
+    _chain_failed: bool = False
     _rng: random.Random = field(default_factory=random.Random)
 
     def __post_init__(self) -> None:
@@ -115,24 +134,25 @@ class SimModem:
             if self.settings.csms == 1:
                 self._unacked_cmt += 1
             return True
-        index = self._free_index()
+        memory = self._memory(self.settings.receive_storage)
+        index = self._free_index(memory)
         if index is None:
             self.network_queue.append(pdu_hex)
             if self.profile.full_urc:
                 self._urc(self.profile.full_urc)
             return False
-        self.storage[index] = (0, pdu_hex)
+        memory[index] = (0, pdu_hex)
         if mt == 1 and mode:
             if self.profile.empty_first_read:
                 self._fresh.add(index)
-            self._urc(f'+CMTI: "{self.settings.storage}",{index}')
+            self._urc(f'+CMTI: "{self.settings.receive_storage}",{index}')
         return True
 
     def release_held(self) -> int:
         """The network retries what it held (a slot freed, or the SIM registered)."""
         released = 0
         while self.network_queue and self.sim is not None and self.sim.registered and not self.booting:
-            if self._free_index() is None and self.settings.cnmi[1] != 2:
+            if self._free_index(self._memory(self.settings.receive_storage)) is None and self.settings.cnmi[1] != 2:
                 break
             self.deliver(self.network_queue.popleft())
             released += 1
@@ -171,16 +191,22 @@ class SimModem:
     def fill_storage(self, pdus: list[str]) -> None:
         """Store messages without announcing them, as if they came while nobody listened."""
         for pdu in pdus:
-            index = self._free_index()
+            index = self._free_index(self.storage)
             if index is None:
                 self.network_queue.append(pdu)
             else:
                 self.storage[index] = (0, pdu)
 
     # -------------------------------------------------------------------------------- internals
-    def _free_index(self) -> int | None:
-        for index in range(self.capacity):
-            if index not in self.storage:
+    def _valid_index(self, index: int) -> bool:
+        return 1 <= index <= self.capacity  # SIM record numbers start at 1, as on most modems
+
+    def _memory(self, name: str) -> dict[int, tuple[int, str]]:
+        return self.me_storage if name == "ME" else self.storage  # "MT" reads the SIM first
+
+    def _free_index(self, memory: dict[int, tuple[int, str]]) -> int | None:
+        for index in range(1, self.capacity + 1):
+            if index not in memory:
                 return index
         return None
 
@@ -191,6 +217,11 @@ class SimModem:
         self._out += b"\r\n" + line.encode() + b"\r\n"
 
     def _final(self, text: str) -> None:
+        if self._chained:
+            if text == "OK":
+                return
+            self._chained = False
+            self._chain_failed = True
         if self.drop_terminator_once:
             self.drop_terminator_once = False
             self._out += b"\r\n" + text.encode()
@@ -238,12 +269,23 @@ class SimModem:
             return
         if self.profile.urc_before_response and self.profile.periodic_urc and upper.startswith(("AT+CMGR", "AT+CMGL")):
             self.periodic()  # Huawei: ^RSSI lands between the command and its answer
-        body = upper[2:]
-        handler = self._dispatch(body)
-        if handler is None:
-            self._unsupported()
-        else:
-            handler(line[2:], body)
+        bodies = [b.strip() for b in upper[2:].split(";")]  # "AT+CMEE=1;+CREG=2": V.250 chaining
+        raws = [r.strip() for r in line[2:].split(";")]
+        if len(bodies) > 1 and bodies[-1] == "":
+            bodies, raws = bodies[:-1], raws[:-1]
+        for position, (raw, body) in enumerate(zip(raws, bodies)):
+            last = position == len(bodies) - 1
+            self._chained = not last  # an OK in the middle of a chain is not sent
+            self._chain_failed = False
+            handler = self._dispatch(body) if (body or position == 0) else None
+            if handler is None:
+                self._chained = False
+                self._unsupported()
+                return
+            handler(raw, body)
+            if self._chain_failed:
+                return
+        self._chained = False
 
     def _dispatch(self, body: str):
         if body == "":
@@ -262,6 +304,10 @@ class SimModem:
         }
         if body in simple:
             return simple[body]
+        if body in _TEST_ANSWERS:
+            return lambda raw, b: self._ok(*_TEST_ANSWERS[b])
+        if body.endswith("=?"):
+            return None  # a test command we do not model: the vendor's error, as a real modem
         if body == self.profile.iccid_command[2:]:
             return self._iccid
         if any(body == cmd[2:] for cmd in self.profile.reset_commands):
@@ -383,22 +429,24 @@ class SimModem:
     def _cmgf_query(self, raw: str, body: str) -> None:
         self._ok(f"+CMGF: {self.settings.cmgf}")
 
-    def _used(self) -> int:
-        return len(self.storage)
+    def _counts(self, name: str) -> str:
+        return f"{len(self._memory(name))},{self.capacity}"
 
     def _cpms(self, raw: str, body: str) -> None:
         mems = [m.strip().strip('"') for m in body[6:].split(",") if m.strip()]
-        if not mems or any(m not in self.profile.storages for m in mems):
+        if not mems or len(mems) > 3 or any(m not in self.profile.storages for m in mems):
             self._cms(302)
             return
         self.settings.storage = mems[0]
-        counts = ",".join(f"{self._used()},{self.capacity}" for _ in range(3))
-        self._ok(f"+CPMS: {counts}")
+        if len(mems) == 3:
+            self.settings.receive_storage = mems[2]
+        write = mems[1] if len(mems) > 1 else mems[0]
+        self._ok(f"+CPMS: {self._counts(mems[0])},{self._counts(write)},{self._counts(self.settings.receive_storage)}")
 
     def _cpms_query(self, raw: str, body: str) -> None:
-        mem = self.settings.storage
-        self._ok(f'+CPMS: "{mem}",{self._used()},{self.capacity},"{mem}",{self._used()},{self.capacity},'
-                 f'"{mem}",{self._used()},{self.capacity}')
+        read, receive = self.settings.storage, self.settings.receive_storage
+        self._ok(f'+CPMS: "{read}",{self._counts(read)},"{read}",{self._counts(read)},'
+                 f'"{receive}",{self._counts(receive)}')
 
     def _cpms_test(self, raw: str, body: str) -> None:
         mems = ",".join(f'"{m}"' for m in self.profile.storages)
@@ -453,7 +501,7 @@ class SimModem:
         if not self._need_sim():
             return
         index = self._index_arg(body, 6)
-        if index is None or index >= self.capacity:
+        if index is None or not self._valid_index(index):
             self._cms(321)
             return
         if self.settings.cmgf != 0:
@@ -463,12 +511,13 @@ class SimModem:
             self._fresh.discard(index)
             self._ok()  # announced but not yet readable
             return
-        entry = self.storage.get(index)
+        memory = self._memory(self.settings.storage)
+        entry = memory.get(index)
         if entry is None:
             self._cms(321)
             return
         stat, pdu = entry
-        self.storage[index] = (1 if stat == 0 else stat, pdu)
+        memory[index] = (1 if stat == 0 else stat, pdu)
         self._ok(f"+CMGR: {stat},,{tpdu_length(pdu)}", pdu)
 
     def _cmgl(self, raw: str, body: str) -> None:
@@ -480,12 +529,13 @@ class SimModem:
             return
         wanted = int(arg)
         lines: list[str] = []
-        for index in sorted(self.storage):
-            stat, pdu = self.storage[index]
+        memory = self._memory(self.settings.storage)
+        for index in sorted(memory):
+            stat, pdu = memory[index]
             if wanted == 4 or stat == wanted:
                 lines += [f"+CMGL: {index},{stat},,{tpdu_length(pdu)}", pdu]
                 if stat == 0:
-                    self.storage[index] = (1, pdu)
+                    memory[index] = (1, pdu)
                 self._fresh.discard(index)
         self._ok(*lines)
 
@@ -500,16 +550,17 @@ class SimModem:
             self._final("ERROR")
             return
         index, flag = int(args[0]), int(args[1]) if len(args) > 1 and args[1].isdigit() else 0
-        if index >= self.capacity:
+        if not self._valid_index(index) and flag == 0:
             self._cms(321)
             return
+        memory = self._memory(self.settings.storage)
         if flag >= 1:
             keep_unread = flag in (1, 2, 3)
-            for i in list(self.storage):
-                if flag == 4 or (keep_unread and self.storage[i][0] == 1):
-                    del self.storage[i]
+            for i in list(memory):
+                if flag == 4 or (keep_unread and memory[i][0] == 1):
+                    del memory[i]
         else:
-            self.storage.pop(index, None)
+            memory.pop(index, None)
         self._fresh.discard(index)
         self._ok()
         self.release_held()

@@ -75,6 +75,7 @@ class ModemFarm:
         if profile != "mixed" and profile not in SIM_PROFILES:
             raise ValueError(f"unknown simulator profile {profile!r}; choose mixed or one of {sorted(SIM_PROFILES)}")
         self.directory = directory or tempfile.mkdtemp(prefix="simgw-sim-")
+        os.makedirs(self.directory, exist_ok=True)
         self._rng = random.Random(seed)
         self._refs = random.Random(seed + 1)
         self.modems: list[PtyModem] = []
@@ -164,7 +165,7 @@ class ModemFarm:
             raise FaultError(f"unknown fault {kind!r}; one of {', '.join(FAULT_KINDS)}")
 
     def stored_count(self) -> int:
-        return sum(len(m.engine.storage) for m in self.modems)
+        return sum(len(m.engine.storage) + len(m.engine.me_storage) for m in self.modems)
 
     def held_count(self) -> int:
         return sum(len(m.engine.network_queue) for m in self.modems)
