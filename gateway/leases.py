@@ -1,0 +1,294 @@
+"""The lease engine: which deal gets which SMS, and when a lease ends. I/O-free, clock injected.
+
+Every rule of the marketplace's published policy lives in this file, the transition table first:
+
+* a lease binds one number to one deal for one service; a number has one active lease at most;
+* WAITING: the buyer waits for an SMS for at most the wait window (default and upper bound 20 min);
+  a window that ends empty ends the lease EXPIRED (nothing to pay); it may be CANCELLED any time;
+* an SMS moves it to RECEIVED: it auto-finishes ``finish_after`` (15 min) after the last SMS; the
+  buyer may FINISH, or REPEAT (a new wait window: REPEAT_WAITING), but may no longer cancel;
+* a repeat window that ends empty FINISHES the lease (the first SMS was delivered and counts);
+* a number activated for a service (a lease finished with an SMS) is not leased for that service
+  again, for ever or for the supplier's cool-down; denied services are never leased.
+
+Times are engine-clock seconds (monotonic while running: a wall-clock jump from NTP neither ends
+every lease nor stretches them); the store converts to and from absolute wall-clock deadlines.
+Windows are half-open: an SMS at exactly the deadline is outside it.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field, replace
+
+
+class LeaseState(enum.Enum):
+    WAITING = "waiting"
+    RECEIVED = "received"
+    REPEAT_WAITING = "repeat_waiting"
+    FINISHED = "finished"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+    @property
+    def active(self) -> bool:
+        return self in ACTIVE_STATES
+
+
+ACTIVE_STATES = frozenset({LeaseState.WAITING, LeaseState.RECEIVED, LeaseState.REPEAT_WAITING})
+
+
+class Trigger(enum.Enum):
+    SMS = "sms"
+    REPEAT = "repeat"
+    FINISH = "finish"
+    CANCEL = "cancel"
+    DEADLINE = "deadline"
+
+
+# The whole state machine at a glance: (state, trigger) -> next state. Anything absent is refused.
+TRANSITIONS: dict[tuple[LeaseState, Trigger], LeaseState] = {
+    (LeaseState.WAITING, Trigger.SMS): LeaseState.RECEIVED,
+    (LeaseState.WAITING, Trigger.CANCEL): LeaseState.CANCELLED,
+    (LeaseState.WAITING, Trigger.DEADLINE): LeaseState.EXPIRED,
+    (LeaseState.RECEIVED, Trigger.SMS): LeaseState.RECEIVED,
+    (LeaseState.RECEIVED, Trigger.REPEAT): LeaseState.REPEAT_WAITING,
+    (LeaseState.RECEIVED, Trigger.FINISH): LeaseState.FINISHED,
+    (LeaseState.RECEIVED, Trigger.DEADLINE): LeaseState.FINISHED,
+    (LeaseState.REPEAT_WAITING, Trigger.SMS): LeaseState.RECEIVED,
+    (LeaseState.REPEAT_WAITING, Trigger.FINISH): LeaseState.FINISHED,
+    (LeaseState.REPEAT_WAITING, Trigger.DEADLINE): LeaseState.FINISHED,
+}
+
+
+class Refusal(enum.Enum):
+    """Machine-readable reasons, each with the sentence a person reads."""
+
+    NUMBER_BUSY = ("number_busy", "the number already has an active lease")
+    SERVICE_DENIED = ("service_denied", "the supplier does not lease numbers for this service")
+    NUMBER_USED_FOR_SERVICE = ("number_used_for_service", "the number was already activated for this service")
+    NUMBER_OFFLINE = ("number_offline", "the number is not online on any modem")
+    NOT_CANCELLABLE = ("not_cancellable", "the lease has received an SMS; finish it instead")
+    NOT_FINISHABLE = ("not_finishable", "the lease has received no SMS yet; cancel it instead")
+    NOT_REPEATABLE = ("not_repeatable", "repeat needs a received SMS and no repeat already waiting")
+    UNKNOWN_LEASE = ("unknown_lease", "no lease with this id")
+    LEASE_ENDED = ("lease_ended", "the lease has already ended")
+    DUPLICATE_LEASE = ("duplicate_lease", "a lease with this id already exists")
+    WINDOW_OUT_OF_POLICY = ("window_out_of_policy", "the wait window is outside the policy bounds")
+
+    @property
+    def code(self) -> str:
+        return self.value[0]
+
+    @property
+    def sentence(self) -> str:
+        return self.value[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    wait_window: float = 20 * 60.0  # default window, seconds
+    max_wait_window: float = 20 * 60.0  # the marketplace's upper bound
+    min_wait_window: float = 60.0
+    finish_after: float = 15 * 60.0  # auto-finish after the last SMS
+    reuse_cooldown: float | None = None  # None: a number is never re-leased for a service it activated
+    denied_services: frozenset[str] = frozenset({"webmoney"})
+    denied_categories: frozenset[str] = frozenset({"banking", "bank", "webmoney"})
+
+    def denies(self, service: str, category: str | None) -> bool:
+        return service.strip().lower() in self.denied_services or (
+            category is not None and category.strip().lower() in self.denied_categories)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    id: str
+    number: str
+    service: str
+    category: str | None
+    state: LeaseState
+    opened_at: float
+    deadline: float
+    wait_window: float
+    sms_count: int = 0
+    last_sms_at: float | None = None
+    ended_at: float | None = None
+
+
+# ------------------------------------------------------------------------------------ decisions
+@dataclass(frozen=True, slots=True)
+class Opened:
+    lease: Lease
+
+
+@dataclass(frozen=True, slots=True)
+class Transitioned:
+    """The lease moved to ``lease.state`` because of ``trigger`` at ``at``."""
+
+    lease: Lease
+    previous: LeaseState
+    trigger: Trigger
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    sms_id: str
+    lease: Lease  # the lease after the SMS was counted
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantine:
+    sms_id: str
+    number: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    reason: Refusal
+    lease_id: str | None = None
+
+    @property
+    def code(self) -> str:
+        return self.reason.code
+
+
+Decision = Opened | Transitioned | Deliver | Quarantine | Refused
+
+
+@dataclass(slots=True)
+class LeaseEngine:
+    """Holds the active leases and the activation history; every method returns decisions."""
+
+    policy: Policy = field(default_factory=Policy)
+    _active: dict[str, Lease] = field(default_factory=dict)
+    _by_number: dict[str, str] = field(default_factory=dict)
+    _ended: dict[str, Lease] = field(default_factory=dict)
+    _activated: dict[tuple[str, str], float] = field(default_factory=dict)
+    _online: set[str] = field(default_factory=set)
+    max_remembered_ended: int = 10_000
+
+    # --------------------------------------------------------------------------- inventory
+    def set_online(self, number: str, online: bool) -> None:
+        (self._online.add if online else self._online.discard)(number)
+
+    def is_online(self, number: str) -> bool:
+        return number in self._online
+
+    def restore(self, lease: Lease) -> None:
+        """Load a lease from the store after a restart (its deadline already in engine time)."""
+        if lease.state.active:
+            self._active[lease.id] = lease
+            self._by_number[lease.number] = lease.id
+        else:
+            self._remember_ended(lease)
+
+    def restore_activation(self, number: str, service: str, at: float) -> None:
+        key = (number, service.lower())
+        self._activated[key] = max(at, self._activated.get(key, at))
+
+    # ------------------------------------------------------------------------------ queries
+    def get(self, lease_id: str) -> Lease | None:
+        return self._active.get(lease_id) or self._ended.get(lease_id)
+
+    def active(self) -> list[Lease]:
+        return list(self._active.values())
+
+    def lease_for(self, number: str) -> Lease | None:
+        lease_id = self._by_number.get(number)
+        return self._active[lease_id] if lease_id else None
+
+    def next_deadline(self) -> float | None:
+        return min((lease.deadline for lease in self._active.values()), default=None)
+
+    # ----------------------------------------------------------------------------- commands
+    def open(self, lease_id: str, number: str, service: str, now: float, *, category: str | None = None,
+             wait_window: float | None = None) -> list[Decision]:
+        decisions: list[Decision] = self.tick(now)
+        refusal = self._open_refusal(lease_id, number, service, category, wait_window, now)
+        if refusal is not None:
+            return [*decisions, Refused(refusal, lease_id)]
+        window = wait_window if wait_window is not None else self.policy.wait_window
+        lease = Lease(lease_id, number, service, category, LeaseState.WAITING, now, now + window, window)
+        self._active[lease_id] = lease
+        self._by_number[number] = lease_id
+        return [*decisions, Opened(lease)]
+
+    def _open_refusal(self, lease_id: str, number: str, service: str, category: str | None,
+                      wait_window: float | None, now: float) -> Refusal | None:
+        if lease_id in self._active or lease_id in self._ended:
+            return Refusal.DUPLICATE_LEASE
+        if self.policy.denies(service, category):
+            return Refusal.SERVICE_DENIED
+        if wait_window is not None and not (self.policy.min_wait_window <= wait_window <= self.policy.max_wait_window):
+            return Refusal.WINDOW_OUT_OF_POLICY
+        if number not in self._online:
+            return Refusal.NUMBER_OFFLINE
+        if number in self._by_number:
+            return Refusal.NUMBER_BUSY
+        activated = self._activated.get((number, service.lower()))
+        if activated is not None and (self.policy.reuse_cooldown is None or now - activated < self.policy.reuse_cooldown):
+            return Refusal.NUMBER_USED_FOR_SERVICE
+        return None
+
+    def repeat(self, lease_id: str, now: float) -> list[Decision]:
+        return self._command(lease_id, Trigger.REPEAT, now, Refusal.NOT_REPEATABLE)
+
+    def finish(self, lease_id: str, now: float) -> list[Decision]:
+        return self._command(lease_id, Trigger.FINISH, now, Refusal.NOT_FINISHABLE)
+
+    def cancel(self, lease_id: str, now: float) -> list[Decision]:
+        return self._command(lease_id, Trigger.CANCEL, now, Refusal.NOT_CANCELLABLE)
+
+    def _command(self, lease_id: str, trigger: Trigger, now: float, refusal: Refusal) -> list[Decision]:
+        decisions = self.tick(now)
+        lease = self._active.get(lease_id)
+        if lease is None:
+            reason = Refusal.LEASE_ENDED if lease_id in self._ended else Refusal.UNKNOWN_LEASE
+            return [*decisions, Refused(reason, lease_id)]
+        if (lease.state, trigger) not in TRANSITIONS:
+            return [*decisions, Refused(refusal, lease_id)]
+        return [*decisions, self._apply(lease, trigger, now)]
+
+    # ---------------------------------------------------------------------------------- SMS
+    def sms_arrived(self, sms_id: str, number: str, now: float) -> list[Decision]:
+        """Route one SMS received at ``now`` on ``number``: to its active lease, or to quarantine."""
+        decisions = self.tick(now)
+        lease = self.lease_for(number)
+        if lease is None:
+            return [*decisions, Quarantine(sms_id, number, "no active lease on the number")]
+        transition = self._apply(lease, Trigger.SMS, now)
+        assert isinstance(transition, Transitioned)
+        return [*decisions, transition, Deliver(sms_id, transition.lease)]
+
+    # -------------------------------------------------------------------------------- time
+    def tick(self, now: float) -> list[Decision]:
+        """End every lease whose deadline is at or before ``now``, earliest first."""
+        due = sorted((lease for lease in self._active.values() if lease.deadline <= now), key=lambda l: l.deadline)
+        return [self._apply(lease, Trigger.DEADLINE, lease.deadline) for lease in due]
+
+    # ---------------------------------------------------------------------------- internals
+    def _apply(self, lease: Lease, trigger: Trigger, at: float) -> Transitioned:
+        target = TRANSITIONS[(lease.state, trigger)]
+        updated = replace(lease, state=target)
+        if trigger is Trigger.SMS:
+            updated = replace(updated, sms_count=lease.sms_count + 1, last_sms_at=at,
+                              deadline=at + self.policy.finish_after)
+        elif trigger is Trigger.REPEAT:
+            updated = replace(updated, deadline=at + lease.wait_window)
+        if not target.active:
+            updated = replace(updated, ended_at=at, deadline=min(lease.deadline, at))
+            del self._active[lease.id]
+            del self._by_number[lease.number]
+            self._remember_ended(updated)
+            if target is LeaseState.FINISHED and updated.sms_count > 0:
+                self._activated[(lease.number, lease.service.lower())] = at
+        else:
+            self._active[lease.id] = updated
+        return Transitioned(updated, lease.state, trigger, at)
+
+    def _remember_ended(self, lease: Lease) -> None:
+        self._ended[lease.id] = lease
+        while len(self._ended) > self.max_remembered_ended:
+            self._ended.pop(next(iter(self._ended)))
