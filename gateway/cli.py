@@ -9,13 +9,16 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable
 
 from gateway import __version__, logs
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+DEFAULT_CONFIG = "/etc/simgw/simgw.toml"
 
 
 def _host_port(value: str) -> tuple[str, int]:
@@ -54,7 +57,8 @@ def cmd_pdu_decode(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------ simulate
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from drivers.simulator.control import farm_handler, serve_json
+    from drivers.httpjson import serve_json
+    from drivers.simulator.control import farm_handler
     from drivers.simulator.farm import ModemFarm
 
     async def main(stop: asyncio.Event) -> int:
@@ -124,6 +128,135 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -------------------------------------------------------------------------- daemon and leases
+def _config(args: argparse.Namespace):
+    from gateway.config import load
+
+    return load(args.config)
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    config = _config(args)
+    print(f"{config.path}: ok ({len(config.modems)} modem(s), database {config.database}, "
+          f"control {config.control_listen[0]}:{config.control_listen[1]})")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gateway.app import run_daemon
+
+    config = _config(args)
+    return asyncio.run(_until_signal(lambda stop: run_daemon(config, stop)))
+
+
+def _control(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    host, port = _config(args).control_listen
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"http://{host}:{port}{path}", data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+    except OSError as exc:
+        raise SystemExit(f"simgw: the daemon does not answer on {host}:{port} ({exc}); is `simgw run` running?")
+
+
+def _print_result(status: int, result: dict) -> int:
+    print(json.dumps(result, ensure_ascii=False))
+    return EXIT_OK if status < 300 else EXIT_FAILURE
+
+
+def cmd_lease(args: argparse.Namespace) -> int:
+    if args.lease_command == "open":
+        body: dict[str, object] = {"number": args.number, "service": args.service}
+        if args.category:
+            body["category"] = args.category
+        if args.wait is not None:
+            body["wait_window"] = args.wait * 60
+        if args.id:
+            body["lease_id"] = args.id
+        return _print_result(*_control(args, "POST", "/leases", body))
+    if args.lease_command == "show":
+        return _lease_show(args)
+    return _print_result(*_control(args, "POST", f"/leases/{args.lease_id}/{args.lease_command}"))
+
+
+def _open_store(args: argparse.Namespace):
+    from gateway.store import Store
+
+    config = _config(args)
+    store = Store(config.database)
+    store.open()
+    return store
+
+
+def _when(ts: float | None) -> str:
+    import datetime as _dt
+
+    return "-" if ts is None else _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _lease_show(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    lease = store.lease(args.lease_id)
+    if lease is None:
+        print(f"simgw: no lease {args.lease_id} (or it is older than the claim window)", file=sys.stderr)
+        return EXIT_FAILURE
+    print(f"lease {lease.id}: {lease.service} on {lease.number}, {lease.state.value}, {lease.sms_count} SMS")
+    for at, kind, detail in store.audit_trail(lease.id):
+        extra = " ".join(f"{k}={v}" for k, v in detail.items())
+        print(f"  {_when(at)} UTC  {kind:<10} {extra}")
+    return EXIT_OK
+
+
+def _table(columns: tuple[str, ...], rows: list[tuple]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(columns, *rows)] if rows else [len(c) for c in columns]
+    for row in (columns, *rows):
+        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+
+
+def cmd_leases(args: argparse.Namespace) -> int:
+    store = _open_store(args)
+    now = time.time()
+    rows = [(l.id, l.number, l.service, l.state.value, l.sms_count,
+             f"{max(0, l.deadline - now) / 60:.1f} min" if l.state.active else "-")
+            for l in store.leases(active_only=not args.all)]
+    _table(("id", "number", "service", "state", "sms", "time left"), rows)
+    return EXIT_OK
+
+
+def cmd_messages(args: argparse.Namespace) -> int:
+    from gateway.logs import mask_number
+
+    store = _open_store(args)
+    rows = []
+    for m in store.messages(quarantined=True if args.quarantined else None):
+        text = m.text if args.show_text else (None if m.text is None else f"<{len(m.text)} chars>")
+        rows.append((m.id, _when(m.received_at), m.number or "?", (m.sender if args.show_text else mask_number(m.sender or "")),
+                     m.lease_id or ("quarantine" if m.quarantined else "-"), m.parts, text if text is not None else "(purged)"))
+    _table(("id", "received (UTC)", "number", "sender", "lease", "parts", "text"), rows)
+    return EXIT_OK
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from gateway.store import Store
+
+    config = _config(args)
+    store = Store(config.database)
+    store.open()
+    retention = config.leases
+    counts = store.purge(time.time(), quarantine_retention=0.0 if args.now else retention.quarantine_retention,
+                         message_retention=retention.message_retention, claim_window=retention.claim_window)
+    store.compact()
+    print(json.dumps(counts))
+    return EXIT_OK
+
+
 # ---------------------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
@@ -138,7 +271,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     parser.add_argument("--log-json", action="store_true", help="JSON log lines even on a terminal")
     parser.add_argument("--no-redact", action="store_true", help="show numbers and texts in logs (debugging only)")
+    parser.add_argument("--config", default=os.environ.get("SIMGW_CONFIG", DEFAULT_CONFIG),
+                        help=f"configuration file (default: $SIMGW_CONFIG or {DEFAULT_CONFIG})")
     sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--config", default=argparse.SUPPRESS, help="configuration file")
+        return p
+
+    run = with_config(sub.add_parser("run", help="run the gateway daemon"))
+    run.set_defaults(func=cmd_run)
+    check = with_config(sub.add_parser("check-config", help="validate the configuration and exit (2 on any error)"))
+    check.set_defaults(func=cmd_check_config)
+
+    lease = sub.add_parser("lease", help="drive leases through the running daemon; show a lease's audit trail")
+    lease_sub = lease.add_subparsers(dest="lease_command", required=True)
+    lease_open = with_config(lease_sub.add_parser("open", help="lease a number for a service"))
+    lease_open.add_argument("--number", required=True)
+    lease_open.add_argument("--service", required=True)
+    lease_open.add_argument("--category", default=None)
+    lease_open.add_argument("--wait", type=float, default=None, metavar="MINUTES", help="wait window (<= 20)")
+    lease_open.add_argument("--id", default=None, help="lease id (default: generated)")
+    for name in ("repeat", "finish", "cancel", "show"):
+        action = with_config(lease_sub.add_parser(name))
+        action.add_argument("lease_id")
+    lease.set_defaults(func=cmd_lease)
+    leases = with_config(sub.add_parser("leases", help="table of active leases (--all: with ended ones)"))
+    leases.add_argument("--all", action="store_true")
+    leases.set_defaults(func=cmd_leases)
+    messages = with_config(sub.add_parser("messages", help="stored messages, texts masked unless --show-text"))
+    messages.add_argument("--quarantined", action="store_true")
+    messages.add_argument("--show-text", action="store_true")
+    messages.set_defaults(func=cmd_messages)
+    purge = with_config(sub.add_parser("purge", help="delete what is past retention now (--now: all quarantined SMS too)"))
+    purge.add_argument("--now", action="store_true")
+    purge.set_defaults(func=cmd_purge)
 
     demo = sub.add_parser("demo", help="run simulated modems and show SMS arriving (no hardware needed)")
     demo.add_argument("--modems", type=int, default=8)
@@ -179,8 +346,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logs.configure(json_lines=True if args.log_json else None, level=args.log_level, redact=not args.no_redact)
+    from gateway.config import ConfigError
+    from gateway.store import StoreError
+
     try:
         return args.func(args)
+    except ConfigError as exc:
+        print(f"simgw: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StoreError as exc:
+        print(f"simgw: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK
 

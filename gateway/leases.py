@@ -188,6 +188,14 @@ class LeaseEngine:
         key = (number, service.lower())
         self._activated[key] = max(at, self._activated.get(key, at))
 
+    def snapshot(self) -> tuple:
+        """The engine's state, cheap to take (leases are immutable), for :meth:`rollback` when the
+        store could not persist a decision: memory never runs ahead of the disk."""
+        return dict(self._active), dict(self._by_number), dict(self._ended), dict(self._activated)
+
+    def rollback(self, snapshot: tuple) -> None:
+        self._active, self._by_number, self._ended, self._activated = (dict(part) for part in snapshot)
+
     # ------------------------------------------------------------------------------ queries
     def get(self, lease_id: str) -> Lease | None:
         return self._active.get(lease_id) or self._ended.get(lease_id)

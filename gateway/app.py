@@ -1,0 +1,208 @@
+"""The composition root: modems, the core thread, timers and the local control API.
+
+Everything that touches the store or the lease engine runs on one dedicated thread (the core
+thread) through :meth:`Gateway.call`, in submission order; the event loop only moves bytes and
+schedules. The modem driver's sink awaits the core, so a part is deleted from the SIM only after
+the core thread has committed it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import re
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import structlog
+
+from drivers.httpjson import HttpError, HttpRequest, serve_json
+from drivers.modem import Modem, ModemOptions, ModemState, ReceivedPart, ReceiveMode
+from gateway.config import Config
+from gateway.core import GatewayCore, decisions_json
+from gateway.store import Store
+
+log = structlog.get_logger("gateway.app")
+T = TypeVar("T")
+ONLINE_STATES = frozenset({ModemState.OK, ModemState.DEGRADED})
+PURGE_INTERVAL = 3600.0
+PART_FLUSH_INTERVAL = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class CrashPoints:
+    """Fault injection for the crash tests: ``SIMGW_CRASHPOINTS="after_ingest:0.05,before_ingest:0.02"``
+    makes the daemon SIGKILL itself at that point with that probability. Unset in production."""
+
+    odds: dict[str, float]
+
+    @classmethod
+    def from_env(cls, value: str | None) -> "CrashPoints":
+        odds: dict[str, float] = {}
+        for item in (value or "").split(","):
+            name, _, p = item.partition(":")
+            if name.strip() and re.fullmatch(r"0?\.\d+|1(\.0*)?|0", p.strip()):
+                odds[name.strip()] = float(p)
+        return cls(odds)
+
+    def maybe_crash(self, point: str) -> None:
+        if self.odds.get(point, 0.0) > random.random():
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Gateway:
+    def __init__(self, config: Config, *, modem_options: ModemOptions | None = None,
+                 mono: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
+                 crash_points: CrashPoints | None = None) -> None:
+        self.config = config
+        self._mono, self._wall = mono, wall
+        self._modem_options = modem_options or ModemOptions()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simgw-core")
+        self.store = Store(config.database)
+        self.core = GatewayCore(self.store, config.leases, mono=mono, wall=wall, numbers=config.numbers)
+        self.modems: list[Modem] = []
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._server: asyncio.AbstractServer | None = None
+        self._wake = asyncio.Event()
+        self._crash = crash_points or CrashPoints.from_env(os.environ.get("SIMGW_CRASHPOINTS"))
+        self.control_address: tuple[str, int] | None = None
+
+    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``fn`` on the core thread, after everything submitted before it."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+
+    # ------------------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        await self.call(self.store.open)
+        resolved = await self.call(self.core.start)
+        log.info("gateway.started", leases=len(self.core.engine.active()), resolved_on_start=len(resolved),
+                 modems=len(self.config.modems))
+        for modem_config in self.config.modems:
+            options = replace(self._modem_options, baudrate=modem_config.baud,
+                              receive_mode=ReceiveMode(modem_config.receive_mode), profile=modem_config.profile)
+            modem = Modem(modem_config.port, self._sink, options=options, on_state=self._on_modem_state)
+            self.modems.append(modem)
+            self._tasks.append(asyncio.create_task(modem.run(), name=f"modem:{modem.path}"))
+        self._tasks.append(asyncio.create_task(self._timers(), name="lease-timers"))
+        host, port = self.config.control_listen
+        self._server = await serve_json(self._control, host, port)
+        sockname = self._server.sockets[0].getsockname()
+        self.control_address = (sockname[0], sockname[1])
+
+    async def stop(self) -> None:
+        for modem in self.modems:
+            modem.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._server is not None:
+            self._server.close()
+        await self.call(self.store.close)
+        self._executor.shutdown(wait=True)
+
+    # ---------------------------------------------------------------------------------- modems
+    async def _sink(self, part: ReceivedPart) -> None:
+        self._crash.maybe_crash("before_ingest")
+        result = await self.call(self.core.ingest, part)
+        self._crash.maybe_crash("after_ingest")
+        log.info("sms.stored", port=part.port, status=result.status, msg_id=result.message_id,
+                 lease=result.lease_id, quarantined=result.quarantined)
+        if result.lease_id:
+            self._wake.set()
+
+    def _on_modem_state(self, modem: Modem) -> None:
+        identity = modem.identity
+        if not identity.iccid:
+            return
+        modem_config = next((m for m in self.config.modems if m.port == modem.path), None)
+        msisdn = identity.msisdn or (modem_config.msisdn if modem_config else None)
+        online = modem.health.state in ONLINE_STATES
+        asyncio.ensure_future(self.call(self.core.bind_sim, modem.path, identity.iccid, msisdn, online))
+
+    # ---------------------------------------------------------------------------------- timers
+    async def _timers(self) -> None:
+        next_purge = self._mono()
+        next_flush = self._mono() + PART_FLUSH_INTERVAL
+        while True:
+            now = self._mono()
+            if now >= next_purge:
+                counts = await self.call(self.core.purge)
+                if any(counts.values()):
+                    log.info("store.purged", **counts)
+                next_purge = now + PURGE_INTERVAL
+            if now >= next_flush:
+                await self.call(self.core.flush_stale_parts)
+                next_flush = now + PART_FLUSH_INTERVAL
+            decisions = await self.call(self.core.tick)
+            for decision in decisions:
+                log.info("lease.ended", **{k: v for k, v in decisions_json([decision]).items() if k != "ok"})
+            deadline = self.core.next_deadline()
+            wake_at = min(x for x in (deadline, next_purge, next_flush) if x is not None)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - self._mono()) + 0.001)
+            except asyncio.TimeoutError:
+                pass
+
+    # ------------------------------------------------------------------------------ control API
+    async def _control(self, request: HttpRequest) -> tuple[int, object]:
+        path, method = request.path.rstrip("/"), request.method
+        if path == "/leases" and method == "POST":
+            body = request.json()
+            if not isinstance(body, dict):
+                raise HttpError(400, "body must be a JSON object")
+            number, service = body.get("number"), body.get("service")
+            if not isinstance(number, str) or not isinstance(service, str) or not number or not service:
+                raise HttpError(400, "give 'number' and 'service' as strings")
+            lease_id = body.get("lease_id") or f"L{int(self._wall() * 1000):x}{random.randrange(16**4):04x}"
+            wait = body.get("wait_window")
+            if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))):
+                raise HttpError(400, "'wait_window' must be seconds")
+            decisions = await self.call(self.core.open_lease, str(lease_id), number, service,
+                                        category=body.get("category"), wait_window=wait)
+            self._wake.set()
+            result = decisions_json(decisions)
+            return (201 if result["ok"] else 409), result
+        match = re.fullmatch(r"/leases/([^/]+)/(repeat|finish|cancel)", path)
+        if match and method == "POST":
+            lease_id, action = match.groups()
+            decisions = await self.call(getattr(self.core, action), lease_id)
+            self._wake.set()
+            result = decisions_json(decisions)
+            return (200 if result["ok"] else 409), result
+        if path == "/leases" and method == "GET":
+            return 200, [lease_json(lease, self._mono()) for lease in self.core.engine.active()]
+        if path == "/status" and method == "GET":
+            return 200, self.status()
+        raise HttpError(404, f"no route {method} {request.path}")
+
+    def status(self) -> dict[str, object]:
+        return {
+            "gateway": self.config.gateway_id,
+            "leases_active": len(self.core.engine.active()),
+            "modems": [{"port": m.path, "state": m.health.state.value, "iccid": m.identity.iccid,
+                        "number": m.identity.msisdn, "signal_dbm": m.health.signal_dbm,
+                        "operator": m.health.operator, "sms_received": m.health.sms_received}
+                       for m in self.modems],
+        }
+
+
+def lease_json(lease, now: float) -> dict[str, object]:
+    return {"lease_id": lease.id, "number": lease.number, "service": lease.service, "state": lease.state.value,
+            "sms_count": lease.sms_count, "seconds_left": max(0.0, round(lease.deadline - now, 1))}
+
+
+async def run_daemon(config: Config, stop: asyncio.Event) -> int:
+    gateway = Gateway(config)
+    await gateway.start()
+    host, port = gateway.control_address or ("?", 0)
+    log.info("gateway.ready", control=f"{host}:{port}")
+    await stop.wait()
+    await gateway.stop()
+    return 0

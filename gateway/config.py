@@ -1,0 +1,249 @@
+"""Configuration: one TOML file into frozen dataclasses, validated with precise errors.
+
+Every error names the file, the key, what was expected and what was found, so a supplier with a
+typo in a cupboard-bound Pi gets one line that tells them what to change. Unknown keys are errors:
+a misspelt ``wait_windw`` silently ignored would be a policy the supplier thinks is in force.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.leases import Policy
+
+DEFAULT_PATH = "/etc/simgw/simgw.toml"
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+class ConfigError(ValueError):
+    """A configuration problem: ``file: key: expected X, found Y``."""
+
+    def __init__(self, path: str, key: str, expected: str, found: object) -> None:
+        found_text = repr(found) if not isinstance(found, str) or found else "nothing"
+        super().__init__(f"{path}: {key}: expected {expected}, found {found_text}")
+        self.path, self.key = path, key
+
+
+@dataclass(frozen=True, slots=True)
+class ModemConfig:
+    port: str
+    baud: int = 115200
+    profile: str | None = None  # None: chosen from the modem's identity
+    receive_mode: str = "store"
+    msisdn: str | None = None  # when the SIM does not know its own number
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseConfig:
+    policy: Policy = field(default_factory=Policy)
+    quarantine_retention: float = 24 * 3600.0
+    message_retention: float = 7 * 24 * 3600.0
+    claim_window: float = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: str
+    gateway_id: str
+    state_dir: str
+    log_level: str = "info"
+    log_format: str = "auto"
+    redact: bool = True
+    modems: tuple[ModemConfig, ...] = ()
+    numbers: dict[str, str] = field(default_factory=dict)  # ICCID -> MSISDN
+    leases: LeaseConfig = field(default_factory=LeaseConfig)
+    control_listen: tuple[str, int] = ("127.0.0.1", 8765)
+
+    @property
+    def database(self) -> str:
+        return os.path.join(self.state_dir, "simgw.db")
+
+
+# ------------------------------------------------------------------------------------- helpers
+class _Reader:
+    """Reads one table, remembering which keys were consumed so leftovers can be refused."""
+
+    def __init__(self, path: str, prefix: str, table: object) -> None:
+        if not isinstance(table, dict):
+            raise ConfigError(path, prefix or "(top level)", "a table", table)
+        self.path, self.prefix, self.table = path, prefix, table
+        self.seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def get(self, name: str, default: Any = None) -> Any:
+        self.seen.add(name)
+        return self.table.get(name, default)
+
+    def string(self, name: str, default: str | None = None, *, choices: tuple[str, ...] = ()) -> str | None:
+        value = self.get(name, default)
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(self.path, self.key(name), "a non-empty string", value)
+        if choices and value not in choices:
+            raise ConfigError(self.path, self.key(name), "one of " + ", ".join(choices), value)
+        return value
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        value = self.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(self.path, self.key(name), f"an integer from {low} to {high}", value)
+        return value
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.get(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(self.path, self.key(name), "true or false", value)
+        return value
+
+    def duration(self, name: str, default: float | None, low: float, high: float, *,
+                 allow_never: bool = False) -> float | None:
+        value = self.get(name, None)
+        if value is None:
+            return default
+        if allow_never and value == "never":
+            return None
+        seconds = parse_duration(value)
+        expected = f"a duration like '20m' or '24h' from {_fmt(low)} to {_fmt(high)}" + (" or 'never'" if allow_never else "")
+        if seconds is None or not low <= seconds <= high:
+            raise ConfigError(self.path, self.key(name), expected, value)
+        return seconds
+
+    def strings(self, name: str) -> tuple[str, ...]:
+        value = self.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+            raise ConfigError(self.path, self.key(name), "a list of non-empty strings", value)
+        return tuple(v.strip() for v in value)
+
+    def finish(self) -> None:
+        extra = sorted(set(self.table) - self.seen)
+        if extra:
+            raise ConfigError(self.path, self.key(extra[0]), "a known key (see config/simgw.example.toml)", "an unknown key")
+
+
+def parse_duration(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value) if value >= 0 else None
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match:
+            return float(match.group(1)) * _UNITS[match.group(2)]
+    return None
+
+
+def _fmt(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+def _host_port(path: str, key: str, value: object) -> tuple[str, int]:
+    if isinstance(value, str):
+        host, sep, port = value.rpartition(":")
+        if sep and host and port.isdigit() and 0 < int(port) < 65536:
+            return host.strip("[]"), int(port)
+    raise ConfigError(path, key, "HOST:PORT, e.g. '127.0.0.1:8765'", value)
+
+
+# -------------------------------------------------------------------------------------- loading
+def load(path: str) -> Config:
+    """Read and validate ``path``. Raises :class:`ConfigError` with one precise sentence."""
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(path, "(file)", "a readable TOML file", "no such file") from None
+    except PermissionError:
+        raise ConfigError(path, "(file)", "a readable TOML file", "permission denied") from None
+    except IsADirectoryError:
+        raise ConfigError(path, "(file)", "a TOML file", "a directory") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "(syntax)", "valid TOML", str(exc)) from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, "(file)", "UTF-8 text", "undecodable bytes") from None
+    return from_dict(raw, path)
+
+
+def from_dict(raw: dict[str, Any], path: str = "<config>") -> Config:
+    top = _Reader(path, "", raw)
+    gateway = _Reader(path, "gateway", top.get("gateway", {}))
+    gateway_id = gateway.string("id", "simgw")
+    state_dir = gateway.string("state_dir", "/var/lib/simgw")
+    log_level = gateway.string("log_level", "info", choices=("debug", "info", "warning", "error"))
+    log_format = gateway.string("log_format", "auto", choices=("auto", "json", "console"))
+    redact = gateway.boolean("redact", True)
+    gateway.finish()
+
+    modems = _modems(path, top.get("modems", []))
+    numbers = _numbers(path, top.get("numbers", {}))
+    leases = _leases(path, top.get("leases", {}))
+    control = _Reader(path, "control", top.get("control", {}))
+    listen = _host_port(path, "control.listen", control.get("listen", "127.0.0.1:8765"))
+    control.finish()
+    top.finish()
+    return Config(path, gateway_id, state_dir, log_level, log_format, redact, modems, numbers, leases, listen)
+
+
+def _modems(path: str, raw: object) -> tuple[ModemConfig, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(path, "modems", "an array of tables ([[modems]])", raw)
+    out: list[ModemConfig] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(raw):
+        reader = _Reader(path, f"modems[{i}]", item)
+        port = reader.string("port")
+        if port is None:
+            raise ConfigError(path, f"modems[{i}].port", "a serial device path", "nothing")
+        if port in seen:
+            raise ConfigError(path, f"modems[{i}].port", f"a port not already used by modems[{seen[port]}]", port)
+        seen[port] = i
+        baud = reader.integer("baud", 115200, 1200, 4_000_000)
+        profile = reader.string("profile", None, choices=("generic", "huawei", "simcom", "quectel", "zte", "sierra", "cinterion"))
+        mode = reader.string("receive_mode", "store", choices=("store", "direct"))
+        msisdn = reader.string("msisdn", None)
+        if msisdn is not None and not re.fullmatch(r"\+?\d{5,15}", msisdn):
+            raise ConfigError(path, f"modems[{i}].msisdn", "a phone number like '+79001234567'", msisdn)
+        reader.finish()
+        out.append(ModemConfig(port, baud, profile, mode, msisdn))
+    return tuple(out)
+
+
+def _numbers(path: str, raw: object) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise ConfigError(path, "numbers", "a table of ICCID = \"MSISDN\"", raw)
+    out = {}
+    for iccid, msisdn in raw.items():
+        if not re.fullmatch(r"89\d{16,20}", iccid):
+            raise ConfigError(path, f"numbers.{iccid}", "an ICCID key (19-22 digits starting 89)", iccid)
+        if not isinstance(msisdn, str) or not re.fullmatch(r"\+?\d{5,15}", msisdn):
+            raise ConfigError(path, f"numbers.{iccid}", "a phone number like '+79001234567'", msisdn)
+        out[iccid] = msisdn
+    return out
+
+
+def _leases(path: str, raw: object) -> LeaseConfig:
+    reader = _Reader(path, "leases", raw)
+    default = Policy()
+    wait = reader.duration("wait_window", default.wait_window, 60, default.max_wait_window)
+    finish_after = reader.duration("finish_after", default.finish_after, 60, default.finish_after)
+    cooldown = reader.duration("reuse_cooldown", None, 3600, 3650 * 86400, allow_never=True)  # absent: never
+    denied_services = default.denied_services | {s.lower() for s in reader.strings("denied_services")}
+    denied_categories = default.denied_categories | {s.lower() for s in reader.strings("denied_categories")}
+    quarantine = reader.duration("quarantine_retention", 24 * 3600.0, 60, 30 * 86400)
+    messages = reader.duration("message_retention", 7 * 24 * 3600.0, 3600, 365 * 86400)
+    claim = reader.duration("claim_window", 7 * 24 * 3600.0, 86400, 365 * 86400)
+    reader.finish()
+    policy = Policy(wait_window=wait, max_wait_window=default.max_wait_window, min_wait_window=default.min_wait_window,
+                    finish_after=finish_after, reuse_cooldown=cooldown,
+                    denied_services=frozenset(denied_services), denied_categories=frozenset(denied_categories))
+    return LeaseConfig(policy, quarantine, messages, claim)

@@ -1,0 +1,285 @@
+"""The gateway core: driver parts in, store and lease engine together, decisions out.
+
+Synchronous on purpose: the daemon runs every call on one dedicated thread, so the engine and the
+database change in one order, and a SQLite commit (an fsync on an SD card) never stalls the event
+loop that serves the modems. Each public method is one transaction: the engine's decision, the
+message and the outbox row commit together, or the engine is rolled back and nothing happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from drivers.modem import ReceivedPart
+from drivers.sms.assembly import AssembledSms, assemble
+from drivers.sms.pdu import PduError, SmsDeliver, decode_pdu
+from gateway.config import LeaseConfig
+from gateway.leases import Decision, Deliver, Lease, LeaseEngine, LeaseState, Opened, Quarantine, Refused, Transitioned
+from gateway.store import MessageRow, Store, StoredLease, engine_lease, message_id
+
+log = structlog.get_logger("gateway.core")
+
+
+@dataclass(frozen=True, slots=True)
+class Ingested:
+    """What became of one part: ``pending`` (waiting for its other parts), ``duplicate`` (already
+    held), or ``routed`` with the message id and where it went."""
+
+    status: str
+    message_id: str | None = None
+    lease_id: str | None = None
+    quarantined: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SimBinding:
+    port: str
+    iccid: str
+    number: str | None
+
+
+class GatewayCore:
+    def __init__(
+        self,
+        store: Store,
+        leases: LeaseConfig,
+        *,
+        mono: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        part_timeout: float = 600.0,
+        numbers: dict[str, str] | None = None,
+    ) -> None:
+        self.store = store
+        self.config = leases
+        self.engine = LeaseEngine(leases.policy)
+        self._mono = mono
+        self._wall = wall
+        self._part_timeout = part_timeout
+        self._numbers_by_iccid = dict(numbers or {})
+        self._sims: dict[str, SimBinding] = {}  # by port
+
+    # -------------------------------------------------------------------------------- startup
+    def start(self) -> list[Decision]:
+        """Reload leases and history; resolve, in deadline order, every lease that ended while
+        the daemon was down."""
+        mono, wall = self._mono(), self._wall()
+        bound = max(self.config.policy.max_wait_window, self.config.policy.finish_after)
+        for stored in self.store.leases(active_only=True):
+            self.engine.restore(engine_lease(stored, wall_now=wall, mono_now=mono, max_remaining=bound))
+        for number, service, at in self.store.activations():
+            self.engine.restore_activation(number, service, at - wall + mono)
+        return self.tick()
+
+    # ------------------------------------------------------------------------------ inventory
+    def bind_sim(self, port: str, iccid: str, msisdn: str | None, online: bool) -> str | None:
+        """A modem on ``port`` holds SIM ``iccid``; returns the number it serves (or None)."""
+        number = msisdn or self._numbers_by_iccid.get(iccid) or None
+        previous = self._sims.get(port)
+        if previous is not None and previous.number and previous.number != number:
+            self.engine.set_online(previous.number, False)
+        self._sims[port] = SimBinding(port, iccid, number)
+        if number:
+            self.engine.set_online(number, online)
+        return number
+
+    def number_for(self, iccid: str) -> str | None:
+        for binding in self._sims.values():
+            if binding.iccid == iccid:
+                return binding.number
+        return self._numbers_by_iccid.get(iccid)
+
+    # --------------------------------------------------------------------------------- ingest
+    def ingest(self, part: ReceivedPart) -> Ingested:
+        """Make one part durable, and route its message if it is now whole. When this returns the
+        part is on disk and the driver may delete it from the SIM; when it raises it is not."""
+        snapshot = self.engine.snapshot()
+        try:
+            with self.store.transaction():
+                return self._ingest(part)
+        except BaseException:
+            self.engine.rollback(snapshot)
+            raise
+
+    def _ingest(self, part: ReceivedPart) -> Ingested:
+        iccid = part.identity.iccid or f"port:{part.port}"
+        sms = part.sms
+        now_wall = self._wall()
+        if not isinstance(sms, SmsDeliver):
+            return self._ingest_unroutable(part, iccid, now_wall)
+        concat = sms.concat
+        if concat is None or concat.total <= 1:
+            key = f"{iccid}|{hashlib.sha256(part.pdu_hex.encode()).hexdigest()[:16]}"
+            number, total = 1, 1
+        else:
+            key = f"{iccid}|{sms.sender}|{concat.ref_bits}:{concat.ref}|{concat.total}"
+            number, total = concat.part, concat.total
+        if not self.store.insert_part(key, number, total, iccid, part.port, part.pdu_hex, now_wall):
+            return Ingested("duplicate")
+        rows = self.store.parts(key)
+        if len(rows) < total:
+            return Ingested("pending")
+        return self._route(key, rows, total)
+
+    def _ingest_unroutable(self, part: ReceivedPart, iccid: str, now_wall: float) -> Ingested:
+        """A PDU that did not decode, or a status report: kept on the Pi, never forwarded."""
+        msg_id = "raw-" + hashlib.sha256(f"{iccid}|{part.pdu_hex}".encode()).hexdigest()[:20]
+        if self.store.has_message(msg_id):
+            return Ingested("duplicate", msg_id)
+        kind = "undecodable" if part.sms is None else "status-report"
+        row = MessageRow(msg_id, iccid, self.number_for(iccid), part.port, None, None, kind, 1, False, None,
+                         now_wall, None, True, None)
+        self.store.insert_message(row, [part.pdu_hex])
+        return Ingested("routed", msg_id, None, True)
+
+    def _route(self, key: str, rows: list, total: int) -> Ingested:
+        parts = []
+        for row in rows:
+            try:
+                decoded = decode_pdu(row["pdu"])
+            except PduError:
+                continue  # cannot happen for rows we decoded on the way in; kept defensive
+            if isinstance(decoded, SmsDeliver):
+                parts.append(decoded)
+        first = rows[0]
+        message = assemble(first["port"], parts, total)
+        result = self._store_message(first["iccid"], first["port"], message)
+        self.store.delete_parts(key)
+        return result
+
+    def _store_message(self, iccid: str, port: str, message: AssembledSms) -> Ingested:
+        scts = message.timestamp.isoformat()
+        msg_id = message_id(iccid, message.sender, scts, message.concat_ref, message.text)
+        if self.store.has_message(msg_id):
+            return Ingested("duplicate", msg_id)
+        number = self.number_for(iccid)
+        now = self._mono()
+        if number is None:
+            decisions: list[Decision] = [*self.engine.tick(now), Quarantine(msg_id, "", "the SIM's number is unknown")]
+        else:
+            decisions = self.engine.sms_arrived(msg_id, number, now)
+        deliver = next((d for d in decisions if isinstance(d, Deliver)), None)
+        wall = self._wall()
+        row = MessageRow(msg_id, iccid, number, port, message.sender, message.text, message.encoding.value,
+                         message.parts, message.complete, scts, wall, deliver.lease.id if deliver else None,
+                         deliver is None, None)
+        self.store.insert_message(row, list(message.pdus))
+        self._persist(decisions, message=row)
+        return Ingested("routed", msg_id, row.lease_id, row.quarantined)
+
+    def flush_stale_parts(self) -> list[Ingested]:
+        """Messages whose missing parts never came: routed as incomplete, marked so."""
+        out = []
+        for key in self.store.stale_part_keys(self._wall() - self._part_timeout):
+            snapshot = self.engine.snapshot()
+            try:
+                with self.store.transaction():
+                    rows = self.store.parts(key)
+                    if rows:
+                        out.append(self._route(key, rows, rows[0]["total"]))
+            except BaseException:
+                self.engine.rollback(snapshot)
+                raise
+        return out
+
+    # ------------------------------------------------------------------------------- commands
+    def open_lease(self, lease_id: str, number: str, service: str, *, category: str | None = None,
+                   wait_window: float | None = None) -> list[Decision]:
+        return self._transact(lambda now: self.engine.open(lease_id, number, service, now, category=category,
+                                                           wait_window=wait_window))
+
+    def repeat(self, lease_id: str) -> list[Decision]:
+        return self._transact(lambda now: self.engine.repeat(lease_id, now))
+
+    def finish(self, lease_id: str) -> list[Decision]:
+        return self._transact(lambda now: self.engine.finish(lease_id, now))
+
+    def cancel(self, lease_id: str) -> list[Decision]:
+        return self._transact(lambda now: self.engine.cancel(lease_id, now))
+
+    def tick(self) -> list[Decision]:
+        return self._transact(self.engine.tick)
+
+    def next_deadline(self) -> float | None:
+        return self.engine.next_deadline()
+
+    def purge(self) -> dict[str, int]:
+        cfg = self.config
+        return self.store.purge(self._wall(), quarantine_retention=cfg.quarantine_retention,
+                                message_retention=cfg.message_retention, claim_window=cfg.claim_window)
+
+    def _transact(self, step: Callable[[float], list[Decision]]) -> list[Decision]:
+        snapshot = self.engine.snapshot()
+        try:
+            with self.store.transaction():
+                decisions = step(self._mono())
+                self._persist(decisions)
+        except BaseException:
+            self.engine.rollback(snapshot)
+            raise
+        return decisions
+
+    # ------------------------------------------------------------------------------- persisting
+    def _to_wall(self, engine_time: float | None) -> float | None:
+        return None if engine_time is None else self._wall() + (engine_time - self._mono())
+
+    def _stored(self, lease: Lease) -> StoredLease:
+        return StoredLease(lease.id, lease.number, lease.service, lease.category, lease.state,
+                           self._to_wall(lease.opened_at), self._to_wall(lease.deadline), lease.wait_window,
+                           lease.sms_count, self._to_wall(lease.last_sms_at), self._to_wall(lease.ended_at))
+
+    def _persist(self, decisions: list[Decision], *, message: MessageRow | None = None) -> None:
+        for decision in decisions:
+            if isinstance(decision, Opened):
+                stored = self._stored(decision.lease)
+                self.store.save_lease(stored)
+                self.store.audit(stored.id, stored.opened_at, "opened",
+                                 {"number": stored.number, "service": stored.service, "deadline": stored.deadline})
+                self._enqueue_lease(stored, "opened")
+            elif isinstance(decision, Transitioned):
+                stored = self._stored(decision.lease)
+                at = self._to_wall(decision.at)
+                self.store.save_lease(stored)
+                if decision.trigger.value != "sms":
+                    self.store.audit(stored.id, at, stored.state.value, {"trigger": decision.trigger.value})
+                    self._enqueue_lease(stored, stored.state.value)
+                if stored.state is LeaseState.FINISHED and stored.sms_count > 0:
+                    self.store.record_activation(stored.number, stored.service, at)
+            elif isinstance(decision, Deliver) and message is not None:
+                lease = self._stored(decision.lease)
+                self.store.audit(lease.id, message.received_at, "sms", {"msg_id": message.id, "parts": message.parts})
+                self.store.enqueue("sms", _sms_payload(message, lease.id), message.received_at,
+                                   lease_id=lease.id, message_id=message.id)
+                self._enqueue_lease(lease, "delivered")
+            elif isinstance(decision, (Quarantine, Refused)):
+                pass  # quarantine is the message row itself; a refusal changes nothing
+
+    def _enqueue_lease(self, lease: StoredLease, state: str) -> None:
+        self.store.enqueue("lease", {"lease_id": lease.id, "state": state, "number": lease.number,
+                                     "service": lease.service, "opened_at": lease.opened_at,
+                                     "deadline": lease.deadline, "ended_at": lease.ended_at,
+                                     "sms_count": lease.sms_count}, self._wall(), lease_id=lease.id)
+
+
+def _sms_payload(message: MessageRow, lease_id: str) -> dict[str, object]:
+    return {"msg_id": message.id, "lease_id": lease_id, "number": message.number, "sender": message.sender,
+            "text": message.text, "parts": message.parts, "complete": message.complete,
+            "encoding": message.encoding, "network_time": message.scts, "received_at": message.received_at}
+
+
+def decisions_json(decisions: list[Decision]) -> dict[str, object]:
+    """The outcome of a command for the CLI and the control API: the lease, or the refusal."""
+    for decision in reversed(decisions):
+        if isinstance(decision, Refused):
+            return {"ok": False, "reason": decision.code, "message": decision.reason.sentence,
+                    "lease_id": decision.lease_id}
+        if isinstance(decision, (Opened, Transitioned)):
+            lease = decision.lease
+            return {"ok": True, "lease_id": lease.id, "state": lease.state.value, "number": lease.number,
+                    "service": lease.service, "sms_count": lease.sms_count}
+    return {"ok": True}
+

@@ -1,0 +1,324 @@
+"""The durable store: SQLite (stdlib ``sqlite3``) in WAL mode with ``synchronous=FULL``.
+
+What it keeps: every received part with its raw PDU until its message is whole; messages with a
+deterministic id (so a message read twice, after a crash before the SIM delete, is stored once);
+leases with absolute wall-clock deadlines; the audit trail of each lease for the claim window;
+the number x service activation history; and the outbox of events for the marketplace, with a
+monotonic sequence number.
+
+``synchronous=FULL`` because a power cut must not lose an SMS that was already deleted from the
+SIM: a commit is on the card before the driver is told to delete. ``secure_delete`` so purged
+texts do not linger in free pages. The schema is versioned (``PRAGMA user_version``) and
+migrated on open. A Store is used from one thread only (the daemon's core thread).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from gateway.leases import Lease, LeaseState
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the initial schema
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE parts (
+        key TEXT NOT NULL, part INTEGER NOT NULL, total INTEGER NOT NULL,
+        iccid TEXT NOT NULL, port TEXT NOT NULL, pdu TEXT NOT NULL, received_at REAL NOT NULL,
+        PRIMARY KEY (key, part));
+    CREATE TABLE messages (
+        id TEXT PRIMARY KEY, iccid TEXT NOT NULL, number TEXT, port TEXT NOT NULL,
+        sender TEXT, text TEXT, encoding TEXT NOT NULL, parts INTEGER NOT NULL, complete INTEGER NOT NULL,
+        scts TEXT, received_at REAL NOT NULL, lease_id TEXT, quarantined INTEGER NOT NULL DEFAULT 0,
+        pdus TEXT, purged_at REAL);
+    CREATE INDEX messages_lease ON messages (lease_id);
+    CREATE INDEX messages_received ON messages (quarantined, received_at);
+    CREATE TABLE leases (
+        id TEXT PRIMARY KEY, number TEXT NOT NULL, service TEXT NOT NULL, category TEXT,
+        state TEXT NOT NULL, opened_at REAL NOT NULL, deadline REAL NOT NULL, wait_window REAL NOT NULL,
+        sms_count INTEGER NOT NULL, last_sms_at REAL, ended_at REAL);
+    CREATE INDEX leases_state ON leases (state);
+    CREATE TABLE lease_events (
+        id INTEGER PRIMARY KEY, lease_id TEXT NOT NULL, at REAL NOT NULL, kind TEXT NOT NULL, detail TEXT);
+    CREATE INDEX lease_events_lease ON lease_events (lease_id);
+    CREATE TABLE activations (number TEXT NOT NULL, service TEXT NOT NULL, at REAL NOT NULL,
+        PRIMARY KEY (number, service));
+    CREATE TABLE outbox (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, lease_id TEXT, message_id TEXT,
+        payload TEXT NOT NULL, created_at REAL NOT NULL);
+    """,
+)
+
+
+class StoreError(RuntimeError):
+    """The store refused (disk full, read-only, corrupt); the message says which and where."""
+
+
+def message_id(iccid: str, sender: str, scts: str, concat_ref: int | None, text: str) -> str:
+    """What identifies an SMS on the network, hashed: the same SMS read twice gets the same id."""
+    material = "\x1f".join((iccid, sender, scts, "" if concat_ref is None else str(concat_ref), text))
+    return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLease:
+    """A lease as persisted: engine fields with absolute wall-clock times."""
+
+    id: str
+    number: str
+    service: str
+    category: str | None
+    state: LeaseState
+    opened_at: float
+    deadline: float
+    wait_window: float
+    sms_count: int
+    last_sms_at: float | None
+    ended_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    id: str
+    iccid: str
+    number: str | None
+    port: str
+    sender: str | None
+    text: str | None
+    encoding: str
+    parts: int
+    complete: bool
+    scts: str | None
+    received_at: float
+    lease_id: str | None
+    quarantined: bool
+    purged_at: float | None
+
+
+class Store:
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self.writes = 0  # committed write transactions (the SD card's wear)
+
+    # ------------------------------------------------------------------------------- lifecycle
+    def open(self) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(directory, exist_ok=True)
+            db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open database {self.path}: {exc}") from None
+        db.row_factory = sqlite3.Row
+        for pragma in ("journal_mode=WAL", "synchronous=FULL", "foreign_keys=ON", "secure_delete=ON",
+                       "busy_timeout=10000"):
+            db.execute(f"PRAGMA {pragma}")
+        self._db = db
+        self._migrate()
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise StoreError(f"database {self.path} is not open")
+        return self._db
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(f"{self.path} has schema version {version}, newer than this simgw ({len(MIGRATIONS)})")
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in script.split(";"):
+                    if statement.strip():
+                        self.db.execute(statement)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic write: everything inside commits together or not at all."""
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot begin a write: {exc}") from None
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+            raise StoreError(f"{self.path}: commit failed: {exc}") from None
+        self.writes += 1
+
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    # ----------------------------------------------------------------------------------- parts
+    def insert_part(self, key: str, part: int, total: int, iccid: str, port: str, pdu: str, at: float) -> bool:
+        """Record a part; False if that part of that message was already held."""
+        cursor = self.db.execute(
+            "INSERT OR IGNORE INTO parts (key, part, total, iccid, port, pdu, received_at) VALUES (?,?,?,?,?,?,?)",
+            (key, part, total, iccid, port, pdu, at))
+        return cursor.rowcount == 1
+
+    def parts(self, key: str) -> list[sqlite3.Row]:
+        return self.db.execute("SELECT * FROM parts WHERE key = ? ORDER BY part", (key,)).fetchall()
+
+    def delete_parts(self, key: str) -> None:
+        self.db.execute("DELETE FROM parts WHERE key = ?", (key,))
+
+    def stale_part_keys(self, older_than: float) -> list[str]:
+        rows = self.db.execute("SELECT key FROM parts GROUP BY key HAVING MIN(received_at) <= ?", (older_than,))
+        return [row[0] for row in rows]
+
+    # -------------------------------------------------------------------------------- messages
+    def has_message(self, msg_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM messages WHERE id = ?", (msg_id,)).fetchone() is not None
+
+    def insert_message(self, row: MessageRow, pdus: list[str]) -> None:
+        self.db.execute(
+            "INSERT INTO messages (id, iccid, number, port, sender, text, encoding, parts, complete, scts, received_at,"
+            " lease_id, quarantined, pdus) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (row.id, row.iccid, row.number, row.port, row.sender, row.text, row.encoding, row.parts, int(row.complete),
+             row.scts, row.received_at, row.lease_id, int(row.quarantined), json.dumps(pdus)))
+
+    def messages(self, *, quarantined: bool | None = None, lease_id: str | None = None,
+                 limit: int = 1000) -> list[MessageRow]:
+        clauses, args = [], []
+        if quarantined is not None:
+            clauses.append("quarantined = ?")
+            args.append(int(quarantined))
+        if lease_id is not None:
+            clauses.append("lease_id = ?")
+            args.append(lease_id)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self.db.execute(f"SELECT * FROM messages {where} ORDER BY received_at LIMIT ?", (*args, limit))
+        return [_message(row) for row in rows]
+
+    # ---------------------------------------------------------------------------------- leases
+    def save_lease(self, lease: StoredLease) -> None:
+        self.db.execute(
+            "INSERT INTO leases (id, number, service, category, state, opened_at, deadline, wait_window, sms_count,"
+            " last_sms_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET state=excluded.state,"
+            " deadline=excluded.deadline, sms_count=excluded.sms_count, last_sms_at=excluded.last_sms_at,"
+            " ended_at=excluded.ended_at",
+            (lease.id, lease.number, lease.service, lease.category, lease.state.value, lease.opened_at, lease.deadline,
+             lease.wait_window, lease.sms_count, lease.last_sms_at, lease.ended_at))
+
+    def leases(self, *, active_only: bool = False) -> list[StoredLease]:
+        if active_only:
+            states = tuple(s.value for s in LeaseState if s.active)
+            rows = self.db.execute(f"SELECT * FROM leases WHERE state IN ({','.join('?' * len(states))})"
+                                   " ORDER BY opened_at", states)
+        else:
+            rows = self.db.execute("SELECT * FROM leases ORDER BY opened_at")
+        return [_lease(row) for row in rows]
+
+    def lease(self, lease_id: str) -> StoredLease | None:
+        row = self.db.execute("SELECT * FROM leases WHERE id = ?", (lease_id,)).fetchone()
+        return _lease(row) if row else None
+
+    def audit(self, lease_id: str, at: float, kind: str, detail: dict | None = None) -> None:
+        self.db.execute("INSERT INTO lease_events (lease_id, at, kind, detail) VALUES (?,?,?,?)",
+                        (lease_id, at, kind, json.dumps(detail, ensure_ascii=False) if detail else None))
+
+    def audit_trail(self, lease_id: str) -> list[tuple[float, str, dict]]:
+        rows = self.db.execute("SELECT at, kind, detail FROM lease_events WHERE lease_id = ? ORDER BY id", (lease_id,))
+        return [(row[0], row[1], json.loads(row[2]) if row[2] else {}) for row in rows]
+
+    def record_activation(self, number: str, service: str, at: float) -> None:
+        self.db.execute("INSERT INTO activations (number, service, at) VALUES (?,?,?) ON CONFLICT(number, service)"
+                        " DO UPDATE SET at = MAX(at, excluded.at)", (number, service.lower(), at))
+
+    def activations(self) -> list[tuple[str, str, float]]:
+        return [(r[0], r[1], r[2]) for r in self.db.execute("SELECT number, service, at FROM activations")]
+
+    # ---------------------------------------------------------------------------------- outbox
+    def enqueue(self, kind: str, payload: dict, at: float, *, lease_id: str | None = None,
+                message_id: str | None = None) -> int:
+        cursor = self.db.execute(
+            "INSERT INTO outbox (kind, lease_id, message_id, payload, created_at) VALUES (?,?,?,?,?)",
+            (kind, lease_id, message_id, json.dumps(payload, ensure_ascii=False), at))
+        return int(cursor.lastrowid)
+
+    def outbox(self, after_seq: int = 0, limit: int = 1000) -> list[tuple[int, str, str | None, str | None, dict]]:
+        rows = self.db.execute("SELECT seq, kind, lease_id, message_id, payload FROM outbox WHERE seq > ?"
+                               " ORDER BY seq LIMIT ?", (after_seq, limit))
+        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+
+    def meta(self, key: str, default: str | None = None) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else default
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                        (key, value))
+
+    # ----------------------------------------------------------------------------------- purge
+    def purge(self, now: float, *, quarantine_retention: float, message_retention: float,
+              claim_window: float) -> dict[str, int]:
+        """Delete what is past its retention. Texts and PDUs go first; the audit trail stays for
+        the claim window. Returns counts per kind."""
+        with self.transaction() as db:
+            quarantined = db.execute("DELETE FROM messages WHERE quarantined = 1 AND received_at <= ?",
+                                     (now - quarantine_retention,)).rowcount
+            texts = db.execute("UPDATE messages SET text = NULL, sender = NULL, pdus = NULL, purged_at = ?"
+                               " WHERE quarantined = 0 AND purged_at IS NULL AND received_at <= ?",
+                               (now, now - message_retention)).rowcount
+            rows = db.execute("DELETE FROM messages WHERE received_at <= ?", (now - claim_window,)).rowcount
+            stale_parts = db.execute("DELETE FROM parts WHERE received_at <= ?",
+                                     (now - max(quarantine_retention, message_retention),)).rowcount
+            events = db.execute("DELETE FROM lease_events WHERE lease_id IN (SELECT id FROM leases WHERE ended_at"
+                                " IS NOT NULL AND ended_at <= ?)", (now - claim_window,)).rowcount
+            leases = db.execute("DELETE FROM leases WHERE ended_at IS NOT NULL AND ended_at <= ?",
+                                (now - claim_window,)).rowcount
+        return {"quarantined": quarantined, "texts": texts, "messages": rows, "parts": stale_parts,
+                "audit_events": events, "leases": leases}
+
+    def compact(self) -> None:
+        """Checkpoint the WAL into the main file and rebuild it, so purged bytes leave the disk."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.db.execute("VACUUM")
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+def _lease(row: sqlite3.Row) -> StoredLease:
+    return StoredLease(row["id"], row["number"], row["service"], row["category"], LeaseState(row["state"]),
+                       row["opened_at"], row["deadline"], row["wait_window"], row["sms_count"], row["last_sms_at"],
+                       row["ended_at"])
+
+
+def _message(row: sqlite3.Row) -> MessageRow:
+    return MessageRow(row["id"], row["iccid"], row["number"], row["port"], row["sender"], row["text"],
+                      row["encoding"], row["parts"], bool(row["complete"]), row["scts"], row["received_at"],
+                      row["lease_id"], bool(row["quarantined"]), row["purged_at"])
+
+
+def engine_lease(stored: StoredLease, *, wall_now: float, mono_now: float, max_remaining: float) -> Lease:
+    """Convert a stored lease to engine time. The remaining time is clamped to the policy bound, so
+    a wall clock set back while we were down cannot stretch a lease; a deadline already past keeps
+    its order (it lies in the engine's past and the first tick resolves it)."""
+    remaining = min(stored.deadline - wall_now, max_remaining)
+    offset = mono_now - wall_now
+
+    def to_engine(wall: float | None) -> float | None:
+        return None if wall is None else wall + offset
+
+    return Lease(stored.id, stored.number, stored.service, stored.category, stored.state,
+                 stored.opened_at + offset, mono_now + remaining, stored.wait_window, stored.sms_count,
+                 to_engine(stored.last_sms_at), to_engine(stored.ended_at))

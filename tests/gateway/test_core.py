@@ -1,0 +1,216 @@
+"""The gateway core over a real SQLite file, with fake clocks: routing, dedup, restart recovery,
+clock jumps, retention."""
+
+from __future__ import annotations
+
+import glob
+import sqlite3
+from datetime import datetime, timezone
+
+import pytest
+
+from drivers.modem import ModemIdentity, ReceivedPart
+from drivers.sms.encode import DeliverSpec, encode_deliver
+from drivers.sms.pdu import decode_pdu
+from gateway.config import LeaseConfig
+from gateway.core import GatewayCore
+from gateway.leases import LeaseState, Policy
+from gateway.store import Store, StoreError
+
+NUMBER_A, NUMBER_B = "+79000000001", "+79000000002"
+ICCID_A, ICCID_B = "89701000000000000013", "89701000000000000021"
+
+
+class Clocks:
+    def __init__(self) -> None:
+        self.mono = 1000.0
+        self.wall = 1_800_000_000.0
+
+    def advance(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += seconds
+
+
+def part(iccid: str, pdu: str, port: str = "/dev/ttyUSB0") -> ReceivedPart:
+    return ReceivedPart(port, ModemIdentity(iccid=iccid), "SM", 1, pdu, decode_pdu(pdu), None,
+                        datetime.now(timezone.utc), 0.0)
+
+
+def pdus(text: str, sender: str = "+79161234567", ref: int = 5) -> list[str]:
+    return encode_deliver(DeliverSpec(sender, text, concat_ref=ref,
+                                      timestamp=datetime(2026, 11, 22, 10, 0, tzinfo=timezone.utc)))
+
+
+def make_core(path: str, clocks: Clocks, **lease_kwargs) -> GatewayCore:
+    store = Store(path)
+    store.open()
+    core = GatewayCore(store, LeaseConfig(**lease_kwargs), mono=lambda: clocks.mono, wall=lambda: clocks.wall)
+    core.start()
+    core.bind_sim("/dev/ttyUSB0", ICCID_A, NUMBER_A, True)
+    core.bind_sim("/dev/ttyUSB1", ICCID_B, NUMBER_B, True)
+    return core
+
+
+@pytest.fixture
+def db(tmp_path) -> str:
+    return str(tmp_path / "simgw.db")
+
+
+def test_leased_sms_goes_to_the_outbox_and_unleased_to_quarantine(db):
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    assert core.open_lease("L1", NUMBER_A, "telegram")[-1].lease.state is LeaseState.WAITING
+    clocks.advance(30)
+    routed = core.ingest(part(ICCID_A, pdus("Telegram code 12345")[0]))
+    assert routed.status == "routed" and routed.lease_id == "L1"
+    quarantined = core.ingest(part(ICCID_B, pdus("not for anyone")[0], "/dev/ttyUSB1"))
+    assert quarantined.quarantined and quarantined.lease_id is None
+    sms_events = [row for row in core.store.outbox() if row[1] == "sms"]
+    assert len(sms_events) == 1 and sms_events[0][2] == "L1" and sms_events[0][4]["text"] == "Telegram code 12345"
+    assert all(row[3] != quarantined.message_id for row in core.store.outbox())
+
+
+def test_multipart_any_order_and_a_message_read_twice_is_stored_once(db):
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    core.open_lease("L1", NUMBER_A, "telegram")
+    text = "Ваш код 777-888. " * 10
+    parts = pdus(text)
+    assert len(parts) >= 2
+    results = [core.ingest(part(ICCID_A, p)) for p in reversed(parts)]
+    assert [r.status for r in results] == ["pending"] * (len(parts) - 1) + ["routed"]
+    # the crash-before-delete case: the modem offers every part again
+    again = [core.ingest(part(ICCID_A, p)) for p in parts]
+    assert again[-1].status == "duplicate"
+    assert [m.text for m in core.store.messages()] == [text]
+    assert sum(1 for row in core.store.outbox() if row[1] == "sms") == 1
+
+
+def test_store_refusal_leaves_engine_and_disk_unchanged(db):
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    core.open_lease("L1", NUMBER_A, "telegram")
+    core.store.db.execute("CREATE TRIGGER refuse BEFORE INSERT ON messages BEGIN SELECT RAISE(FAIL, 'disk full'); END")
+    with pytest.raises((StoreError, sqlite3.Error)):
+        core.ingest(part(ICCID_A, pdus("code 1")[0]))
+    assert core.engine.get("L1").sms_count == 0  # the engine was rolled back with the transaction
+    assert core.store.db.execute("SELECT COUNT(*) FROM parts").fetchone()[0] == 0
+    core.store.db.execute("DROP TRIGGER refuse")
+    assert core.ingest(part(ICCID_A, pdus("code 1")[0])).lease_id == "L1"
+
+
+def test_restart_keeps_deadlines_and_resolves_what_ended_while_down(db):
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    core.open_lease("short", NUMBER_A, "telegram", wait_window=5 * 60)
+    core.open_lease("long", NUMBER_B, "whatsapp", wait_window=20 * 60)
+    long_deadline = core.store.lease("long").deadline
+    short_deadline = core.store.lease("short").deadline
+    core.store.close()
+    clocks.advance(10 * 60)  # down for ten minutes
+    clocks.mono = 5.0  # and the machine rebooted: the monotonic clock started again
+    core2 = make_core(db, clocks)
+    short = core2.store.lease("short")
+    assert short.state is LeaseState.EXPIRED and short.ended_at == pytest.approx(short_deadline)
+    long = core2.store.lease("long")
+    assert long.state is LeaseState.WAITING and long.deadline == pytest.approx(long_deadline)
+    assert core2.engine.get("long").deadline == pytest.approx(clocks.mono + 10 * 60)
+    trail = [kind for _, kind, _ in core2.store.audit_trail("short")]
+    assert trail == ["opened", "expired"]
+
+
+def test_wall_clock_jump_while_running_changes_no_window(db):
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    core.open_lease("L1", NUMBER_A, "telegram")
+    clocks.wall += 86_400  # NTP fixes a Pi that booted in 1970-ish: a day forward
+    assert core.tick() == []
+    clocks.mono += 19 * 60
+    assert core.ingest(part(ICCID_A, pdus("still inside the window")[0])).lease_id == "L1"
+
+
+def test_wall_clock_set_back_while_down_cannot_stretch_a_lease(db):
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    core.open_lease("L1", NUMBER_A, "telegram", wait_window=10 * 60)
+    core.store.close()
+    clocks.wall -= 30 * 86_400  # the clock went a month back while we were down
+    core2 = make_core(db, clocks)
+    assert core2.engine.get("L1").deadline - clocks.mono <= 20 * 60
+
+
+def test_activation_history_survives_restart(db):
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    core.open_lease("L1", NUMBER_A, "telegram")
+    core.ingest(part(ICCID_A, pdus("code")[0]))
+    core.finish("L1")
+    core.store.close()
+    core2 = make_core(db, clocks)
+    assert core2.open_lease("L2", NUMBER_A, "telegram")[-1].code == "number_used_for_service"
+
+
+def test_lease_audit_trail(db):
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    core.open_lease("L1", NUMBER_A, "telegram")
+    clocks.advance(60)
+    result = core.ingest(part(ICCID_A, pdus("code 42")[0]))
+    clocks.advance(60)
+    core.repeat("L1")
+    clocks.advance(20 * 60)
+    core.tick()
+    trail = core.store.audit_trail("L1")
+    assert [kind for _, kind, _ in trail] == ["opened", "sms", "repeat_waiting", "finished"]
+    assert trail[1][2]["msg_id"] == result.message_id
+
+
+def test_quarantine_purged_from_the_file_itself_after_retention(db):
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    secret = "QUARANTINED-SECRET-TEXT-4711"
+    pdu = pdus(secret, ref=9)[0]
+    assert core.ingest(part(ICCID_B, pdu, "/dev/ttyUSB1")).quarantined
+    clocks.advance(23 * 3600)
+    core.purge()
+    assert core.store.messages(quarantined=True)
+    clocks.advance(3600)
+    counts = core.purge()
+    assert counts["quarantined"] == 1
+    core.store.compact()
+    core.store.close()
+    blob = b"".join(open(f, "rb").read() for f in glob.glob(db + "*"))
+    assert secret.encode() not in blob
+    assert pdu.encode() not in blob and pdu[-40:].encode() not in blob
+
+
+def test_delivered_texts_purged_after_message_retention_audit_kept(db):
+    clocks = Clocks()
+    core = make_core(db, clocks, message_retention=3600.0)
+    core.open_lease("L1", NUMBER_A, "telegram")
+    core.ingest(part(ICCID_A, pdus("DELIVERED-SECRET-99")[0]))
+    clocks.advance(3601)
+    core.purge()
+    (message,) = core.store.messages()
+    assert message.text is None and message.purged_at is not None
+    assert [kind for _, kind, _ in core.store.audit_trail("L1")][:2] == ["opened", "sms"]
+
+
+def test_unknown_number_and_undecodable_pdus_are_quarantined(db):
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    bad = ReceivedPart("/dev/ttyUSB0", ModemIdentity(iccid=ICCID_A), "SM", 3, "0791BAD", None, "truncated",
+                       datetime.now(timezone.utc), 0.0)
+    assert core.ingest(bad).quarantined and core.ingest(bad).status == "duplicate"
+    result = core.ingest(part("89709999999999999999", pdus("sim with no known number")[0], "/dev/ttyUSB9"))
+    assert result.quarantined
+
+
+def test_schema_is_versioned(db):
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    assert core.store.schema_version() == 1
+    core.store.db.execute("PRAGMA user_version = 99")
+    core.store.close()
+    with pytest.raises(StoreError, match="newer than this simgw"):
+        Store(db).open()
