@@ -182,6 +182,16 @@ class Gateway:
             return 200, self.status()
         raise HttpError(404, f"no route {method} {request.path}")
 
+    def store_messages(self):
+        """Messages on disk, read on the event loop's thread through a second connection (tests,
+        status); the core thread's connection stays its own."""
+        reader = Store(self.config.database)
+        reader.open()
+        try:
+            return reader.messages()
+        finally:
+            reader.close()
+
     def status(self) -> dict[str, object]:
         return {
             "gateway": self.config.gateway_id,

@@ -118,8 +118,15 @@ class GatewayCore:
         else:
             key = f"{iccid}|{sms.sender}|{concat.ref_bits}:{concat.ref}|{concat.total}"
             number, total = concat.part, concat.total
-        if not self.store.insert_part(key, number, total, iccid, part.port, part.pdu_hex, now_wall):
+        outcome = self.store.insert_part(key, number, total, iccid, part.port, part.pdu_hex, now_wall)
+        if outcome == "duplicate":
             return Ingested("duplicate")
+        if outcome == "conflict":
+            # A new message reuses the reference of one still incomplete: the old one will not
+            # complete now; route what it has, marked incomplete, and start the new one.
+            waiting = self.store.parts(key)
+            self._route(key, waiting, waiting[0]["total"])
+            self.store.insert_part(key, number, total, iccid, part.port, part.pdu_hex, now_wall)
         rows = self.store.parts(key)
         if len(rows) < total:
             return Ingested("pending")
@@ -148,7 +155,7 @@ class GatewayCore:
         first = rows[0]
         message = assemble(first["port"], parts, total)
         result = self._store_message(first["iccid"], first["port"], message)
-        self.store.delete_parts(key)
+        self.store.mark_parts_routed(key, result.message_id or "")
         return result
 
     def _store_message(self, iccid: str, port: str, message: AssembledSms) -> Ingested:

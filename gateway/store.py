@@ -31,6 +31,7 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE parts (
         key TEXT NOT NULL, part INTEGER NOT NULL, total INTEGER NOT NULL,
         iccid TEXT NOT NULL, port TEXT NOT NULL, pdu TEXT NOT NULL, received_at REAL NOT NULL,
+        message_id TEXT,
         PRIMARY KEY (key, part));
     CREATE TABLE messages (
         id TEXT PRIMARY KEY, iccid TEXT NOT NULL, number TEXT, port TEXT NOT NULL,
@@ -169,21 +170,38 @@ class Store:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     # ----------------------------------------------------------------------------------- parts
-    def insert_part(self, key: str, part: int, total: int, iccid: str, port: str, pdu: str, at: float) -> bool:
-        """Record a part; False if that part of that message was already held."""
-        cursor = self.db.execute(
-            "INSERT OR IGNORE INTO parts (key, part, total, iccid, port, pdu, received_at) VALUES (?,?,?,?,?,?,?)",
+    def insert_part(self, key: str, part: int, total: int, iccid: str, port: str, pdu: str, at: float) -> str:
+        """Record a part. Returns ``new``; ``duplicate`` when this very PDU is already held (read
+        twice: a crash came between our commit and the SIM delete), even after its message was
+        routed; or ``conflict`` when a different PDU waits in that slot (the caller flushes the
+        waiting set first). Routed parts are kept, marked, until retention, for exactly that."""
+        row = self.db.execute("SELECT pdu, message_id FROM parts WHERE key = ? AND part = ?", (key, part)).fetchone()
+        if row is not None:
+            if row["pdu"] == pdu:
+                return "duplicate"
+            if row["message_id"] is None:
+                return "conflict"
+            # the concatenation reference came round again for a new message: retire the old set
+            self.db.execute("DELETE FROM parts WHERE key = ? AND message_id IS NOT NULL", (key,))
+        self.db.execute(
+            "INSERT INTO parts (key, part, total, iccid, port, pdu, received_at) VALUES (?,?,?,?,?,?,?)",
             (key, part, total, iccid, port, pdu, at))
-        return cursor.rowcount == 1
+        return "new"
 
     def parts(self, key: str) -> list[sqlite3.Row]:
-        return self.db.execute("SELECT * FROM parts WHERE key = ? ORDER BY part", (key,)).fetchall()
+        """The parts of ``key`` still waiting for their message."""
+        return self.db.execute("SELECT * FROM parts WHERE key = ? AND message_id IS NULL ORDER BY part",
+                               (key,)).fetchall()
 
-    def delete_parts(self, key: str) -> None:
-        self.db.execute("DELETE FROM parts WHERE key = ?", (key,))
+    def mark_parts_routed(self, key: str, msg_id: str) -> None:
+        self.db.execute("UPDATE parts SET message_id = ? WHERE key = ? AND message_id IS NULL", (msg_id, key))
+
+    def pending_parts(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM parts WHERE message_id IS NULL").fetchone()[0]
 
     def stale_part_keys(self, older_than: float) -> list[str]:
-        rows = self.db.execute("SELECT key FROM parts GROUP BY key HAVING MIN(received_at) <= ?", (older_than,))
+        rows = self.db.execute("SELECT key FROM parts WHERE message_id IS NULL GROUP BY key"
+                               " HAVING MIN(received_at) <= ?", (older_than,))
         return [row[0] for row in rows]
 
     # -------------------------------------------------------------------------------- messages
@@ -281,8 +299,12 @@ class Store:
                                " WHERE quarantined = 0 AND purged_at IS NULL AND received_at <= ?",
                                (now, now - message_retention)).rowcount
             rows = db.execute("DELETE FROM messages WHERE received_at <= ?", (now - claim_window,)).rowcount
-            stale_parts = db.execute("DELETE FROM parts WHERE received_at <= ?",
-                                     (now - max(quarantine_retention, message_retention),)).rowcount
+            # Routed parts only serve to recognise a re-read: they hold raw PDUs, so they go with the
+            # shortest retention; parts still waiting go with the longest.
+            stale_parts = db.execute("DELETE FROM parts WHERE (message_id IS NOT NULL AND received_at <= ?)"
+                                     " OR received_at <= ?",
+                                     (now - min(quarantine_retention, message_retention),
+                                      now - max(quarantine_retention, message_retention))).rowcount
             events = db.execute("DELETE FROM lease_events WHERE lease_id IN (SELECT id FROM leases WHERE ended_at"
                                 " IS NOT NULL AND ended_at <= ?)", (now - claim_window,)).rowcount
             leases = db.execute("DELETE FROM leases WHERE ended_at IS NOT NULL AND ended_at <= ?",

@@ -94,7 +94,7 @@ def test_store_refusal_leaves_engine_and_disk_unchanged(db):
     with pytest.raises((StoreError, sqlite3.Error)):
         core.ingest(part(ICCID_A, pdus("code 1")[0]))
     assert core.engine.get("L1").sms_count == 0  # the engine was rolled back with the transaction
-    assert core.store.db.execute("SELECT COUNT(*) FROM parts").fetchone()[0] == 0
+    assert core.store.pending_parts() == 0
     core.store.db.execute("DROP TRIGGER refuse")
     assert core.ingest(part(ICCID_A, pdus("code 1")[0])).lease_id == "L1"
 
@@ -214,3 +214,41 @@ def test_schema_is_versioned(db):
     core.store.close()
     with pytest.raises(StoreError, match="newer than this simgw"):
         Store(db).open()
+
+
+def test_last_part_read_again_after_its_message_was_routed_is_a_duplicate(db):
+    """Found by the SIGKILL test: crash after the commit, before the SIM delete of the last part."""
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    parts = pdus("Long message for the re-read case. " * 6)
+    for p in parts:
+        core.ingest(part(ICCID_A, p))
+    assert core.ingest(part(ICCID_A, parts[-1])).status == "duplicate"
+    assert core.store.pending_parts() == 0 and len(core.store.messages()) == 1
+
+
+def test_concatenation_reference_reused_by_a_later_message(db):
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    first, second = "First long message. " * 10, "Second long message. " * 10
+    for p in pdus(first, ref=77):
+        core.ingest(part(ICCID_A, p))
+    clocks.advance(3600)
+    second_parts = encode_deliver(DeliverSpec("+79161234567", second, concat_ref=77,
+                                              timestamp=datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)))
+    results = [core.ingest(part(ICCID_A, p)) for p in second_parts]
+    assert results[-1].status == "routed"
+    assert sorted(m.text for m in core.store.messages()) == sorted([first, second])
+
+
+def test_conflicting_part_flushes_the_waiting_message_as_incomplete(db):
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    old = pdus("Old message never completed. " * 8, ref=12)
+    core.ingest(part(ICCID_A, old[0]))
+    new = encode_deliver(DeliverSpec("+79161234567", "New message, same reference. " * 8, concat_ref=12,
+                                     timestamp=datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)))
+    for p in new:
+        core.ingest(part(ICCID_A, p))
+    messages = {m.text[:3]: m for m in core.store.messages()}
+    assert not messages["Old"].complete and messages["New"].complete
