@@ -23,9 +23,13 @@ import structlog
 
 from drivers.httpjson import HttpError, HttpRequest, serve_json
 from drivers.modem import Modem, ModemOptions, ModemState, ReceivedPart, ReceiveMode
+from gateway import __version__
 from gateway.config import Config
 from gateway.core import GatewayCore, decisions_json
+from gateway.leases import Refusal, Refused
 from gateway.store import Store
+from gateway.uplink.client import UplinkClient, UplinkSettings
+from gateway.uplink.protocol import LeaseAction, OpenLease
 
 log = structlog.get_logger("gateway.app")
 T = TypeVar("T")
@@ -71,6 +75,15 @@ class Gateway:
         self._wake = asyncio.Event()
         self._crash = crash_points or CrashPoints.from_env(os.environ.get("SIMGW_CRASHPOINTS"))
         self.control_address: tuple[str, int] | None = None
+        self.outbox_changed = asyncio.Event()
+        self.uplink: UplinkClient | None = None
+        if config.uplink is not None:
+            u = config.uplink
+            self.uplink = UplinkClient(UplinkSettings(u.url, u.token, config.gateway_id, __version__,
+                                                      allow_insecure=u.allow_insecure, ca_file=u.ca_file,
+                                                      window=u.window, backoff_max=u.backoff_max,
+                                                      health_interval=u.health_interval),
+                                       self, outbox_changed=self.outbox_changed)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on the core thread, after everything submitted before it."""
@@ -89,6 +102,8 @@ class Gateway:
             self.modems.append(modem)
             self._tasks.append(asyncio.create_task(modem.run(), name=f"modem:{modem.path}"))
         self._tasks.append(asyncio.create_task(self._timers(), name="lease-timers"))
+        if self.uplink is not None:
+            self._tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
         host, port = self.config.control_listen
         self._server = await serve_json(self._control, host, port)
         sockname = self._server.sockets[0].getsockname()
@@ -115,6 +130,7 @@ class Gateway:
                  lease=result.lease_id, quarantined=result.quarantined)
         if result.lease_id:
             self._wake.set()
+            self.outbox_changed.set()
 
     def _on_modem_state(self, modem: Modem) -> None:
         identity = modem.identity
@@ -124,6 +140,7 @@ class Gateway:
         msisdn = identity.msisdn or (modem_config.msisdn if modem_config else None)
         online = modem.health.state in ONLINE_STATES
         asyncio.ensure_future(self.call(self.core.bind_sim, modem.path, identity.iccid, msisdn, online))
+        asyncio.ensure_future(self.call(self.core.set_operator, modem.path, modem.health.operator))
 
     # ---------------------------------------------------------------------------------- timers
     async def _timers(self) -> None:
@@ -140,6 +157,8 @@ class Gateway:
                 await self.call(self.core.flush_stale_parts)
                 next_flush = now + PART_FLUSH_INTERVAL
             decisions = await self.call(self.core.tick)
+            if decisions:
+                self.outbox_changed.set()
             for decision in decisions:
                 log.info("lease.ended", **{k: v for k, v in decisions_json([decision]).items() if k != "ok"})
             deadline = self.core.next_deadline()
@@ -149,6 +168,51 @@ class Gateway:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - self._mono()) + 0.001)
             except asyncio.TimeoutError:
                 pass
+
+    # ------------------------------------------------------------------------- the uplink's port
+    async def acked_seq(self) -> int:
+        return await self.call(self.store.acked_seq)
+
+    async def max_seq(self) -> int:
+        return await self.call(self.store.max_seq)
+
+    async def outbox_after(self, seq: int, limit: int) -> list[tuple[int, str, dict]]:
+        return await self.call(self.core.outbox_after, seq, limit)
+
+    async def acked(self, seq: int) -> None:
+        await self.call(self.core.ack, seq)
+
+    async def command(self, command: OpenLease | LeaseAction) -> dict[str, object]:
+        result = await self.call(self.core.command, command.command_id, self._command_step(command))
+        self._wake.set()
+        self.outbox_changed.set()
+        log.info("uplink.command", command=type(command).__name__, lease=command.lease_id, ok=result.get("ok"),
+                 reason=result.get("reason"))
+        return result
+
+    def _command_step(self, command: OpenLease | LeaseAction):
+        """The engine call a marketplace command stands for, run on the core thread."""
+        core, engine = self.core, self.core.engine
+        if isinstance(command, LeaseAction):
+            action = getattr(engine, command.action)
+            return lambda now: action(command.lease_id, now)
+
+        def open_lease(now: float):
+            number = command.number or core.choose_number(command.service, country=command.country,
+                                                           operator=command.operator,
+                                                           exclude_prefixes=command.exclude_prefixes)
+            if number is None:
+                return [*engine.tick(now), Refused(Refusal.NO_NUMBER, command.lease_id)]
+            return engine.open(command.lease_id, number, command.service, now, category=command.category,
+                               wait_window=command.wait_window)
+
+        return open_lease
+
+    async def inventory(self) -> dict[str, object]:
+        return await self.call(self.core.inventory)
+
+    async def health(self) -> dict[str, object]:
+        return {"at": self._wall(), "modems": self.status()["modems"]}
 
     # ------------------------------------------------------------------------------ control API
     async def _control(self, request: HttpRequest) -> tuple[int, object]:
@@ -182,22 +246,28 @@ class Gateway:
             return 200, self.status()
         raise HttpError(404, f"no route {method} {request.path}")
 
-    def store_messages(self):
-        """Messages on disk, read on the event loop's thread through a second connection (tests,
-        status); the core thread's connection stays its own."""
+    def read(self, query: Callable[[Store], T]) -> T:
+        """Run a read-only ``query`` on a second connection from the calling thread (tests, CLI-like
+        views); the core thread's connection stays its own."""
         reader = Store(self.config.database)
         reader.open()
         try:
-            return reader.messages()
+            return query(reader)
         finally:
             reader.close()
+
+    def store_messages(self):
+        return self.read(lambda store: store.messages())
 
     def status(self) -> dict[str, object]:
         return {
             "gateway": self.config.gateway_id,
             "leases_active": len(self.core.engine.active()),
-            "modems": [{"port": m.path, "state": m.health.state.value, "iccid": m.identity.iccid,
-                        "number": m.identity.msisdn, "signal_dbm": m.health.signal_dbm,
+            "uplink": None if self.uplink is None else {"connected": self.uplink.connected.is_set(),
+                                                         "attempts": self.uplink.attempts,
+                                                         "last_error": self.uplink.last_error},
+            "modems": [{"port": m.path, "state": m.health.state.value,
+                        "number": m.identity.msisdn or None, "signal_dbm": m.health.signal_dbm,
                         "operator": m.health.operator, "sms_received": m.health.sms_received}
                        for m in self.modems],
         }

@@ -47,6 +47,17 @@ class LeaseConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class UplinkConfig:
+    url: str
+    token: str = field(repr=False)  # never printed, never logged
+    allow_insecure: bool = False
+    ca_file: str | None = None
+    window: int = 256
+    backoff_max: float = 60.0
+    health_interval: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: str
     gateway_id: str
@@ -58,6 +69,7 @@ class Config:
     numbers: dict[str, str] = field(default_factory=dict)  # ICCID -> MSISDN
     leases: LeaseConfig = field(default_factory=LeaseConfig)
     control_listen: tuple[str, int] = ("127.0.0.1", 8765)
+    uplink: UplinkConfig | None = None
 
     @property
     def database(self) -> str:
@@ -190,8 +202,37 @@ def from_dict(raw: dict[str, Any], path: str = "<config>") -> Config:
     control = _Reader(path, "control", top.get("control", {}))
     listen = _host_port(path, "control.listen", control.get("listen", "127.0.0.1:8765"))
     control.finish()
+    uplink = _uplink(path, top.get("uplink")) if "uplink" in raw else None
     top.finish()
-    return Config(path, gateway_id, state_dir, log_level, log_format, redact, modems, numbers, leases, listen)
+    return Config(path, gateway_id, state_dir, log_level, log_format, redact, modems, numbers, leases, listen, uplink)
+
+
+def _uplink(path: str, raw: object) -> UplinkConfig:
+    reader = _Reader(path, "uplink", raw)
+    url = reader.string("url")
+    if url is None or not re.match(r"^wss?://[^/\s]+", url):
+        raise ConfigError(path, "uplink.url", "a wss://host/path URL", url or "")
+    if "token=" in url.lower():
+        raise ConfigError(path, "uplink.url", "a URL without the token (it goes in token or token_file)", "a token")
+    token = reader.string("token", None)
+    token_file = reader.string("token_file", None)
+    if (token is None) == (token_file is None):
+        raise ConfigError(path, "uplink.token", "exactly one of token or token_file", "both" if token else "neither")
+    if token_file is not None:
+        try:
+            with open(token_file, encoding="utf-8") as fh:
+                token = fh.read().strip()
+        except OSError as exc:
+            raise ConfigError(path, "uplink.token_file", "a readable file holding the token", exc.strerror) from None
+        if not token:
+            raise ConfigError(path, "uplink.token_file", "a file holding the token", "an empty file")
+    allow_insecure = reader.boolean("allow_insecure", False)
+    ca_file = reader.string("ca_file", None)
+    window = reader.integer("window", 256, 1, 10_000)
+    backoff_max = reader.duration("backoff_max", 60.0, 1, 3600)
+    health = reader.duration("health_interval", 30.0, 1, 3600)
+    reader.finish()
+    return UplinkConfig(url, token, allow_insecure, ca_file, window, backoff_max, health)
 
 
 def _modems(path: str, raw: object) -> tuple[ModemConfig, ...]:

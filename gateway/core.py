@@ -62,6 +62,7 @@ class GatewayCore:
         self._part_timeout = part_timeout
         self._numbers_by_iccid = dict(numbers or {})
         self._sims: dict[str, SimBinding] = {}  # by port
+        self._operators: dict[str, str | None] = {}  # by port, from AT+COPS
 
     # -------------------------------------------------------------------------------- startup
     def start(self) -> list[Decision]:
@@ -211,6 +212,72 @@ class GatewayCore:
     def tick(self) -> list[Decision]:
         return self._transact(self.engine.tick)
 
+    def command(self, command_id: str, run: Callable[[float], list[Decision]]) -> dict[str, object]:
+        """A marketplace command, idempotent by ``command_id``: the first answer is stored in the
+        same transaction as the decision, and a replay gets that answer again, unexecuted."""
+        snapshot = self.engine.snapshot()
+        try:
+            with self.store.transaction():
+                previous = self.store.command_result(command_id)
+                if previous is not None:
+                    return previous
+                decisions = run(self._mono())
+                self._persist(decisions)
+                result = decisions_json(decisions)
+                self.store.save_command_result(command_id, result, self._wall())
+        except BaseException:
+            self.engine.rollback(snapshot)
+            raise
+        return result
+
+    def choose_number(self, service: str, *, country: str | None, operator: str | None,
+                      exclude_prefixes: tuple[str, ...] = ()) -> str | None:
+        """A free, online number that was never activated for ``service`` and fits the criteria."""
+        for binding in sorted(self._sims.values(), key=lambda b: b.port):
+            number = binding.number
+            if not number or not self.engine.is_online(number) or self.engine.lease_for(number) is not None:
+                continue
+            if any(number.lstrip("+").startswith(p.lstrip("+")) for p in exclude_prefixes):
+                continue
+            if country and country_of(number) != country.upper():
+                continue
+            if operator and (self._operators.get(binding.port) or "").lower() != operator.lower():
+                continue
+            if self.engine.used_for(number, service, self._mono()):
+                continue
+            return number
+        return None
+
+    def set_operator(self, port: str, operator: str | None) -> None:
+        self._operators[port] = operator
+
+    def ack(self, seq: int) -> int:
+        with self.store.transaction():
+            return len(self.store.ack(seq, self._wall()))
+
+    def outbox_after(self, seq: int, limit: int) -> list[tuple[int, str, dict]]:
+        return [(row[0], row[1], row[4]) for row in self.store.outbox(seq, limit)]
+
+    def inventory(self) -> dict[str, object]:
+        numbers = []
+        capacity: dict[str, int] = {}
+        used = {}
+        for number, service, _ in self.store.activations():
+            used.setdefault(number, []).append(service)
+        for binding in sorted(self._sims.values(), key=lambda b: b.port):
+            if not binding.number:
+                continue
+            online = self.engine.is_online(binding.number)
+            busy = self.engine.lease_for(binding.number) is not None
+            country, operator = country_of(binding.number), self._operators.get(binding.port)
+            numbers.append({"number_id": binding.iccid, "msisdn": binding.number, "country": country,
+                            "operator": operator, "state": "busy" if busy else ("online" if online else "offline"),
+                            "services_used": sorted(used.get(binding.number, []))})
+            if online:
+                key = f"{country or '?'}/{operator or '?'}"
+                capacity[key] = capacity.get(key, 0) + 1
+        return {"full": True, "numbers": numbers, "capacity": capacity}
+
     def next_deadline(self) -> float | None:
         return self.engine.next_deadline()
 
@@ -266,10 +333,31 @@ class GatewayCore:
                 pass  # quarantine is the message row itself; a refusal changes nothing
 
     def _enqueue_lease(self, lease: StoredLease, state: str) -> None:
-        self.store.enqueue("lease", {"lease_id": lease.id, "state": state, "number": lease.number,
+        self.store.enqueue("lease", {"lease_id": lease.id, "state": state, "at": self._wall(), "number": lease.number,
                                      "service": lease.service, "opened_at": lease.opened_at,
                                      "deadline": lease.deadline, "ended_at": lease.ended_at,
                                      "sms_count": lease.sms_count}, self._wall(), lease_id=lease.id)
+
+
+# Country calling codes of the markets suppliers sell in, longest first; enough for criteria.
+_COUNTRY_CODES = (("380", "UA"), ("375", "BY"), ("374", "AM"), ("373", "MD"), ("371", "LV"), ("370", "LT"),
+                  ("372", "EE"), ("995", "GE"), ("998", "UZ"), ("996", "KG"), ("992", "TJ"), ("993", "TM"),
+                  ("994", "AZ"), ("48", "PL"), ("49", "DE"), ("44", "GB"), ("33", "FR"), ("34", "ES"),
+                  ("39", "IT"), ("31", "NL"), ("90", "TR"), ("91", "IN"), ("62", "ID"), ("63", "PH"),
+                  ("84", "VN"), ("66", "TH"), ("55", "BR"), ("52", "MX"), ("1", "US"), ("7", "RU"))
+
+
+def country_of(number: str) -> str | None:
+    """ISO country of an international number (+7 -> RU); None for national or unknown forms."""
+    if not number.startswith("+"):
+        return None
+    digits = number[1:]
+    if digits.startswith(("76", "77")):
+        return "KZ"
+    for code, country in _COUNTRY_CODES:
+        if digits.startswith(code):
+            return country
+    return None
 
 
 def _sms_payload(message: MessageRow, lease_id: str) -> dict[str, object]:

@@ -68,6 +68,7 @@ class Refusal(enum.Enum):
     SERVICE_DENIED = ("service_denied", "the supplier does not lease numbers for this service")
     NUMBER_USED_FOR_SERVICE = ("number_used_for_service", "the number was already activated for this service")
     NUMBER_OFFLINE = ("number_offline", "the number is not online on any modem")
+    NO_NUMBER = ("no_number", "no free number matches the criteria")
     NOT_CANCELLABLE = ("not_cancellable", "the lease has received an SMS; finish it instead")
     NOT_FINISHABLE = ("not_finishable", "the lease has received no SMS yet; cancel it instead")
     NOT_REPEATABLE = ("not_repeatable", "repeat needs a received SMS and no repeat already waiting")
@@ -207,6 +208,12 @@ class LeaseEngine:
         lease_id = self._by_number.get(number)
         return self._active[lease_id] if lease_id else None
 
+    def used_for(self, number: str, service: str, now: float) -> bool:
+        """Was ``number`` activated for ``service`` within the cool-down (or ever, by default)?"""
+        activated = self._activated.get((number, service.lower()))
+        return activated is not None and (self.policy.reuse_cooldown is None or
+                                          now - activated < self.policy.reuse_cooldown)
+
     def next_deadline(self) -> float | None:
         return min((lease.deadline for lease in self._active.values()), default=None)
 
@@ -235,8 +242,7 @@ class LeaseEngine:
             return Refusal.NUMBER_OFFLINE
         if number in self._by_number:
             return Refusal.NUMBER_BUSY
-        activated = self._activated.get((number, service.lower()))
-        if activated is not None and (self.policy.reuse_cooldown is None or now - activated < self.policy.reuse_cooldown):
+        if self.used_for(number, service, now):
             return Refusal.NUMBER_USED_FOR_SERVICE
         return None
 

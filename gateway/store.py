@@ -54,6 +54,10 @@ MIGRATIONS: tuple[str, ...] = (
         seq INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, lease_id TEXT, message_id TEXT,
         payload TEXT NOT NULL, created_at REAL NOT NULL);
     """,
+    # 2: marketplace commands are idempotent by command id: the first answer is kept and repeated
+    """
+    CREATE TABLE commands (command_id TEXT PRIMARY KEY, result TEXT NOT NULL, at REAL NOT NULL);
+    """,
 )
 
 
@@ -279,6 +283,35 @@ class Store:
                                " ORDER BY seq LIMIT ?", (after_seq, limit))
         return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
 
+    def acked_seq(self) -> int:
+        return int(self.meta("acked_seq", "0") or 0)
+
+    def max_seq(self) -> int:
+        """The highest outbox seq ever assigned (AUTOINCREMENT never reuses one)."""
+        row = self.db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'").fetchone()
+        return int(row[0]) if row else 0
+
+    def ack(self, seq: int, at: float) -> list[tuple[str, str]]:
+        """The marketplace holds every event up to ``seq``: prune them from the outbox and note,
+        for each SMS, when it was acknowledged (claims are settled on this). Returns (lease, msg)."""
+        if seq <= self.acked_seq() or seq > self.max_seq():
+            return []
+        rows = self.db.execute("SELECT lease_id, message_id FROM outbox WHERE kind = 'sms' AND seq <= ?", (seq,))
+        acked = [(row[0], row[1]) for row in rows]
+        for lease_id, msg_id in acked:
+            self.audit(lease_id, at, "sms.acked", {"msg_id": msg_id})
+        self.db.execute("DELETE FROM outbox WHERE seq <= ?", (seq,))
+        self.set_meta("acked_seq", str(seq))
+        return acked
+
+    def command_result(self, command_id: str) -> dict | None:
+        row = self.db.execute("SELECT result FROM commands WHERE command_id = ?", (command_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def save_command_result(self, command_id: str, result: dict, at: float) -> None:
+        self.db.execute("INSERT INTO commands (command_id, result, at) VALUES (?,?,?)",
+                        (command_id, json.dumps(result, ensure_ascii=False), at))
+
     def meta(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else default
@@ -309,6 +342,7 @@ class Store:
                                 " IS NOT NULL AND ended_at <= ?)", (now - claim_window,)).rowcount
             leases = db.execute("DELETE FROM leases WHERE ended_at IS NOT NULL AND ended_at <= ?",
                                 (now - claim_window,)).rowcount
+            db.execute("DELETE FROM commands WHERE at <= ?", (now - claim_window,))
         return {"quarantined": quarantined, "texts": texts, "messages": rows, "parts": stale_parts,
                 "audit_events": events, "leases": leases}
 

@@ -209,7 +209,7 @@ def test_unknown_number_and_undecodable_pdus_are_quarantined(db):
 def test_schema_is_versioned(db):
     clocks = Clocks()
     core = make_core(db, clocks)
-    assert core.store.schema_version() == 1
+    assert core.store.schema_version() == 2
     core.store.db.execute("PRAGMA user_version = 99")
     core.store.close()
     with pytest.raises(StoreError, match="newer than this simgw"):
@@ -252,3 +252,18 @@ def test_conflicting_part_flushes_the_waiting_message_as_incomplete(db):
         core.ingest(part(ICCID_A, p))
     messages = {m.text[:3]: m for m in core.store.messages()}
     assert not messages["Old"].complete and messages["New"].complete
+
+
+def test_migration_from_version_1_keeps_data(db):
+    """A database made by the first schema is migrated in place on open."""
+    from gateway.store import MIGRATIONS
+
+    raw = sqlite3.connect(db)
+    raw.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    raw.execute("INSERT INTO meta (key, value) VALUES ('acked_seq', '41')")
+    raw.commit()
+    raw.close()
+    store = Store(db)
+    store.open()
+    assert store.schema_version() == 2 and store.acked_seq() == 41
+    assert store.command_result("nope") is None

@@ -1,0 +1,307 @@
+"""A reference marketplace: the other side of simgw.v1, small and real.
+
+For suppliers to test their setup and for our tests and demo: it accepts gateways (token in the
+handshake header), stores every ``sms`` durably in its own SQLite before acknowledging it, keeps
+lease states, and lets a person or a script open/repeat/finish/cancel leases through a tiny
+HTTP+JSON control API on loopback. ``drop_every`` makes it hang up on gateways on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import http
+import itertools
+import json
+import re
+import sqlite3
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from drivers.httpjson import HttpError, HttpRequest, serve_json
+from gateway.uplink.protocol import SUBPROTOCOL, encode
+
+log = structlog.get_logger("gateway.market")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS gateways (gateway_id TEXT PRIMARY KEY, acked_seq INTEGER NOT NULL DEFAULT 0,
+    inventory TEXT, health TEXT, seen_at REAL);
+CREATE TABLE IF NOT EXISTS sms (msg_id TEXT PRIMARY KEY, gateway_id TEXT NOT NULL, seq INTEGER NOT NULL,
+    lease_id TEXT, number TEXT, sender TEXT, text TEXT, parts INTEGER, received_at REAL, arrived_at REAL NOT NULL,
+    deliveries INTEGER NOT NULL DEFAULT 1);
+CREATE TABLE IF NOT EXISTS leases (lease_id TEXT PRIMARY KEY, gateway_id TEXT, number TEXT, service TEXT,
+    state TEXT, sms_count INTEGER, updated_at REAL);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    gateway_id: str
+    msg_id: str
+    lease_id: str | None
+    sender: str | None
+    text: str | None
+    parts: int
+    latency_ms: float | None
+    repeat: bool
+
+
+@dataclass(slots=True)
+class _Peer:
+    gateway_id: str
+    connection: ServerConnection
+    pending: dict[str, asyncio.Future] = field(default_factory=dict)
+
+
+class Market:
+    def __init__(self, db_path: str, token: str, *, drop_every: float | None = None,
+                 on_sms: Callable[[Arrival], None] | None = None, on_lease: Callable[[dict], None] | None = None,
+                 wall: Callable[[], float] = time.time) -> None:
+        self._db = sqlite3.connect(db_path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(SCHEMA)
+        self._token = token
+        self.drop_every = drop_every
+        self._on_sms = on_sms
+        self._on_lease = on_lease
+        self._wall = wall
+        self._peers: dict[str, _Peer] = {}
+        self._ids = itertools.count(1)
+        self._server: Server | None = None
+        self.connections = 0
+        self.rejected_handshakes = 0
+        self.errors_received: list[dict] = []
+        self.record = False  # keep every frame received and sent (tests validate them against the schemas)
+        self.frames_in: list[dict] = []
+        self.frames_out: list[dict] = []
+        self.address: tuple[str, int] | None = None
+
+    # ------------------------------------------------------------------------------ lifecycle
+    async def start(self, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None) -> None:
+        self._server = await serve(self._handler, host, port, subprotocols=[SUBPROTOCOL],
+                                   process_request=self._check_token, ssl=ssl_context, max_size=2 * 1024 * 1024,
+                                   ping_interval=10, ping_timeout=10, compression=None)
+        sock = next(iter(self._server.sockets))
+        self.address = sock.getsockname()[:2]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _check_token(self, connection: ServerConnection, request):
+        header = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(header.encode(), f"Bearer {self._token}".encode()):
+            self.rejected_handshakes += 1
+            return connection.respond(http.HTTPStatus.UNAUTHORIZED, "unknown supplier token\n")
+        return None
+
+    # ------------------------------------------------------------------------------ gateways
+    async def _handler(self, connection: ServerConnection) -> None:
+        self.connections += 1
+        try:
+            hello = json.loads(await asyncio.wait_for(connection.recv(), 10))
+        except (asyncio.TimeoutError, ValueError, ConnectionClosed):
+            await connection.close(1002, "expected hello")
+            return
+        if not isinstance(hello, dict) or hello.get("type") != "hello" or not isinstance(hello.get("gateway_id"), str):
+            await connection.close(1002, "expected hello")
+            return
+        if self.record:
+            self.frames_in.append(hello)
+        gateway_id = hello["gateway_id"]
+        self._db.execute("INSERT INTO gateways (gateway_id, seen_at) VALUES (?, ?) ON CONFLICT(gateway_id) DO UPDATE"
+                         " SET seen_at = excluded.seen_at", (gateway_id, self._wall()))
+        acked = self._db.execute("SELECT acked_seq FROM gateways WHERE gateway_id = ?", (gateway_id,)).fetchone()[0]
+        peer = _Peer(gateway_id, connection)
+        self._peers[gateway_id] = peer
+        await self._send(connection, {"type": "welcome", "last_acked_seq": acked})
+        dropper = asyncio.create_task(self._drop_later(connection)) if self.drop_every else None
+        try:
+            async for message in connection:
+                await self._on_frame(peer, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            if dropper is not None:
+                dropper.cancel()
+            if self._peers.get(gateway_id) is peer:
+                del self._peers[gateway_id]
+            for future in peer.pending.values():
+                if not future.done():
+                    future.set_exception(ConnectionError("gateway disconnected"))
+
+    async def _send(self, connection: ServerConnection, frame: dict) -> None:
+        if self.record:
+            self.frames_out.append(frame)
+        await connection.send(encode(frame))
+
+    async def _drop_later(self, connection: ServerConnection) -> None:
+        await asyncio.sleep(self.drop_every or 0)
+        await connection.close(1012, "chaos: the marketplace hangs up")
+
+    async def _on_frame(self, peer: _Peer, message: str | bytes) -> None:
+        try:
+            frame = json.loads(message)
+        except ValueError:
+            return
+        kind = frame.get("type") if isinstance(frame, dict) else None
+        if self.record:
+            self.frames_in.append(frame)
+        if kind == "sms":
+            await self._on_sms_frame(peer, frame)
+        elif kind == "lease":
+            self._db.execute("INSERT INTO leases (lease_id, gateway_id, number, service, state, sms_count, updated_at)"
+                             " VALUES (?,?,?,?,?,?,?) ON CONFLICT(lease_id) DO UPDATE SET state=excluded.state,"
+                             " sms_count=excluded.sms_count, updated_at=excluded.updated_at",
+                             (frame["lease_id"], peer.gateway_id, frame.get("number"), frame.get("service"),
+                              frame["state"], frame.get("sms_count", 0), frame.get("at")))
+            self._ack(peer, frame["seq"])
+            await self._send(peer.connection, {"type": "ack", "seq": frame["seq"]})
+            if self._on_lease is not None:
+                self._on_lease(frame)
+        elif kind == "result":
+            future = peer.pending.pop(frame.get("command_id"), None)
+            if future is not None and not future.done():
+                future.set_result(frame)
+        elif kind in ("inventory", "health"):
+            self._db.execute(f"UPDATE gateways SET {kind} = ? WHERE gateway_id = ?", (json.dumps(frame), peer.gateway_id))
+        elif kind == "error":
+            self.errors_received.append(frame)
+
+    async def _on_sms_frame(self, peer: _Peer, frame: dict) -> None:
+        now = self._wall()
+        cursor = self._db.execute(
+            "INSERT INTO sms (msg_id, gateway_id, seq, lease_id, number, sender, text, parts, received_at, arrived_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(msg_id) DO UPDATE SET deliveries = deliveries + 1",
+            (frame["msg_id"], peer.gateway_id, frame["seq"], frame.get("lease_id"), frame.get("number"),
+             frame.get("sender"), frame.get("text"), frame.get("parts"), frame.get("received_at"), now))
+        repeat = cursor.rowcount == 1 and self._db.execute(
+            "SELECT deliveries FROM sms WHERE msg_id = ?", (frame["msg_id"],)).fetchone()[0] > 1
+        self._ack(peer, frame["seq"])  # durable (synchronous=FULL) before we say so
+        await self._send(peer.connection, {"type": "ack", "seq": frame["seq"]})
+        if self._on_sms is not None:
+            received = frame.get("received_at")
+            latency = (now - received) * 1000 if isinstance(received, (int, float)) else None
+            self._on_sms(Arrival(peer.gateway_id, frame["msg_id"], frame.get("lease_id"), frame.get("sender"),
+                                 frame.get("text"), frame.get("parts") or 1, latency, repeat))
+
+    def _ack(self, peer: _Peer, seq: int) -> None:
+        self._db.execute("UPDATE gateways SET acked_seq = MAX(acked_seq, ?) WHERE gateway_id = ?", (seq, peer.gateway_id))
+
+    # ------------------------------------------------------------------------------- commands
+    async def command(self, frame: dict, *, gateway_id: str | None = None, timeout: float = 10.0) -> dict:
+        """Send a ``lease.*`` command to a gateway and wait for its ``result``."""
+        peer = self._peers.get(gateway_id) if gateway_id else next(iter(self._peers.values()), None)
+        if peer is None:
+            raise HttpError(503, "no gateway connected" if gateway_id is None else f"gateway {gateway_id} not connected")
+        command_id = frame.setdefault("command_id", f"c{next(self._ids)}-{int(self._wall() * 1000)}")
+        future = asyncio.get_running_loop().create_future()
+        peer.pending[command_id] = future
+        await self._send(peer.connection, frame)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except (asyncio.TimeoutError, ConnectionError) as exc:
+            peer.pending.pop(command_id, None)
+            raise HttpError(504, f"no result from {peer.gateway_id}: {type(exc).__name__}") from None
+
+    @property
+    def gateways(self) -> list[str]:
+        return list(self._peers)
+
+    # --------------------------------------------------------------------------------- queries
+    def sms(self, lease_id: str | None = None) -> list[dict]:
+        query = "SELECT msg_id, gateway_id, seq, lease_id, number, sender, text, parts, received_at, arrived_at," \
+                " deliveries FROM sms"
+        rows = self._db.execute(query + (" WHERE lease_id = ?" if lease_id else "") + " ORDER BY rowid",
+                                (lease_id,) if lease_id else ())
+        keys = ("msg_id", "gateway_id", "seq", "lease_id", "number", "sender", "text", "parts", "received_at",
+                "arrived_at", "deliveries")
+        return [dict(zip(keys, row)) for row in rows]
+
+    def leases(self) -> list[dict]:
+        keys = ("lease_id", "gateway_id", "number", "service", "state", "sms_count", "updated_at")
+        return [dict(zip(keys, row)) for row in self._db.execute(f"SELECT {', '.join(keys)} FROM leases")]
+
+    def gateway_state(self, gateway_id: str) -> dict:
+        row = self._db.execute("SELECT acked_seq, inventory, health FROM gateways WHERE gateway_id = ?",
+                               (gateway_id,)).fetchone()
+        if row is None:
+            return {}
+        return {"acked_seq": row[0], "inventory": json.loads(row[1]) if row[1] else None,
+                "health": json.loads(row[2]) if row[2] else None}
+
+    # ------------------------------------------------------------------------------ control API
+    async def handle_http(self, request: HttpRequest) -> tuple[int, object]:
+        path, method = request.path.rstrip("/"), request.method
+        if path == "/leases" and method == "POST":
+            body = request.json()
+            if not isinstance(body, dict) or not isinstance(body.get("service"), str):
+                raise HttpError(400, "give at least 'service'")
+            frame = {"type": "lease.open", "lease_id": body.get("lease_id") or f"deal-{next(self._ids)}",
+                     "service": body["service"]}
+            for key in ("number", "category", "wait_window"):
+                if body.get(key) is not None:
+                    frame[key] = body[key]
+            criteria = {k: body[k] for k in ("country", "operator", "exclude_prefixes") if body.get(k) is not None}
+            if criteria:
+                frame["criteria"] = criteria
+            result = await self.command(frame, gateway_id=body.get("gateway_id"))
+            return (201 if result.get("ok") else 409), result
+        match = re.fullmatch(r"/leases/([^/]+)/(repeat|finish|cancel)", path)
+        if match and method == "POST":
+            lease_id, action = match.groups()
+            row = self._db.execute("SELECT gateway_id FROM leases WHERE lease_id = ?", (lease_id,)).fetchone()
+            result = await self.command({"type": f"lease.{action}", "lease_id": lease_id},
+                                        gateway_id=row[0] if row else None)
+            return (200 if result.get("ok") else 409), result
+        if path == "/leases" and method == "GET":
+            return 200, self.leases()
+        if path == "/sms" and method == "GET":
+            return 200, self.sms()
+        if path == "/gateways" and method == "GET":
+            return 200, {g: self.gateway_state(g) for g in self.gateways}
+        raise HttpError(404, f"no route {method} {request.path}")
+
+
+async def run_market(stop: asyncio.Event, *, listen: tuple[str, int], token: str, db_path: str,
+                     control: tuple[str, int] | None, tls: tuple[str, str] | None = None, out=None) -> int:
+    """``simgw market``: serve until stopped, printing each SMS with its end-to-end latency."""
+    import sys
+
+    out = out or sys.stdout
+
+    def show(arrival: Arrival) -> None:
+        latency = f"{arrival.latency_ms:7.1f} ms" if arrival.latency_ms is not None else "      ?"
+        text = (arrival.text or "").replace("\n", " ")[:60]
+        print(f"{time.strftime('%H:%M:%S')}  sms {arrival.msg_id[:10]} lease {arrival.lease_id}  {latency}"
+              f"{'  (repeat)' if arrival.repeat else ''}  {text}", file=out, flush=True)
+
+    market = Market(db_path, token, on_sms=show)
+    context = None
+    if tls is not None:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*tls)
+    await market.start(*listen, ssl_context=context)
+    server = await serve_json(market.handle_http, *control) if control else None
+    print(json.dumps({"market": "ready", "listen": f"{market.address[0]}:{market.address[1]}",
+                      "control": f"{control[0]}:{control[1]}" if control else None}), file=out, flush=True)
+    await stop.wait()
+    if server is not None:
+        server.close()
+    await market.stop()
+    with contextlib.suppress(Exception):
+        market.close()
+    return 0

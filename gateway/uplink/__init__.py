@@ -1,0 +1,1 @@
+"""The marketplace uplink: protocol simgw.v1 (I/O-free codec) and its WebSocket client."""

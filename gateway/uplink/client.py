@@ -1,0 +1,241 @@
+"""The WebSocket client to the marketplace: the asyncio shell around :class:`UplinkSession`.
+
+One outbound connection (the Pi is behind NAT). Reconnects with tenacity: exponential backoff
+with jitter up to a cap; a refused token waits the full cap every time and says so, since
+retrying a wrong token fast helps nobody. Keepalive pings find a dead link within
+``ping_interval + ping_timeout``. On every connection: ``hello``, the marketplace's ``welcome``,
+then every outbox event after the seq it acknowledged, in order, within a bounded window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+from urllib.parse import urlsplit
+
+import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, wait_exponential, wait_random
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+
+from gateway.uplink.protocol import (
+    SUBPROTOCOL,
+    Acked,
+    FrameRejected,
+    LeaseAction,
+    OpenLease,
+    UplinkSession,
+    Welcomed,
+    encode,
+    result_frame,
+)
+
+log = structlog.get_logger("gateway.uplink")
+HARD_MAX_SIZE = 1024 * 1024  # beyond this websockets closes (1009); below it we answer with an error frame
+
+
+class UplinkConfigError(ValueError):
+    """The uplink cannot work as configured (bad URL, insecure scheme to a remote host)."""
+
+
+class AuthRejected(Exception):
+    """The marketplace refused our token (HTTP 401/403 at the handshake)."""
+
+
+@dataclass(frozen=True, slots=True)
+class UplinkSettings:
+    url: str
+    token: str
+    gateway_id: str
+    version: str
+    allow_insecure: bool = False
+    ca_file: str | None = None
+    window: int = 256
+    ping_interval: float = 10.0
+    ping_timeout: float = 10.0
+    backoff_initial: float = 0.5
+    backoff_max: float = 60.0
+    health_interval: float = 30.0
+
+
+class UplinkPort(Protocol):
+    """What the client needs from the gateway; every call may go to the core thread."""
+
+    async def acked_seq(self) -> int: ...
+    async def max_seq(self) -> int: ...
+    async def outbox_after(self, seq: int, limit: int) -> list[tuple[int, str, dict]]: ...
+    async def acked(self, seq: int) -> None: ...
+    async def command(self, command: OpenLease | LeaseAction) -> dict[str, object]: ...
+    async def inventory(self) -> dict[str, object]: ...
+    async def health(self) -> dict[str, object]: ...
+
+
+def check_url(settings: UplinkSettings) -> None:
+    parts = urlsplit(settings.url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise UplinkConfigError(f"uplink url must be wss://host/... (or ws:// to loopback), got {settings.url!r}")
+    if parts.query and "token" in parts.query.lower():
+        raise UplinkConfigError("the token goes in the handshake header, never in the URL")
+    if parts.scheme == "ws" and not settings.allow_insecure:
+        try:
+            loopback = ipaddress.ip_address(parts.hostname).is_loopback
+        except ValueError:
+            loopback = parts.hostname == "localhost"
+        if not loopback:
+            raise UplinkConfigError(f"ws:// to {parts.hostname} is unencrypted; use wss:// or set allow_insecure")
+
+
+class UplinkClient:
+    def __init__(self, settings: UplinkSettings, port: UplinkPort, *, outbox_changed: asyncio.Event,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        check_url(settings)
+        self.settings = settings
+        self._port = port
+        self._outbox_changed = outbox_changed
+        self._clock = clock
+        self.attempts = 0
+        self.connected = asyncio.Event()
+        self.sessions = 0
+        self.last_error: str | None = None
+        self._logged_rejections: set[str] = set()
+
+    # ------------------------------------------------------------------------------- reconnect
+    async def run(self) -> None:
+        """Keep a session up until cancelled. A session that ended after its welcome resets the
+        backoff; every failure before that backs off."""
+        while True:
+            retrying = AsyncRetrying(wait=self._wait, retry=retry_if_exception(self._retryable),
+                                     before_sleep=self._before_sleep, reraise=True)
+            async for attempt in retrying:
+                with attempt:
+                    self.attempts += 1
+                    await self._session()
+            await asyncio.sleep(self.settings.backoff_initial * 0.2)
+
+    def _wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, AuthRejected):
+            return self.settings.backoff_max
+        s = self.settings
+        exponential = wait_exponential(multiplier=s.backoff_initial, max=s.backoff_max) + wait_random(0, s.backoff_initial)
+        return min(exponential(state), s.backoff_max)
+
+    @staticmethod
+    def _retryable(error: BaseException) -> bool:
+        return not isinstance(error, (UplinkConfigError, InvalidURI, asyncio.CancelledError))
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        self.last_error = _describe(error)
+        wait = state.next_action.sleep if state.next_action else 0.0
+        if isinstance(error, AuthRejected):
+            log.error("uplink.auth_rejected", url=self.settings.url, retry_in=round(wait, 1),
+                      hint="the marketplace refused the supplier token; check uplink.token")
+        else:
+            log.warning("uplink.connect_failed", url=self.settings.url, error=self.last_error,
+                        attempt=state.attempt_number, retry_in=round(wait, 2))
+
+    # --------------------------------------------------------------------------------- session
+    def _ssl(self) -> ssl.SSLContext | None:
+        if urlsplit(self.settings.url).scheme != "wss":
+            return None
+        context = ssl.create_default_context(cafile=self.settings.ca_file)
+        return context
+
+    async def _session(self) -> None:
+        s = self.settings
+        try:
+            ws = await connect(s.url, subprotocols=[SUBPROTOCOL], additional_headers={"Authorization": f"Bearer {s.token}"},
+                               ssl=self._ssl(), ping_interval=s.ping_interval, ping_timeout=s.ping_timeout,
+                               max_size=HARD_MAX_SIZE, open_timeout=10, close_timeout=2, proxy=None,
+                               compression=None, user_agent_header=f"simgw/{s.version}")
+        except InvalidStatus as exc:
+            if exc.response.status_code in (401, 403):
+                raise AuthRejected(f"HTTP {exc.response.status_code}") from None
+            raise
+        async with ws:
+            session = UplinkSession(s.gateway_id, s.version, await self._port.acked_seq(), window=s.window,
+                                    max_known_seq=await self._port.max_seq())
+            await ws.send(session.hello())
+            room_changed = asyncio.Event()
+            tasks = [asyncio.create_task(self._reader(ws, session, room_changed), name="uplink-reader"),
+                     asyncio.create_task(self._sender(ws, session, room_changed), name="uplink-sender"),
+                     asyncio.create_task(self._heartbeat(ws, session), name="uplink-health")]
+            try:
+                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+                for task in done:
+                    task.result()
+            finally:
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                self.connected.clear()
+        if not session.ready:
+            raise ConnectionError("closed before the welcome")
+
+    async def _reader(self, ws, session: UplinkSession, room_changed: asyncio.Event) -> None:
+        async for message in ws:
+            event = session.receive(message)
+            if isinstance(event, Welcomed):
+                self.sessions += 1
+                self.connected.set()
+                self.last_error = None
+                log.info("uplink.connected", url=self.settings.url, resume_after=event.last_acked_seq)
+                await self._port.acked(event.last_acked_seq)  # it holds these: prune what we still had
+                await ws.send(encode({"type": "inventory", **await self._port.inventory()}))
+                room_changed.set()
+            elif isinstance(event, Acked):
+                if event.seq == session.acked_seq:
+                    await self._port.acked(event.seq)
+                room_changed.set()
+            elif isinstance(event, (OpenLease, LeaseAction)):
+                result = await self._port.command(event)
+                await ws.send(result_frame(event.command_id, result))
+            elif isinstance(event, FrameRejected):
+                if event.reason.value not in self._logged_rejections:
+                    self._logged_rejections.add(event.reason.value)
+                    log.warning("uplink.frame_rejected", reason=event.reason.value, error=event.message)
+                await ws.send(event.frame)
+        raise ConnectionError(f"connection closed ({ws.close_code} {ws.close_reason or ''})".strip())
+
+    async def _sender(self, ws, session: UplinkSession, room_changed: asyncio.Event) -> None:
+        while True:
+            if session.ready and session.room > 0:
+                self._outbox_changed.clear()
+                rows = await self._port.outbox_after(session.sent_seq, session.room)
+                for seq, kind, payload in rows:
+                    await ws.send(session.sequenced_frame(seq, kind, payload))
+                if rows:
+                    continue
+                waiters = [self._outbox_changed.wait(), room_changed.wait()]
+            else:
+                waiters = [room_changed.wait()]
+            tasks = [asyncio.ensure_future(w) for w in waiters]
+            try:
+                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in tasks:
+                    task.cancel()
+            room_changed.clear()
+
+    async def _heartbeat(self, ws, session: UplinkSession) -> None:
+        while True:
+            await asyncio.sleep(self.settings.health_interval)
+            if session.ready:
+                await ws.send(encode({"type": "health", **await self._port.health()}))
+
+
+def _describe(error: BaseException | None) -> str:
+    if error is None:
+        return "unknown"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return f"TLS certificate rejected: {error.verify_message or error.reason}"
+    if isinstance(error, ConnectionClosed):
+        return f"connection closed: {error}"
+    return f"{type(error).__name__}: {error}"[:300]
+

@@ -1,0 +1,82 @@
+"""The uplink over real WebSockets on loopback: the whole path, schemas, reconnects, resume."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.conftest import run, wait_until
+from tests.gateway.uplink_env import Rig, validate_frames
+
+
+def test_leased_sms_reaches_the_marketplace_and_unleased_never_does(tmp_path):
+    async def scenario():
+        async with Rig(tmp_path, 3, health_interval=0.3) as rig:
+            numbers = rig.numbers()
+            result = await rig.open("deal-1", numbers[0])
+            assert result["ok"] and result["state"] == "waiting", result
+            by_criteria = await rig.open("deal-2", service="whatsapp", country="RU", exclude_prefixes=[numbers[0]])
+            assert by_criteria["ok"] and by_criteria["number"] == numbers[1], by_criteria
+            refused = await rig.open("deal-3", numbers[2], service="sberbank", category="banking")
+            assert not refused["ok"] and refused["reason"] == "service_denied"
+            rig.farm.send_sms(0, "Telegram", "Telegram code 11111 😀 " * 5, shuffle=True)
+            rig.farm.send_sms(2, "+79161234567", "this number has no lease")
+            await wait_until(lambda: len(rig.market.sms()) == 1, 10, "the leased SMS at the marketplace")
+            await asyncio.sleep(0.5)
+            (sms,) = rig.market.sms()
+            assert sms["lease_id"] == "deal-1" and sms["text"] == "Telegram code 11111 😀 " * 5 and sms["parts"] == 2
+            assert all("no lease" not in (s["text"] or "") for s in rig.market.sms())
+            finish = await rig.market.handle_http(_post("/leases/deal-1/finish"))
+            assert finish[1]["ok"] and finish[1]["state"] == "finished"
+            await wait_until(lambda: any(l["lease_id"] == "deal-1" and l["state"] == "finished"
+                                         for l in rig.market.leases()), 5, "lease state at the marketplace")
+            await wait_until(lambda: any(f["type"] == "health" for f in rig.market.frames_in), 5, "a health frame")
+            await wait_until(lambda: rig.gateway.read(lambda s: s.acked_seq()) > 0, 5, "acks to be persisted")
+            seen = validate_frames(rig.market.frames_in) | validate_frames(rig.market.frames_out)
+            assert {"hello", "inventory", "sms", "lease", "result", "health", "welcome", "ack", "lease.open",
+                    "lease.finish"} <= seen
+            inventory = next(f for f in rig.market.frames_in if f["type"] == "inventory")
+            assert inventory["capacity"] == {"RU/SimNet": 3}
+
+    run(scenario(), 60)
+
+
+def test_commands_are_idempotent_by_command_id(tmp_path):
+    async def scenario():
+        async with Rig(tmp_path, 2) as rig:
+            number = rig.numbers()[0]
+            frame = {"type": "lease.open", "command_id": "cmd-42", "lease_id": "deal-x", "service": "telegram",
+                     "number": number}
+            first = await rig.market.command(dict(frame))
+            again = await rig.market.command(dict(frame))
+            assert first == again and first["ok"]
+            other = await rig.market.command({**frame, "command_id": "cmd-43"})
+            assert not other["ok"] and other["reason"] == "duplicate_lease"
+
+    run(scenario(), 60)
+
+
+def test_reconnect_replays_unacked_events_in_order_exactly_once(tmp_path):
+    async def scenario():
+        async with Rig(tmp_path, 2) as rig:
+            number = rig.numbers()[0]
+            await rig.open("deal-r", number)
+            await rig.market.stop()  # the marketplace goes away...
+            for n in range(10):
+                rig.farm.send_sms(0, "Service", f"while the marketplace was down #{n}")
+            await wait_until(lambda: len(rig.gateway.store_messages()) == 10, 10, "SMS stored locally")
+            await rig.restart_market(pause=0.5)  # ...and comes back
+            await wait_until(lambda: len(rig.market.sms("deal-r")) == 10, 15, "the replay")
+            texts = [s["text"] for s in rig.market.sms("deal-r")]
+            assert texts == [f"while the marketplace was down #{n}" for n in range(10)]
+            assert all(s["deliveries"] == 1 for s in rig.market.sms())
+            await wait_until(lambda: rig.gateway.read(lambda s: s.acked_seq() >= s.max_seq()), 5, "all acked")
+
+    run(scenario(), 60)
+
+
+def _post(path: str, body: dict | None = None):
+    import json
+
+    from drivers.httpjson import HttpRequest
+
+    return HttpRequest("POST", path, json.dumps(body or {}).encode())
