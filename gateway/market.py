@@ -217,6 +217,13 @@ class Market:
             peer.pending.pop(command_id, None)
             raise HttpError(504, f"no result from {peer.gateway_id}: {type(exc).__name__}") from None
 
+    async def send_raw(self, data: str | bytes, *, gateway_id: str | None = None) -> None:
+        """Send anything at all to a gateway (hostile-marketplace tests)."""
+        peer = self._peers.get(gateway_id) if gateway_id else next(iter(self._peers.values()), None)
+        if peer is None:
+            raise ConnectionError("no gateway connected")
+        await peer.connection.send(data)
+
     @property
     def gateways(self) -> list[str]:
         return list(self._peers)
