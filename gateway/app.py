@@ -76,6 +76,7 @@ class Gateway:
         self._crash = crash_points or CrashPoints.from_env(os.environ.get("SIMGW_CRASHPOINTS"))
         self.control_address: tuple[str, int] | None = None
         self.outbox_changed = asyncio.Event()
+        self.inventory_changed = asyncio.Event()
         self.uplink: UplinkClient | None = None
         if config.uplink is not None:
             u = config.uplink
@@ -83,7 +84,8 @@ class Gateway:
                                                       allow_insecure=u.allow_insecure, ca_file=u.ca_file,
                                                       window=u.window, backoff_max=u.backoff_max,
                                                       health_interval=u.health_interval),
-                                       self, outbox_changed=self.outbox_changed)
+                                       self, outbox_changed=self.outbox_changed,
+                                       inventory_changed=self.inventory_changed)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on the core thread, after everything submitted before it."""
@@ -139,8 +141,12 @@ class Gateway:
         modem_config = next((m for m in self.config.modems if m.port == modem.path), None)
         msisdn = identity.msisdn or (modem_config.msisdn if modem_config else None)
         online = modem.health.state in ONLINE_STATES
-        asyncio.ensure_future(self.call(self.core.bind_sim, modem.path, identity.iccid, msisdn, online))
-        asyncio.ensure_future(self.call(self.core.set_operator, modem.path, modem.health.operator))
+        asyncio.ensure_future(self._bind(modem.path, identity.iccid, msisdn, online, modem.health.operator))
+
+    async def _bind(self, port: str, iccid: str, msisdn: str | None, online: bool, operator: str | None) -> None:
+        await self.call(self.core.set_operator, port, operator)
+        await self.call(self.core.bind_sim, port, iccid, msisdn, online)
+        self.inventory_changed.set()
 
     # ---------------------------------------------------------------------------------- timers
     async def _timers(self) -> None:
@@ -186,6 +192,7 @@ class Gateway:
         result = await self.call(self.core.command, command.command_id, self._command_step(command))
         self._wake.set()
         self.outbox_changed.set()
+        self.inventory_changed.set()
         log.info("uplink.command", command=type(command).__name__, lease=command.lease_id, ok=result.get("ok"),
                  reason=result.get("reason"))
         return result

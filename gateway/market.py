@@ -210,12 +210,15 @@ class Market:
         command_id = frame.setdefault("command_id", f"c{next(self._ids)}-{int(self._wall() * 1000)}")
         future = asyncio.get_running_loop().create_future()
         peer.pending[command_id] = future
-        await self._send(peer.connection, frame)
         try:
+            await self._send(peer.connection, frame)
             return await asyncio.wait_for(future, timeout)
-        except (asyncio.TimeoutError, ConnectionError) as exc:
-            peer.pending.pop(command_id, None)
+        except (asyncio.TimeoutError, ConnectionError, ConnectionClosed) as exc:
             raise HttpError(504, f"no result from {peer.gateway_id}: {type(exc).__name__}") from None
+        finally:
+            peer.pending.pop(command_id, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: a disconnect while we gave up is not an unhandled error
 
     async def send_raw(self, data: str | bytes, *, gateway_id: str | None = None) -> None:
         """Send anything at all to a gateway (hostile-marketplace tests)."""

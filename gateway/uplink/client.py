@@ -92,11 +92,13 @@ def check_url(settings: UplinkSettings) -> None:
 
 class UplinkClient:
     def __init__(self, settings: UplinkSettings, port: UplinkPort, *, outbox_changed: asyncio.Event,
+                 inventory_changed: asyncio.Event | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         check_url(settings)
         self.settings = settings
         self._port = port
         self._outbox_changed = outbox_changed
+        self._inventory_changed = inventory_changed or asyncio.Event()
         self._clock = clock
         self.attempts = 0
         self.connected = asyncio.Event()
@@ -165,11 +167,20 @@ class UplinkClient:
             room_changed = asyncio.Event()
             tasks = [asyncio.create_task(self._reader(ws, session, room_changed), name="uplink-reader"),
                      asyncio.create_task(self._sender(ws, session, room_changed), name="uplink-sender"),
-                     asyncio.create_task(self._heartbeat(ws, session), name="uplink-health")]
+                     asyncio.create_task(self._heartbeat(ws, session), name="uplink-health"),
+                     asyncio.create_task(self._inventory(ws, session), name="uplink-inventory")]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
                 for task in done:
-                    task.result()
+                    try:
+                        task.result()
+                    except (ConnectionClosed, ConnectionError, OSError) as exc:
+                        if not session.ready:
+                            raise
+                        # An established session that dropped is not a failed attempt: reconnect
+                        # promptly, with the backoff starting afresh.
+                        log.info("uplink.disconnected", url=self.settings.url, error=_describe(exc))
+                        return
             finally:
                 for task in tasks:
                     task.cancel()
@@ -187,8 +198,8 @@ class UplinkClient:
                 self.last_error = None
                 log.info("uplink.connected", url=self.settings.url, resume_after=event.last_acked_seq)
                 await self._port.acked(event.last_acked_seq)  # it holds these: prune what we still had
-                await ws.send(encode({"type": "inventory", **await self._port.inventory()}))
                 room_changed.set()
+                self._inventory_changed.set()  # a full inventory first, on every connection
             elif isinstance(event, Acked):
                 if event.seq == session.acked_seq:
                     await self._port.acked(event.seq)
@@ -222,6 +233,27 @@ class UplinkClient:
                 for task in tasks:
                     task.cancel()
             room_changed.clear()
+
+    async def _inventory(self, ws, session: UplinkSession) -> None:
+        """The full inventory after each welcome, then only the numbers that changed."""
+        sent: dict[str, dict] | None = None
+        while True:
+            await self._inventory_changed.wait()
+            self._inventory_changed.clear()
+            if not session.ready:
+                continue
+            inventory = await self._port.inventory()
+            numbers = {n["number_id"]: n for n in inventory["numbers"]}
+            if sent is None:
+                frame = {**inventory, "full": True}
+            else:
+                changed = [n for key, n in numbers.items() if sent.get(key) != n]
+                gone = [{**n, "state": "offline"} for key, n in sent.items() if key not in numbers]
+                if not changed and not gone:
+                    continue
+                frame = {**inventory, "full": False, "numbers": changed + gone}
+            await ws.send(encode({"type": "inventory", **frame}))
+            sent = numbers
 
     async def _heartbeat(self, ws, session: UplinkSession) -> None:
         while True:

@@ -34,8 +34,11 @@ def test_leased_sms_reaches_the_marketplace_and_unleased_never_does(tmp_path):
             seen = validate_frames(rig.market.frames_in) | validate_frames(rig.market.frames_out)
             assert {"hello", "inventory", "sms", "lease", "result", "health", "welcome", "ack", "lease.open",
                     "lease.finish"} <= seen
-            inventory = next(f for f in rig.market.frames_in if f["type"] == "inventory")
-            assert inventory["capacity"] == {"RU/SimNet": 3}
+            inventories = [f for f in rig.market.frames_in if f["type"] == "inventory"]
+            assert inventories[0]["full"] is True
+            assert any(f["capacity"] == {"RU/SimNet": 3} for f in inventories)
+            busy = [n for f in inventories for n in f["numbers"] if n["state"] == "busy"]
+            assert {n["msisdn"] for n in busy} >= {numbers[0], numbers[1]}  # deltas follow the leases
 
     run(scenario(), 60)
 

@@ -82,10 +82,11 @@ class Rig:
         await self.market.stop()
         self.market.close()
         await asyncio.sleep(pause)
-        recorded_in, recorded_out = self.market.frames_in, self.market.frames_out
-        self.market = Market(self.market_db, TOKEN, drop_every=self.market.drop_every)
+        old = self.market
+        self.market = Market(self.market_db, TOKEN, drop_every=old.drop_every)
         self.market.record = True
-        self.market.frames_in, self.market.frames_out = recorded_in, recorded_out
+        self.market.frames_in, self.market.frames_out = old.frames_in, old.frames_out
+        self.market.connections = old.connections  # counted across restarts
         await self.market.start("127.0.0.1", self.market_port)
 
     def numbers(self) -> list[str]:
