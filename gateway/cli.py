@@ -261,7 +261,21 @@ def cmd_purge(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo
 
+    if args.log_level == "info":  # the demo's own lines are the show; logs only for trouble
+        logs.configure(json_lines=True if args.log_json else None, level="warning", redact=not args.no_redact)
     return asyncio.run(_until_signal(lambda stop: run_demo(stop, modems=args.modems, duration=args.duration)))
+
+
+def cmd_market(args: argparse.Namespace) -> int:
+    from gateway.market import run_market
+
+    token = args.token or os.environ.get("SIMGW_MARKET_TOKEN")
+    if not token:
+        print("simgw: market needs --token or $SIMGW_MARKET_TOKEN", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
+    return asyncio.run(_until_signal(lambda stop: run_market(stop, listen=args.listen, token=token, db_path=args.db,
+                                                              control=args.control, tls=tls)))
 
 
 # -------------------------------------------------------------------------------------- parser
@@ -311,6 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--modems", type=int, default=8)
     demo.add_argument("--duration", type=float, default=None, help="stop by itself after this many seconds")
     demo.set_defaults(func=cmd_demo)
+
+    market = sub.add_parser("market", help="run the reference marketplace (WebSocket + HTTP control API)")
+    market.add_argument("--listen", type=_host_port, required=True, metavar="HOST:PORT")
+    market.add_argument("--control", type=_host_port, default=None, metavar="HOST:PORT",
+                        help="HTTP+JSON control API: POST /leases, POST /leases/ID/repeat|finish|cancel, GET /leases, GET /sms")
+    market.add_argument("--token", default=None, help="the supplier token to accept (or $SIMGW_MARKET_TOKEN)")
+    market.add_argument("--db", default="market.db", help="its own SQLite file")
+    market.add_argument("--tls-cert", default=None)
+    market.add_argument("--tls-key", default=None)
+    market.set_defaults(func=cmd_market)
 
     sim = sub.add_parser("simulate", help="run simulated modems on pseudo-terminals until Ctrl-C")
     sim.add_argument("--modems", type=int, default=8)

@@ -34,6 +34,7 @@ class Ingested:
     message_id: str | None = None
     lease_id: str | None = None
     quarantined: bool = False
+    error: str | None = None  # status "failed": not stored, so not to be deleted from the SIM
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,25 @@ class GatewayCore:
             self.engine.rollback(snapshot)
             raise
 
+    def ingest_many(self, parts: list[ReceivedPart]) -> list[Ingested]:
+        """Group commit: every part in one transaction, one fsync for all of them. If the batch
+        fails, each part is tried alone, so one bad part cannot hold the others back."""
+        if len(parts) == 1:
+            return [self.ingest(parts[0])]
+        snapshot = self.engine.snapshot()
+        try:
+            with self.store.transaction():
+                return [self._ingest(part) for part in parts]
+        except Exception:
+            self.engine.rollback(snapshot)
+        return [self._ingest_alone(part) for part in parts]
+
+    def _ingest_alone(self, part: ReceivedPart) -> Ingested:
+        try:
+            return self.ingest(part)
+        except Exception as exc:
+            return Ingested("failed", error=f"{type(exc).__name__}: {exc}")
+
     def _ingest(self, part: ReceivedPart) -> Ingested:
         iccid = part.identity.iccid or f"port:{part.port}"
         sms = part.sms
@@ -131,7 +151,7 @@ class GatewayCore:
         rows = self.store.parts(key)
         if len(rows) < total:
             return Ingested("pending")
-        return self._route(key, rows, total)
+        return self._route(key, rows, total, part.identity.msisdn or None)
 
     def _ingest_unroutable(self, part: ReceivedPart, iccid: str, now_wall: float) -> Ingested:
         """A PDU that did not decode, or a status report: kept on the Pi, never forwarded."""
@@ -144,7 +164,7 @@ class GatewayCore:
         self.store.insert_message(row, [part.pdu_hex])
         return Ingested("routed", msg_id, None, True)
 
-    def _route(self, key: str, rows: list, total: int) -> Ingested:
+    def _route(self, key: str, rows: list, total: int, msisdn: str | None = None) -> Ingested:
         parts = []
         for row in rows:
             try:
@@ -155,16 +175,18 @@ class GatewayCore:
                 parts.append(decoded)
         first = rows[0]
         message = assemble(first["port"], parts, total)
-        result = self._store_message(first["iccid"], first["port"], message)
+        result = self._store_message(first["iccid"], first["port"], message, msisdn)
         self.store.mark_parts_routed(key, result.message_id or "")
         return result
 
-    def _store_message(self, iccid: str, port: str, message: AssembledSms) -> Ingested:
+    def _store_message(self, iccid: str, port: str, message: AssembledSms, msisdn: str | None) -> Ingested:
         scts = message.timestamp.isoformat()
         msg_id = message_id(iccid, message.sender, scts, message.concat_ref, message.text)
         if self.store.has_message(msg_id):
             return Ingested("duplicate", msg_id)
-        number = self.number_for(iccid)
+        # The number comes with the part (the modem read it from the SIM or the config gave it), so
+        # routing never depends on whether the modem's state change has been seen yet.
+        number = msisdn or self.number_for(iccid)
         now = self._mono()
         if number is None:
             decisions: list[Decision] = [*self.engine.tick(now), Quarantine(msg_id, "", "the SIM's number is unknown")]

@@ -1,81 +1,163 @@
-"""``simgw demo``: simulated modems driven over real ptys, SMS shown live as they arrive.
+"""``simgw demo``: the whole system on one machine, no hardware, no configuration.
 
-No hardware and no configuration: a mixed-vendor farm starts on pseudo-terminals, the real driver
-opens them like USB modems, and a script of activation-style messages (multipart, Cyrillic, emoji,
-alphanumeric senders) is injected while the terminal shows each SMS with its latency from the
-modem's ``+CMTI`` to the handler.
+Eight simulated modems of mixed vendors on real pseudo-terminals, the real gateway daemon driving
+them, and the reference marketplace over a real WebSocket on 127.0.0.1. The demo opens leases as
+buyers would, injects activation SMS (multipart, Cyrillic, emoji; some on numbers nobody leased)
+and shows what a person wants to see: each SMS as it reaches the marketplace with its latency
+from the modem's announcement, lease states, and how many SMS stayed in quarantine on the Pi.
 """
 
 from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import random
+import shutil
 import statistics
 import sys
+import tempfile
 import time
 
+from drivers.httpjson import HttpError
+from drivers.modem import ModemOptions
 from drivers.simulator.farm import ModemFarm
-from gateway.listener import Arrival, Listener
+from gateway.app import Gateway
+from gateway.config import Config, LeaseConfig, ModemConfig, UplinkConfig
+from gateway.market import Arrival, Market
 
-SCRIPT: tuple[tuple[str, str], ...] = (
-    ("Telegram", "Telegram code: 48213. Do not give this code to anyone, even if they say they are from Telegram!"),
-    ("WhatsApp", "Your WhatsApp code: 512-907. Don't share this code with others"),
-    ("+79161234567", "Ваш код подтверждения: 7731. Никому не сообщайте его."),
-    ("Google", "G-402817 is your Google verification code."),
-    ("Uber", "Your Uber code is 9921 😀 Never share this code. " * 3),
-    ("+447700900123", "Der Bestätigungscode lautet 66120 – gültig für 10 Minuten. €"),
-    ("VK", "Код для входа в VK: 350-441. Если вы не запрашивали код, проигнорируйте это сообщение. " * 2),
-    ("Microsoft", "Use 8832 as Microsoft account security code"),
+SCRIPT: tuple[tuple[str, str, str], ...] = (
+    ("telegram", "Telegram", "Telegram code: 48213. Do not give this code to anyone, even if they say they are from Telegram!"),
+    ("whatsapp", "WhatsApp", "Your WhatsApp code: 512-907. Don't share this code with others"),
+    ("vk", "VK", "Код для входа в VK: 350-441. Если вы не запрашивали код, проигнорируйте это сообщение. " * 2),
+    ("google", "Google", "G-402817 is your Google verification code."),
+    ("uber", "Uber", "Your Uber code is 9921 😀 Never share this code. " * 3),
+    ("yandex", "+79161234567", "Ваш код подтверждения: 7731. Никому не сообщайте его."),
+    ("microsoft", "Microsoft", "Use 8832 as Microsoft account security code"),
 )
+TOKEN = "demo-supplier-token"
+
+
+class Demo:
+    def __init__(self, modems: int, out) -> None:
+        self.out = out
+        self.tmp = tempfile.mkdtemp(prefix="simgw-demo-")
+        self.farm = ModemFarm(modems, periodic_interval=3.0, directory=os.path.join(self.tmp, "ports"))
+        self.market = Market(os.path.join(self.tmp, "market.db"), TOKEN, on_sms=self.on_sms, on_lease=self.on_lease)
+        self.gateway: Gateway | None = None
+        self.sent_at: dict[str, float] = {}
+        self.latencies: list[float] = []
+        self.lease_of_modem: dict[int, tuple[str, str]] = {}  # modem -> (lease id, service)
+        self.lease_sms: dict[str, int] = {}
+        self.rng = random.Random(7)
+        self.ids = itertools.count(1)
+        self.quarantined_sent = 0
+
+    def say(self, line: str) -> None:
+        print(f"{time.strftime('%H:%M:%S')}  {line}", file=self.out, flush=True)
+
+    def on_sms(self, arrival: Arrival) -> None:
+        start = self.sent_at.pop(arrival.text or "", None)
+        latency = (time.monotonic() - start) * 1000 if start is not None else float("nan")
+        if start is not None:
+            self.latencies.append(latency)
+        if arrival.lease_id:
+            self.lease_sms[arrival.lease_id] = self.lease_sms.get(arrival.lease_id, 0) + 1
+        text = (arrival.text or "").replace("\n", " ")
+        text = text if len(text) <= 56 else text[:53] + "..."
+        self.say(f"SMS  -> marketplace  lease {arrival.lease_id:<8} from {arrival.sender or '?':<13} "
+                 f"{arrival.parts} part(s) {latency:7.1f} ms  {text}")
+
+    def on_lease(self, frame: dict) -> None:
+        if frame["state"] in ("opened", "finished", "expired", "cancelled", "repeat_waiting"):
+            self.say(f"LEASE {frame['lease_id']:<8} {frame['state']:<14} {frame['service']:<10} on {frame['number']}")
+
+    async def start(self) -> None:
+        await self.farm.start()
+        await self.market.start("127.0.0.1", 0)
+        config = Config(path="<demo>", gateway_id="demo-gateway", state_dir=os.path.join(self.tmp, "state"),
+                        modems=tuple(ModemConfig(m.link_path) for m in self.farm.modems), leases=LeaseConfig(),
+                        control_listen=("127.0.0.1", 0),
+                        uplink=UplinkConfig(f"ws://127.0.0.1:{self.market.address[1]}/v1", TOKEN))
+        self.gateway = Gateway(config, modem_options=ModemOptions(health_interval=10.0))
+        await self.gateway.start()
+
+    async def stop(self) -> None:
+        if self.gateway is not None:
+            await self.gateway.stop()
+        await self.market.stop()
+        self.market.close()
+        await self.farm.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    async def open_lease(self, modem: int) -> None:
+        service = self.rng.choice([s for s, _, _ in SCRIPT])
+        lease_id = f"deal-{next(self.ids)}"
+        number = self.farm.info()[modem].msisdn
+        try:
+            result = await self.market.command({"type": "lease.open", "lease_id": lease_id, "service": service,
+                                                "number": number})
+        except HttpError as exc:
+            self.say(f"lease {lease_id} not opened: {exc}")
+            return
+        if result.get("ok"):
+            self.lease_of_modem[modem] = (lease_id, service)
+        else:
+            self.say(f"LEASE {lease_id:<8} refused: {result.get('reason')} ({result.get('message')})")
+
+    async def step(self) -> None:
+        modem = self.rng.randrange(len(self.farm.modems))
+        lease = self.lease_of_modem.get(modem)
+        if lease is not None and self.lease_sms.get(lease[0], 0) >= 1:
+            action = self.rng.choice(["finish", "repeat"])
+            result = await self.market.command({"type": f"lease.{action}", "lease_id": lease[0]})
+            if action == "finish" or not result.get("ok"):
+                del self.lease_of_modem[modem]
+                await self.open_lease(modem)
+            else:
+                self.lease_sms[lease[0]] = 0
+            lease = self.lease_of_modem.get(modem)
+        service = lease[1] if lease else self.rng.choice([s for s, _, _ in SCRIPT])
+        _, sender, text = next(item for item in SCRIPT if item[0] == service)
+        text = f"{text} [{next(self.ids)}]"
+        self.sent_at[text] = time.monotonic()
+        if lease is None:
+            self.quarantined_sent += 1
+            self.sent_at.pop(text)
+            self.say(f"SMS  on {self.farm.info()[modem].msisdn} with no lease: stays on the Pi (quarantine)")
+        self.farm.send_sms(modem, sender, text, shuffle=True)
 
 
 async def run_demo(stop: asyncio.Event, *, modems: int = 8, duration: float | None = None,
-                   interval: float = 1.5, out=sys.stdout) -> int:
-    farm = ModemFarm(modems, periodic_interval=3.0)
-    await farm.start()
-    sent_at: dict[tuple[str, str], float] = {}
-    latencies: list[float] = []
-    profiles = {m.link_path: m.engine.profile.name for m in farm.modems}
-
-    def on_sms(arrival: Arrival) -> None:
-        key = (arrival.port, arrival.sms.text)
-        start = sent_at.pop(key, None)
-        latency_ms = (arrival.last_part_monotonic - start) * 1000 if start is not None else float("nan")
-        if start is not None:
-            latencies.append(latency_ms)
-        name = arrival.port.rsplit("/", 1)[-1]
-        text = arrival.sms.text.replace("\n", " ")
-        text = text if len(text) <= 60 else text[:57] + "..."
-        print(f"{time.strftime('%H:%M:%S')}  {name} ({profiles.get(arrival.port, '?'):9}) "
-              f"from {arrival.sms.sender:14} {arrival.sms.parts} part(s) {latency_ms:7.1f} ms  {text}",
-              file=out, flush=True)
-
-    listener = Listener([m.link_path for m in farm.modems], on_sms)
-    print(f"simgw demo: {modems} simulated modems on ptys in {farm.directory}; Ctrl-C stops.", file=out, flush=True)
-    await listener.start()
+                   interval: float = 1.5, out=None) -> int:
+    out = out or sys.stdout
+    demo = Demo(modems, out)
+    print(f"simgw demo: {modems} simulated modems on ptys, the gateway, and a marketplace on 127.0.0.1. "
+          "Ctrl-C stops.", file=out, flush=True)
+    await demo.start()
     try:
-        await listener.wait_ready(30)
-        print("all modems ready; injecting SMS...", file=out, flush=True)
-        rng = random.Random(7)
-        started = time.monotonic()
-        for n in itertools.count():
-            if stop.is_set() or (duration is not None and time.monotonic() - started >= duration):
+        gateway = demo.gateway
+        deadline = time.monotonic() + 30
+        while len(gateway.core.engine._online) < modems or not gateway.uplink.connected.is_set():
+            if time.monotonic() > deadline or stop.is_set():
                 break
-            modem_id = rng.randrange(modems)
-            sender, text = SCRIPT[n % len(SCRIPT)]
-            port = farm.modems[modem_id].link_path
-            sent_at[(port, text)] = time.monotonic()
-            farm.send_sms(modem_id, sender, text, shuffle=True)
+            await asyncio.sleep(0.05)
+        demo.say(f"all modems ready, marketplace connected; opening leases on {modems - 2} of {modems} numbers")
+        for modem in range(modems - 2):
+            await demo.open_lease(modem)
+        started = time.monotonic()
+        while not stop.is_set() and (duration is None or time.monotonic() - started < duration):
+            await demo.step()
             try:
                 await asyncio.wait_for(stop.wait(), interval)
             except asyncio.TimeoutError:
                 pass
         await asyncio.sleep(0.5)
+        quarantined = len(gateway.read(lambda s: s.messages(quarantined=True)))
+        if demo.latencies:
+            print(f"{len(demo.latencies)} SMS reached the marketplace; latency from +CMTI median "
+                  f"{statistics.median(demo.latencies):.1f} ms, max {max(demo.latencies):.1f} ms; "
+                  f"{quarantined} SMS quarantined on the Pi, none sent", file=out, flush=True)
     finally:
-        await listener.stop()
-        await farm.stop()
-    if latencies:
-        print(f"{len(latencies)} SMS received; latency median {statistics.median(latencies):.1f} ms, "
-              f"max {max(latencies):.1f} ms", file=out, flush=True)
+        await demo.stop()
     return 0

@@ -19,6 +19,7 @@ import sqlite3
 import ssl
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import structlog
@@ -64,7 +65,10 @@ class Market:
     def __init__(self, db_path: str, token: str, *, drop_every: float | None = None,
                  on_sms: Callable[[Arrival], None] | None = None, on_lease: Callable[[dict], None] | None = None,
                  wall: Callable[[], float] = time.time) -> None:
-        self._db = sqlite3.connect(db_path, isolation_level=None)
+        # Writes (each an fsync) run on one worker thread so they never stall the event loop;
+        # quick reads may come from the loop's thread, hence check_same_thread=False.
+        self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="market-db")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
@@ -99,7 +103,26 @@ class Market:
             self._server = None
 
     def close(self) -> None:
+        self._writer.shutdown(wait=True)
         self._db.close()
+
+    async def _write(self, *statements: tuple[str, tuple]) -> None:
+        """Run ``statements`` in one transaction on the writer thread (one fsync for all)."""
+        def run() -> None:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, args in statements:
+                    self._db.execute(sql, args)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+        await asyncio.get_running_loop().run_in_executor(self._writer, run)
+
+    @staticmethod
+    def _ack_sql(peer: _Peer, seq: int) -> tuple[str, tuple]:
+        return ("UPDATE gateways SET acked_seq = MAX(acked_seq, ?) WHERE gateway_id = ?", (seq, peer.gateway_id))
 
     def _check_token(self, connection: ServerConnection, request):
         header = request.headers.get("Authorization", "")
@@ -122,8 +145,8 @@ class Market:
         if self.record:
             self.frames_in.append(hello)
         gateway_id = hello["gateway_id"]
-        self._db.execute("INSERT INTO gateways (gateway_id, seen_at) VALUES (?, ?) ON CONFLICT(gateway_id) DO UPDATE"
-                         " SET seen_at = excluded.seen_at", (gateway_id, self._wall()))
+        await self._write(("INSERT INTO gateways (gateway_id, seen_at) VALUES (?, ?) ON CONFLICT(gateway_id) DO UPDATE"
+                           " SET seen_at = excluded.seen_at", (gateway_id, self._wall())))
         acked = self._db.execute("SELECT acked_seq FROM gateways WHERE gateway_id = ?", (gateway_id,)).fetchone()[0]
         peer = _Peer(gateway_id, connection)
         self._peers[gateway_id] = peer
@@ -163,12 +186,12 @@ class Market:
         if kind == "sms":
             await self._on_sms_frame(peer, frame)
         elif kind == "lease":
-            self._db.execute("INSERT INTO leases (lease_id, gateway_id, number, service, state, sms_count, updated_at)"
-                             " VALUES (?,?,?,?,?,?,?) ON CONFLICT(lease_id) DO UPDATE SET state=excluded.state,"
-                             " sms_count=excluded.sms_count, updated_at=excluded.updated_at",
-                             (frame["lease_id"], peer.gateway_id, frame.get("number"), frame.get("service"),
-                              frame["state"], frame.get("sms_count", 0), frame.get("at")))
-            self._ack(peer, frame["seq"])
+            await self._write(("INSERT INTO leases (lease_id, gateway_id, number, service, state, sms_count, updated_at)"
+                               " VALUES (?,?,?,?,?,?,?) ON CONFLICT(lease_id) DO UPDATE SET state=excluded.state,"
+                               " sms_count=excluded.sms_count, updated_at=excluded.updated_at",
+                               (frame["lease_id"], peer.gateway_id, frame.get("number"), frame.get("service"),
+                                frame["state"], frame.get("sms_count", 0), frame.get("at"))),
+                              self._ack_sql(peer, frame["seq"]))
             await self._send(peer.connection, {"type": "ack", "seq": frame["seq"]})
             if self._on_lease is not None:
                 self._on_lease(frame)
@@ -177,29 +200,25 @@ class Market:
             if future is not None and not future.done():
                 future.set_result(frame)
         elif kind in ("inventory", "health"):
-            self._db.execute(f"UPDATE gateways SET {kind} = ? WHERE gateway_id = ?", (json.dumps(frame), peer.gateway_id))
+            await self._write((f"UPDATE gateways SET {kind} = ? WHERE gateway_id = ?", (json.dumps(frame), peer.gateway_id)))
         elif kind == "error":
             self.errors_received.append(frame)
 
     async def _on_sms_frame(self, peer: _Peer, frame: dict) -> None:
         now = self._wall()
-        cursor = self._db.execute(
+        await self._write((
             "INSERT INTO sms (msg_id, gateway_id, seq, lease_id, number, sender, text, parts, received_at, arrived_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(msg_id) DO UPDATE SET deliveries = deliveries + 1",
             (frame["msg_id"], peer.gateway_id, frame["seq"], frame.get("lease_id"), frame.get("number"),
-             frame.get("sender"), frame.get("text"), frame.get("parts"), frame.get("received_at"), now))
-        repeat = cursor.rowcount == 1 and self._db.execute(
-            "SELECT deliveries FROM sms WHERE msg_id = ?", (frame["msg_id"],)).fetchone()[0] > 1
-        self._ack(peer, frame["seq"])  # durable (synchronous=FULL) before we say so
+             frame.get("sender"), frame.get("text"), frame.get("parts"), frame.get("received_at"), now)),
+            self._ack_sql(peer, frame["seq"]))  # durable (synchronous=FULL) before we say so
+        repeat = self._db.execute("SELECT deliveries FROM sms WHERE msg_id = ?", (frame["msg_id"],)).fetchone()[0] > 1
         await self._send(peer.connection, {"type": "ack", "seq": frame["seq"]})
         if self._on_sms is not None:
             received = frame.get("received_at")
             latency = (now - received) * 1000 if isinstance(received, (int, float)) else None
             self._on_sms(Arrival(peer.gateway_id, frame["msg_id"], frame.get("lease_id"), frame.get("sender"),
                                  frame.get("text"), frame.get("parts") or 1, latency, repeat))
-
-    def _ack(self, peer: _Peer, seq: int) -> None:
-        self._db.execute("UPDATE gateways SET acked_seq = MAX(acked_seq, ?) WHERE gateway_id = ?", (seq, peer.gateway_id))
 
     # ------------------------------------------------------------------------------- commands
     async def command(self, frame: dict, *, gateway_id: str | None = None, timeout: float = 10.0) -> dict:

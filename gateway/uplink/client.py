@@ -105,6 +105,8 @@ class UplinkClient:
         self.sessions = 0
         self.last_error: str | None = None
         self._logged_rejections: set[str] = set()
+        self._ack_to_persist = 0
+        self._ack_arrived = asyncio.Event()
 
     # ------------------------------------------------------------------------------- reconnect
     async def run(self) -> None:
@@ -168,7 +170,8 @@ class UplinkClient:
             tasks = [asyncio.create_task(self._reader(ws, session, room_changed), name="uplink-reader"),
                      asyncio.create_task(self._sender(ws, session, room_changed), name="uplink-sender"),
                      asyncio.create_task(self._heartbeat(ws, session), name="uplink-health"),
-                     asyncio.create_task(self._inventory(ws, session), name="uplink-inventory")]
+                     asyncio.create_task(self._inventory(ws, session), name="uplink-inventory"),
+                     asyncio.create_task(self._acker(), name="uplink-acker")]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
                 for task in done:
@@ -202,7 +205,8 @@ class UplinkClient:
                 self._inventory_changed.set()  # a full inventory first, on every connection
             elif isinstance(event, Acked):
                 if event.seq == session.acked_seq:
-                    await self._port.acked(event.seq)
+                    self._ack_to_persist = event.seq
+                    self._ack_arrived.set()
                 room_changed.set()
             elif isinstance(event, (OpenLease, LeaseAction)):
                 result = await self._port.command(event)
@@ -233,6 +237,18 @@ class UplinkClient:
                 for task in tasks:
                     task.cancel()
             room_changed.clear()
+
+    async def _acker(self) -> None:
+        """Persist acknowledgements, coalesced: under load one commit covers many acks. A late
+        persist is safe: at worst an event is resent and the marketplace knows its msg_id."""
+        persisted = 0
+        while True:
+            await self._ack_arrived.wait()
+            self._ack_arrived.clear()
+            seq = self._ack_to_persist
+            if seq > persisted:
+                await self._port.acked(seq)
+                persisted = seq
 
     async def _inventory(self, ws, session: UplinkSession) -> None:
         """The full inventory after each welcome, then only the numbers that changed."""

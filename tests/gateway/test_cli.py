@@ -126,8 +126,10 @@ def test_scan_recommends_the_port_that_carries_urcs():
 
 
 def test_demo_runs_and_ends_by_itself():
-    result = subprocess.run([*SIMGW, "demo", "--modems", "3", "--duration", "4"], capture_output=True, text=True,
-                            timeout=60)
+    result = subprocess.run([*SIMGW, "demo", "--modems", "4", "--duration", "6"], capture_output=True, text=True,
+                            timeout=90)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "all modems ready" in result.stdout
-    assert "SMS received; latency median" in result.stdout
+    assert "all modems ready, marketplace connected" in result.stdout
+    assert "LEASE deal-1" in result.stdout and "opened" in result.stdout
+    assert "SMS  -> marketplace" in result.stdout
+    assert "reached the marketplace; latency from +CMTI median" in result.stdout

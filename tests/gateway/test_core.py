@@ -267,3 +267,19 @@ def test_migration_from_version_1_keeps_data(db):
     store.open()
     assert store.schema_version() == 2 and store.acked_seq() == 41
     assert store.command_result("nope") is None
+
+
+def test_routing_does_not_wait_for_the_sim_binding(db):
+    """Found by the SIGKILL test: after a restart the startup sweep can deliver a part before the
+    modem's state change has bound its SIM; the number travels with the part instead."""
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    core.open_lease("L1", NUMBER_A, "telegram")
+    core.store.close()
+    store = Store(db)
+    store.open()
+    fresh = GatewayCore(store, LeaseConfig(), mono=lambda: clocks.mono, wall=lambda: clocks.wall)
+    fresh.start()  # no bind_sim yet
+    early = ReceivedPart("/dev/ttyUSB0", ModemIdentity(iccid=ICCID_A, msisdn=NUMBER_A), "SM", 1, pdus("early")[0],
+                         decode_pdu(pdus("early")[0]), None, datetime.now(timezone.utc), 0.0)
+    assert fresh.ingest(early).lease_id == "L1"

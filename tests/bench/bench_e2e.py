@@ -1,0 +1,218 @@
+"""Benchmark: +CMTI at the simulator -> the ``sms`` frame at the reference marketplace.
+
+    .venv/bin/python tests/bench/bench_e2e.py [--modems 1 16 64] [--rate 3.6] [--seconds 10] [--baud 115200]
+                                              [--burst]
+
+Three processes, as in the field: the simulated modems (real ptys), the gateway daemon under test
+(the real ``Gateway``: driver, SQLite with synchronous=FULL, uplink), and the reference
+marketplace (real WebSocket on 127.0.0.1, fsync before each ack). The simulator stamps the moment
+it writes the ``+CMTI`` of an SMS's last part, the marketplace the moment the ``sms`` frame is
+stored; both read CLOCK_MONOTONIC, which Linux shares between processes. CPU and RSS are the
+gateway process's own. Steady load: Poisson arrivals at ``--rate`` SMS/s per modem. ``--burst``:
+every modem receives a 3-part SMS at the same instant, every 2 s. Prints a table, writes JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import queue
+import random
+import re
+import resource
+import statistics
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from drivers.modem import ModemOptions  # noqa: E402
+from gateway import logs  # noqa: E402
+from gateway.app import Gateway  # noqa: E402
+from gateway.config import Config, LeaseConfig, ModemConfig, UplinkConfig  # noqa: E402
+
+CMTI_RE = re.compile(r'\+CMTI: "\w+",(\d+)')
+TOKEN = "bench-token"
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
+
+
+# ---------------------------------------------------------------------------- simulator process
+def simulator_process(modems: int, baud: int | None, directory: str, commands: mp.Queue, reports: mp.Queue) -> None:
+    from drivers.simulator.farm import ModemFarm
+
+    logs.configure(json_lines=True, level="error")
+
+    async def main() -> None:
+        farm = ModemFarm(modems, profile="generic", baud=baud, periodic_interval=None, capacity=60, directory=directory)
+        pending: dict[tuple[str, int], str] = {}
+        for pty in farm.modems:
+            def on_wire(text: str, at: float, port: str = pty.link_path) -> None:
+                for match in CMTI_RE.finditer(text):
+                    key = pending.pop((port, int(match.group(1))), None)
+                    if key is not None:
+                        reports.put(("cmti", key, at))
+            pty._on_wire = on_wire
+        await farm.start()
+        reports.put(("ready", [(m.port, m.msisdn) for m in farm.info()], 0.0))
+        loop = asyncio.get_running_loop()
+        while True:
+            command = await loop.run_in_executor(None, commands.get)
+            if command is None:
+                break
+            modem, text = command
+            engine = farm.modems[modem].engine
+            pdus = farm.pdus_for("+79161234567", text)
+            free = [i for i in range(1, engine.capacity + 1) if i not in engine.storage]
+            if len(free) >= len(pdus):
+                pending[(farm.modems[modem].link_path, free[len(pdus) - 1])] = text
+            for pdu in pdus:
+                farm.modems[modem].deliver(pdu)
+        await farm.stop()
+
+    asyncio.run(main())
+
+
+# ----------------------------------------------------------------------------- market process
+def market_process(db: str, reports: mp.Queue, ports: mp.Queue) -> None:
+    from drivers.httpjson import serve_json
+    from gateway.market import Arrival, Market
+
+    logs.configure(json_lines=True, level="error")
+
+    async def main() -> None:
+        def on_sms(arrival: Arrival) -> None:
+            reports.put(("sms", arrival.text, time.monotonic()))
+
+        market = Market(db, TOKEN, on_sms=on_sms)
+        await market.start("127.0.0.1", 0)
+        server = await serve_json(market.handle_http, "127.0.0.1", 0)
+        ports.put((market.address[1], server.sockets[0].getsockname()[1]))
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
+def http_post(port: int, path: str, body: dict) -> dict:
+    import urllib.request
+
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+# ------------------------------------------------------------------------------------ a run
+async def bench(modems: int, rate: float, seconds: float, baud: int | None, burst: bool) -> dict:
+    tmp = tempfile.mkdtemp(prefix="simgw-bench-")
+    ctx = mp.get_context("spawn")
+    commands, reports, ports = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    sim = ctx.Process(target=simulator_process, args=(modems, baud, os.path.join(tmp, "ports"), commands, reports))
+    market = ctx.Process(target=market_process, args=(os.path.join(tmp, "market.db"), reports, ports))
+    sim.start()
+    market.start()
+    ws_port, http_port = ports.get(timeout=60)
+    kind, farm_info, _ = reports.get(timeout=60)
+    assert kind == "ready"
+    config = Config(path="<bench>", gateway_id="bench", state_dir=os.path.join(tmp, "state"),
+                    modems=tuple(ModemConfig(port, baud=baud or 115200) for port, _ in farm_info),
+                    leases=LeaseConfig(), control_listen=("127.0.0.1", 0),
+                    uplink=UplinkConfig(f"ws://127.0.0.1:{ws_port}/v1", TOKEN))
+    gateway = Gateway(config, modem_options=ModemOptions(health_interval=3600, sweep_interval=3600))
+    t_start = time.monotonic()
+    await gateway.start()
+    while len(gateway.core.engine._online) < modems or not gateway.uplink.connected.is_set():
+        await asyncio.sleep(0.02)
+    ready_after = time.monotonic() - t_start
+    for i, (_, number) in enumerate(farm_info):
+        result = await asyncio.to_thread(http_post, http_port, "/leases",
+                                         {"service": "bench", "lease_id": f"b{i}", "number": number})
+        assert result.get("ok"), result
+    idle_cpu0, idle_t0 = time.process_time(), time.monotonic()
+    await asyncio.sleep(3.0)
+    idle_cpu = (time.process_time() - idle_cpu0) / (time.monotonic() - idle_t0)
+
+    rng = random.Random(3)
+    cpu0, t0, sent = time.process_time(), time.monotonic(), 0
+    if burst:
+        for r in range(max(1, int(seconds // 2))):
+            for m in range(modems):
+                commands.put((m, f"burst {r}/{m} " + "Your verification code is 123456. " * 10))
+                sent += 1
+            await asyncio.sleep(2.0)
+    else:
+        interval = 1.0 / (rate * modems)
+        next_at = t0
+        while time.monotonic() - t0 < seconds:
+            commands.put((rng.randrange(modems), f"Your code is {sent:07d}"))
+            sent += 1
+            next_at += interval * rng.expovariate(1.0)
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+    cmti: dict[str, float] = {}
+    arrived: dict[str, float] = {}
+    deadline = time.monotonic() + 30
+    while len(arrived) < sent and time.monotonic() < deadline:
+        try:
+            kind, text, at = reports.get_nowait()
+        except queue.Empty:
+            await asyncio.sleep(0.02)
+            continue
+        (cmti if kind == "cmti" else arrived)[text] = at
+    load_cpu = (time.process_time() - cpu0) / (time.monotonic() - t0)
+    writes = gateway.store.writes
+    await gateway.stop()
+    commands.put(None)
+    sim.join(10)
+    market.terminate()
+    market.join(10)
+    latencies = [(arrived[t] - cmti[t]) * 1000 for t in arrived if t in cmti]
+    pdu_chars = 2 * 60  # a short single-part SMS as +CMGR shows it, ~60 octets
+    floor_bytes = len('\r\n+CMTI: "SM",12\r\n') + len("AT+CMGR=12\r") + len("\r\n+CMGR: 0,,40\r\n") + pdu_chars + 8
+    return {
+        "modems": modems, "mode": "burst 3-part" if burst else f"steady {rate}/s/modem", "baud": baud,
+        "sent": sent, "received": len(latencies),
+        "p50_ms": statistics.median(latencies) if latencies else None,
+        "p90_ms": percentile(latencies, 90) if latencies else None,
+        "p99_ms": percentile(latencies, 99) if latencies else None,
+        "max_ms": max(latencies) if latencies else None,
+        "wire_floor_ms": floor_bytes * 10 / baud * 1000 if baud else 0.0,
+        "gateway_cpu_idle": idle_cpu, "gateway_cpu_load": load_cpu,
+        "gateway_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "ready_s": ready_after, "sqlite_commits_per_sms": writes / max(1, sent),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--modems", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--rate", type=float, default=3.6)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--baud", type=int, default=None)
+    parser.add_argument("--burst", action="store_true")
+    parser.add_argument("--out", default="bench-results/e2e.json")
+    args = parser.parse_args()
+    logs.configure(json_lines=True, level="error")
+    results = [asyncio.run(bench(n, args.rate, args.seconds, args.baud, args.burst)) for n in args.modems]
+    print("+CMTI at the simulator -> sms frame stored at the marketplace (3 processes, ptys, SQLite, WebSocket)")
+    print(f"{'modems':>6} {'mode':>20} {'sent':>5} {'recv':>5} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
+          f"{'max ms':>7} {'floor':>6} {'CPU idle':>8} {'CPU load':>8} {'RSS MB':>6} {'ready s':>7} {'commits/SMS':>11}")
+    for r in results:
+        print(f"{r['modems']:>6} {r['mode']:>20} {r['sent']:>5} {r['received']:>5} {r['p50_ms']:>7.2f} "
+              f"{r['p90_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['max_ms']:>7.2f} {r['wire_floor_ms']:>6.2f} "
+              f"{r['gateway_cpu_idle']:>8.3f} {r['gateway_cpu_load']:>8.3f} {r['gateway_peak_rss_mb']:>6.1f} "
+              f"{r['ready_s']:>7.2f} {r['sqlite_commits_per_sms']:>11.2f}")
+    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
+    with open(args.out, "w") as fh:
+        json.dump(results, fh, indent=2)
+    print(f"written {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
