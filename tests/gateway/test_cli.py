@@ -133,3 +133,19 @@ def test_demo_runs_and_ends_by_itself():
     assert "LEASE deal-1" in result.stdout and "opened" in result.stdout
     assert "SMS  -> marketplace" in result.stdout
     assert "reached the marketplace; latency from +CMTI median" in result.stdout
+
+
+def test_market_cli_serves_its_control_api():
+    ws_port, http_port = free_port(), free_port()
+    db = os.path.join(tempfile.mkdtemp(prefix="simgw-market-"), "market.db")
+    market = subprocess.Popen([*SIMGW, "market", "--listen", f"127.0.0.1:{ws_port}", "--control",
+                               f"127.0.0.1:{http_port}", "--token", "t0ken", "--db", db],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = read_json_line(market, 20)
+        assert ready["market"] == "ready" and ready["listen"] == f"127.0.0.1:{ws_port}"
+        assert http("GET", f"http://127.0.0.1:{http_port}/leases") == (200, [])
+        status, body = http("POST", f"http://127.0.0.1:{http_port}/leases", {"service": "telegram"})
+        assert status == 503 and "no gateway" in body["error"]
+    finally:
+        assert stop(market) == 0
