@@ -49,8 +49,11 @@ async def serve_json(handler: Handler, host: str, port: int) -> asyncio.Server:
             status, payload = exc.status, {"error": str(exc)}
         except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
             status, payload = 400, {"error": f"bad request: {exc}"}
-        body = json.dumps(payload, ensure_ascii=False).encode()
-        head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\nContent-Type: application/json\r\n"
+        if isinstance(payload, str):  # plain text (the Prometheus exposition format)
+            body, content_type = payload.encode(), "text/plain; version=0.0.4; charset=utf-8"
+        else:
+            body, content_type = json.dumps(payload, ensure_ascii=False).encode(), "application/json"
+        head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\nContent-Type: {content_type}\r\n"
                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
         try:
             writer.write(head + body)

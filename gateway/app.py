@@ -27,6 +27,7 @@ from gateway import __version__
 from gateway.config import Config
 from gateway.core import GatewayCore, Ingested, decisions_json
 from gateway.leases import Refusal, Refused
+from gateway.notify import Notifier
 from gateway.store import Store, StoreError
 from gateway.uplink.client import UplinkClient, UplinkSettings
 from gateway.uplink.protocol import LeaseAction, OpenLease
@@ -125,6 +126,28 @@ class Gateway:
             self._server.close()
         await self.call(self.store.close)
         self._executor.shutdown(wait=True)
+
+    async def reload(self) -> None:
+        """SIGHUP: apply what is safe to change while running, and say what needs a restart."""
+        from gateway import config as config_module
+        from gateway import logs
+
+        try:
+            new = config_module.load(self.config.path)
+        except config_module.ConfigError as exc:
+            log.error("config.reload_failed", error=str(exc), kept="the running configuration")
+            return
+        old = self.config
+        needs_restart = [name for name, changed in (
+            ("modems", new.modems != old.modems), ("gateway.state_dir", new.state_dir != old.state_dir),
+            ("gateway.id", new.gateway_id != old.gateway_id), ("control.listen", new.control_listen != old.control_listen),
+            ("uplink", new.uplink != old.uplink), ("numbers", new.numbers != old.numbers)) if changed]
+        await self.call(self.core.set_lease_config, new.leases)
+        logs.configure(json_lines={"json": True, "console": False}.get(new.log_format), level=new.log_level,
+                       redact=new.redact)
+        self.config = replace(old, leases=new.leases, log_level=new.log_level, log_format=new.log_format,
+                              redact=new.redact)
+        log.info("config.reloaded", applied="leases, logging", needs_restart=needs_restart or None)
 
     # ---------------------------------------------------------------------------------- modems
     async def _sink(self, part: ReceivedPart) -> None:
@@ -226,7 +249,7 @@ class Gateway:
         self.outbox_changed.set()
         self.inventory_changed.set()
         log.info("uplink.command", command=type(command).__name__, lease=command.lease_id, ok=result.get("ok"),
-                 reason=result.get("reason"))
+                 number=result.get("number"), reason=result.get("reason"))
         return result
 
     def _command_step(self, command: OpenLease | LeaseAction):
@@ -270,7 +293,10 @@ class Gateway:
             decisions = await self.call(self.core.open_lease, str(lease_id), number, service,
                                         category=body.get("category"), wait_window=wait)
             self._wake.set()
+            self.outbox_changed.set()
             result = decisions_json(decisions)
+            log.info("lease.open", source="control", lease=lease_id, number=number, service=service,
+                     ok=result["ok"], reason=result.get("reason"))
             return (201 if result["ok"] else 409), result
         match = re.fullmatch(r"/leases/([^/]+)/(repeat|finish|cancel)", path)
         if match and method == "POST":
@@ -283,6 +309,8 @@ class Gateway:
             return 200, [lease_json(lease, self._mono()) for lease in self.core.engine.active()]
         if path == "/status" and method == "GET":
             return 200, self.status()
+        if path == "/metrics" and method == "GET":
+            return 200, self.metrics()
         raise HttpError(404, f"no route {method} {request.path}")
 
     def read(self, query: Callable[[Store], T]) -> T:
@@ -297,6 +325,43 @@ class Gateway:
 
     def store_messages(self):
         return self.read(lambda store: store.messages())
+
+    def metrics(self) -> str:
+        """Prometheus text exposition, named by the Prometheus conventions (units, _total)."""
+        from drivers.modem import ModemState
+
+        out: list[str] = []
+
+        def metric(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> None:
+            out.append(f"# HELP {name} {help_text}")
+            out.append(f"# TYPE {name} {kind}")
+            for labels, value in samples:
+                label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+                out.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
+
+        modems = self.modems
+        metric("simgw_modem_state", "gauge", "1 for the state each modem is in",
+               [({"port": m.path, "state": state.value}, 1.0 if m.health.state is state else 0.0)
+                for m in modems for state in ModemState])
+        metric("simgw_modem_signal_dbm", "gauge", "received signal strength (AT+CSQ)",
+               [({"port": m.path}, float(m.health.signal_dbm)) for m in modems if m.health.signal_dbm is not None])
+        metric("simgw_modem_sms_received_total", "counter", "message parts read from the modem",
+               [({"port": m.path}, float(m.health.sms_received)) for m in modems])
+        metric("simgw_modem_recoveries_total", "counter", "times the port was reopened and re-initialised",
+               [({"port": m.path}, float(m.health.recoveries)) for m in modems])
+        for name, attr, help_text in (("commands", "commands", "AT commands sent"),
+                                      ("command_timeouts", "timeouts", "AT commands that timed out"),
+                                      ("command_errors", "errors", "AT commands answered with an error"),
+                                      ("garbage", "garbage", "undecodable byte runs dropped by the framer")):
+            metric(f"simgw_modem_{name}_total", "counter", help_text,
+                   [({"port": m.path}, float(getattr(m.channel.stats, attr))) for m in modems if m.channel])
+        metric("simgw_leases_active", "gauge", "leases waiting or receiving", [({}, float(len(self.core.engine.active())))])
+        if self.uplink is not None:
+            metric("simgw_uplink_connected", "gauge", "1 while the marketplace session is up",
+                   [({}, 1.0 if self.uplink.connected.is_set() else 0.0)])
+            metric("simgw_uplink_connect_attempts_total", "counter", "connection attempts to the marketplace",
+                   [({}, float(self.uplink.attempts))])
+        return "\n".join(out) + "\n"
 
     def status(self) -> dict[str, object]:
         return {
@@ -317,11 +382,31 @@ def lease_json(lease, now: float) -> dict[str, object]:
             "sms_count": lease.sms_count, "seconds_left": max(0.0, round(lease.deadline - now, 1))}
 
 
-async def run_daemon(config: Config, stop: asyncio.Event) -> int:
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+async def run_daemon(config: Config, stop: asyncio.Event, *, reload: asyncio.Event | None = None) -> int:
+    """The daemon's life: start, tell systemd, serve until ``stop``, reload on ``reload``."""
+    notifier = Notifier.from_env()
     gateway = Gateway(config)
     await gateway.start()
     host, port = gateway.control_address or ("?", 0)
-    log.info("gateway.ready", control=f"{host}:{port}")
-    await stop.wait()
-    await gateway.stop()
+    log.info("gateway.ready", control=f"{host}:{port}", modems=len(config.modems))
+    notifier.ready(f"serving {len(config.modems)} modem(s); control on {host}:{port}")
+    watchdog = asyncio.create_task(notifier.watchdog(), name="watchdog")
+    reload = reload or asyncio.Event()
+    try:
+        while not stop.is_set():
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(reload.wait())]
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            if reload.is_set() and not stop.is_set():
+                reload.clear()
+                await gateway.reload()
+    finally:
+        notifier.stopping()
+        watchdog.cancel()
+        await gateway.stop()
     return 0

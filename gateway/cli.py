@@ -146,7 +146,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.app import run_daemon
 
     config = _config(args)
-    return asyncio.run(_until_signal(lambda stop: run_daemon(config, stop)))
+    if args.log_level == "info" and config.log_level != "info" or config.log_format != "auto" or not config.redact:
+        logs.configure(json_lines=True if args.log_json else {"json": True, "console": False}.get(config.log_format),
+                       level=config.log_level if args.log_level == "info" else args.log_level,
+                       redact=config.redact and not args.no_redact)
+
+    async def main(stop: asyncio.Event) -> int:
+        reload = asyncio.Event()
+        with contextlib.suppress(NotImplementedError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, reload.set)
+        return await run_daemon(config, stop, reload=reload)
+
+    return asyncio.run(_until_signal(main))
 
 
 def _control(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
@@ -169,6 +180,25 @@ def _control(args: argparse.Namespace, method: str, path: str, body: dict | None
 def _print_result(status: int, result: dict) -> int:
     print(json.dumps(result, ensure_ascii=False))
     return EXIT_OK if status < 300 else EXIT_FAILURE
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    while True:
+        status, body = _control(args, "GET", "/status")
+        if status != 200:
+            return _print_result(status, body)
+        if args.watch:
+            print("\033[2J\033[H", end="")
+        uplink = body.get("uplink")
+        link = "no uplink configured" if uplink is None else (
+            "connected" if uplink["connected"] else f"disconnected ({uplink.get('last_error') or 'connecting'})")
+        print(f"gateway {body['gateway']}: {body['leases_active']} active lease(s); marketplace {link}")
+        _table(("port", "state", "number", "signal", "operator", "sms"),
+               [(m["port"], m["state"], m["number"] or "-", f"{m['signal_dbm']} dBm" if m["signal_dbm"] is not None
+                 else "-", m["operator"] or "-", m["sms_received"]) for m in body["modems"]])
+        if not args.watch:
+            return EXIT_OK
+        time.sleep(args.watch)
 
 
 def cmd_lease(args: argparse.Namespace) -> int:
@@ -297,6 +327,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     check = with_config(sub.add_parser("check-config", help="validate the configuration and exit (2 on any error)"))
     check.set_defaults(func=cmd_check_config)
+
+    status = with_config(sub.add_parser("status", help="modems and SIMs of the running daemon, as a table"))
+    status.add_argument("--watch", type=float, nargs="?", const=2.0, default=None, metavar="SECONDS",
+                        help="refresh every SECONDS (default 2)")
+    status.set_defaults(func=cmd_status)
 
     lease = sub.add_parser("lease", help="drive leases through the running daemon; show a lease's audit trail")
     lease_sub = lease.add_subparsers(dest="lease_command", required=True)

@@ -77,6 +77,11 @@ class GatewayCore:
             self.engine.restore_activation(number, service, at - wall + mono)
         return self.tick()
 
+    def set_lease_config(self, leases: LeaseConfig) -> None:
+        """A reloaded policy applies to what comes next; running windows keep their deadlines."""
+        self.config = leases
+        self.engine.policy = leases.policy
+
     # ------------------------------------------------------------------------------ inventory
     def bind_sim(self, port: str, iccid: str, msisdn: str | None, online: bool) -> str | None:
         """A modem on ``port`` holds SIM ``iccid``; returns the number it serves (or None)."""

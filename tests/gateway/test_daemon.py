@@ -102,6 +102,9 @@ def test_cli_lease_commands_against_the_running_daemon(tmp_path):
             assert [line.split()[3] for line in trail.stdout.splitlines()[1:]] == ["opened", "sms", "finished"]
             bad = await asyncio.to_thread(cli, "lease", "cancel", "nope")
             assert json.loads(bad.stdout)["reason"] == "unknown_lease"
+            status = await asyncio.to_thread(cli, "status")
+            assert status.returncode == 0 and "no uplink configured" in status.stdout
+            assert status.stdout.count(" ok ") == 2 and "dBm" in status.stdout
         finally:
             await gateway.stop()
             await farm.stop()
