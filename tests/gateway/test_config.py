@@ -74,8 +74,14 @@ def test_good_config_and_the_example_pass(tmp_path):
     path.write_text(GOOD)
     assert check(str(path)).returncode == 0
     example = os.path.join(os.path.dirname(__file__), "..", "..", "config", "simgw.example.toml")
-    result = check(example)
+    token = tmp_path / "token"
+    token.write_text("example-token\n")
+    copy = tmp_path / "example.toml"
+    copy.write_text(open(example).read().replace("/etc/simgw/token", str(token)))  # the only file it names
+    result = check(str(copy))
     assert result.returncode == 0, result.stderr
+    demo = os.path.join(os.path.dirname(__file__), "..", "..", "config", "demo.toml")
+    assert check(demo).returncode == 0
 
 
 def test_token_file_and_repr_never_shows_the_token(tmp_path):
