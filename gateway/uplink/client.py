@@ -222,11 +222,12 @@ class UplinkClient:
         while True:
             if session.ready and session.room > 0:
                 self._outbox_changed.clear()
-                rows = await self._port.outbox_after(session.sent_seq, session.room)
+                limit = session.room
+                rows = await self._port.outbox_after(session.sent_seq, limit)
                 for seq, kind, payload in rows:
                     await ws.send(session.sequenced_frame(seq, kind, payload))
-                if rows:
-                    continue
+                if len(rows) == limit or (rows and self._outbox_changed.is_set()):
+                    continue  # there may be more; otherwise wait, without another round trip to the store
                 waiters = [self._outbox_changed.wait(), room_changed.wait()]
             else:
                 waiters = [room_changed.wait()]
