@@ -112,6 +112,7 @@ class ModemHealth:
     sms_undecodable: int = 0
     sink_failures: int = 0
     recoveries: int = 0
+    soft_resets: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,11 +126,17 @@ class ModemOptions:
     empty_read_retries: tuple[float, ...] = (0.1, 0.3, 1.0)
     reopen_backoff: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
     unresponsive_after: int = 2  # consecutive timeouts before the port is reopened
+    soft_reset_after: int = 2  # reopenings of a modem that answers AT but hangs, before a soft reset
+    reset_wait: float | None = None  # seconds to let a reset modem boot (None: the profile's figure)
     profile: str | None = None  # force a profile instead of choosing from the identity
 
 
 class ModemUnresponsive(Exception):
     pass
+
+
+class ModemResetting(Exception):
+    """The driver soft-reset the modem; the port is closed until it has had time to boot."""
 
 
 @dataclass(order=True, slots=True)
@@ -169,11 +176,16 @@ class Modem:
         self._lost = asyncio.Event()
         self._reinit_needed = asyncio.Event()
         self._stopping = False
+        self._answered_at = False
+        self._half_alive = 0
         self.ready = asyncio.Event()
 
     # ------------------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
-        """Serve the modem until cancelled, reopening and re-initialising it as often as needed."""
+        """Serve the modem until cancelled, healing it by escalation: resync (the channel drains
+        after every timeout), reopen the port, soft-reset a modem that answers ``AT`` but hangs on
+        real work, and wait, with backoff, for a port that vanished to come back (reported gone
+        meanwhile). Whatever was stored on the SIM meanwhile is read by the sweep after init."""
         attempt = 0
         while not self._stopping:
             try:
@@ -182,7 +194,14 @@ class Modem:
                 await self._serve()
             except (PortGone, PortOpenError) as exc:
                 self._set_state(ModemState.GONE, str(exc))
+            except ModemResetting as exc:
+                self._set_state(ModemState.RESETTING, str(exc))
+                await asyncio.sleep(self.options.reset_wait if self.options.reset_wait is not None
+                                    else self.profile.reset_time)
+                attempt = 0
             except (ModemUnresponsive, CommandTimeout) as exc:
+                if self._answered_at:
+                    self._half_alive += 1  # answers AT, fails at real work: a soft reset may help
                 self._set_state(ModemState.UNRESPONSIVE, str(exc))
             except CommandFailed as exc:
                 self._set_state(ModemState.DEGRADED, str(exc))
@@ -222,10 +241,23 @@ class Modem:
                             extra_urcs=self.profile.extra_urcs)
         self._channel = channel
         channel.open()
+        self._answered_at = False
+        if self._half_alive >= self.options.soft_reset_after:
+            await self._soft_reset()
         await self._initialise()
+
+    async def _soft_reset(self) -> None:
+        await self._sync()
+        command = self.profile.reset_command
+        self._log.warning("modem.soft_reset", command=command, failures=self._half_alive)
+        self._half_alive = 0
+        self.health.soft_resets += 1
+        await self._cmd(command, timeout=3.0, priority=Priority.URGENT, check=False)
+        raise ModemResetting(f"{self.path}: soft reset with {command} after repeated hangs")
 
     async def _initialise(self) -> None:
         await self._sync()
+        self._answered_at = True
         await self._cmd("ATE0", check=False)
         if not (await self._cmd("AT+CMEE=2", check=False)).result.ok:
             await self._cmd("AT+CMEE=1", check=False)
@@ -239,6 +271,7 @@ class Modem:
         await self._choose_storage()
         await self._enable_indications()
         await self.probe_health()
+        self._half_alive = 0
         self.ready.set()
         self._enqueue_sweep()
 

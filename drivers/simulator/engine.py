@@ -82,6 +82,7 @@ class SimModem:
     me_storage: dict[int, tuple[int, str]] = field(default_factory=dict)  # "ME", the phone's own memory
     network_queue: deque[str] = field(default_factory=deque)
     booting: bool = False
+    wedged: bool = False
     drop_terminator_once: bool = False
     sent_pdus: list[str] = field(default_factory=list)
     _out: bytearray = field(default_factory=bytearray)
@@ -168,6 +169,7 @@ class SimModem:
     # ---------------------------------------------------------------------------------- faults
     def start_reboot(self) -> None:
         self.booting = True
+        self.wedged = False
         self.settings = Settings()
         self._in.clear()
         self._prompt = False
@@ -267,6 +269,8 @@ class SimModem:
         if not upper.startswith("AT"):
             self._final("ERROR")
             return
+        if self.wedged and upper not in ("AT", *self.profile.reset_commands) and not upper.startswith("AT+CFUN=1,1"):
+            return  # hung firmware: answers AT, swallows everything else until reset
         if self.profile.urc_before_response and self.profile.periodic_urc and upper.startswith(("AT+CMGR", "AT+CMGL")):
             self.periodic()  # Huawei: ^RSSI lands between the command and its answer
         bodies = [b.strip() for b in upper[2:].split(";")]  # "AT+CMEE=1;+CREG=2": V.250 chaining

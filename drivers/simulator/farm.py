@@ -20,7 +20,7 @@ from drivers.simulator.pty import PtyModem
 from drivers.sms.encode import DeliverSpec, encode_deliver
 
 FAULT_KINDS = ("garbage", "silence", "reboot", "slow", "no_line_ending", "full_storage", "unplug", "replug",
-               "pull_sim", "insert_sim")
+               "pull_sim", "insert_sim", "wedge")
 
 
 class FaultError(ValueError):
@@ -158,6 +158,8 @@ class ModemFarm:
         elif kind == "pull_sim":
             modem.engine.pull_sim()
             modem.flush()
+        elif kind == "wedge":
+            modem.engine.wedged = True
         elif kind == "insert_sim":
             modem.engine.insert_sim(self._original_sims[modem_id])
             modem.flush()

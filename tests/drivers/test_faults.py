@@ -132,3 +132,22 @@ async def test_fault_pull_sim(h: Harness):
     assert h.modems[0].health.state is ModemState.NO_SIM
     h.farm.inject_fault(0, "insert_sim")
     await finish(h, [(0, "held by the network without a SIM")])
+
+
+def test_fault_wedged_modem_is_soft_reset():
+    """Answers AT, hangs on everything else: reopening does not help, a soft reset does."""
+    from dataclasses import replace
+
+    from tests.conftest import FAST
+
+    async def go():
+        options = replace(FAST, soft_reset_after=2, reset_wait=2.5)
+        async with Harness(3, profile="generic", periodic_interval=None, options=options) as h:
+            h.farm.inject_fault(0, "wedge")
+            h.farm.send_sms(0, "+79161230009", "stuck behind a wedged modem")
+            await wait_until(lambda: h.modems[0].health.soft_resets == 1, 30, "a soft reset")
+            await others_unaffected(h, "wedge")
+            await finish(h, [(0, "stuck behind a wedged modem")], timeout=30)
+            assert h.modems[0].health.recoveries >= 3
+
+    run(go(), 90)
