@@ -9,6 +9,7 @@ the core thread has committed it.
 from __future__ import annotations
 
 import asyncio
+import glob
 import os
 import random
 import re
@@ -63,8 +64,9 @@ class CrashPoints:
 class Gateway:
     def __init__(self, config: Config, *, modem_options: ModemOptions | None = None,
                  mono: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 crash_points: CrashPoints | None = None) -> None:
+                 crash_points: CrashPoints | None = None, rescan_interval: float = 10.0) -> None:
         self.config = config
+        self._rescan_interval = rescan_interval
         self._mono, self._wall = mono, wall
         self._modem_options = modem_options or ModemOptions()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simgw-core")
@@ -101,12 +103,8 @@ class Gateway:
         resolved = await self.call(self.core.start)
         log.info("gateway.started", leases=len(self.core.engine.active()), resolved_on_start=len(resolved),
                  modems=len(self.config.modems))
-        for modem_config in self.config.modems:
-            options = replace(self._modem_options, baudrate=modem_config.baud,
-                              receive_mode=ReceiveMode(modem_config.receive_mode), profile=modem_config.profile)
-            modem = Modem(modem_config.port, self._sink, options=options, on_state=self._on_modem_state)
-            self.modems.append(modem)
-            self._tasks.append(asyncio.create_task(modem.run(), name=f"modem:{modem.path}"))
+        self._rescan()
+        self._tasks.append(asyncio.create_task(self._rescan_loop(), name="port-rescan"))
         self._tasks.append(asyncio.create_task(self._timers(), name="lease-timers"))
         if self.uplink is not None:
             self._tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
@@ -114,6 +112,28 @@ class Gateway:
         self._server = await serve_json(self._control, host, port)
         sockname = self._server.sockets[0].getsockname()
         self.control_address = (sockname[0], sockname[1])
+
+    def _rescan(self) -> None:
+        """Drive every configured port, expanding patterns (``/dev/serial/by-id/*-if02-port0``):
+        a modem plugged in later is picked up without a restart. A port that vanishes keeps its
+        driver, which reports it gone and reopens it when it comes back under the same name."""
+        driven = {modem.path for modem in self.modems}
+        for modem_config in self.config.modems:
+            for path in _expand(modem_config.port):
+                if path in driven:
+                    continue
+                driven.add(path)
+                options = replace(self._modem_options, baudrate=modem_config.baud,
+                                  receive_mode=ReceiveMode(modem_config.receive_mode), profile=modem_config.profile)
+                modem = Modem(path, self._sink, options=options, on_state=self._on_modem_state)
+                self.modems.append(modem)
+                self._tasks.append(asyncio.create_task(modem.run(), name=f"modem:{path}"))
+                log.info("modem.port_added", port=path)
+
+    async def _rescan_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._rescan_interval)
+            self._rescan()
 
     async def stop(self) -> None:
         for modem in self.modems:
@@ -380,6 +400,13 @@ class Gateway:
 def lease_json(lease, now: float) -> dict[str, object]:
     return {"lease_id": lease.id, "number": lease.number, "service": lease.service, "state": lease.state.value,
             "sms_count": lease.sms_count, "seconds_left": max(0.0, round(lease.deadline - now, 1))}
+
+
+def _expand(port: str) -> list[str]:
+    """A port path, or every path a glob pattern matches right now."""
+    if not any(ch in port for ch in "*?["):
+        return [port]
+    return sorted(glob.glob(port))
 
 
 def _escape(value: str) -> str:

@@ -110,3 +110,34 @@ def test_cli_lease_commands_against_the_running_daemon(tmp_path):
             await farm.stop()
 
     run(scenario(), 90)
+
+
+def test_a_modem_plugged_in_later_is_picked_up_without_a_restart(tmp_path):
+    from drivers.simulator.engine import SimModem
+    from drivers.simulator.farm import sim_identity
+    from drivers.simulator.profiles import SIM_PROFILES
+    from drivers.simulator.pty import PtyModem
+
+    async def scenario():
+        ports = tmp_path / "ports"
+        farm = ModemFarm(1, profile="generic", periodic_interval=None, directory=str(ports))
+        await farm.start()
+        config = Config(path="<test>", gateway_id="test", state_dir=str(tmp_path / "state"),
+                        modems=(ModemConfig(str(ports / "modem*")),), leases=LeaseConfig(),
+                        control_listen=("127.0.0.1", 0))
+        gateway = Gateway(config, modem_options=FAST, rescan_interval=0.3)
+        await gateway.start()
+        late = PtyModem(SimModem(SIM_PROFILES["quectel"], sim_identity(77)), str(ports / "modem-late"))
+        try:
+            await wait_until(lambda: len(gateway.core.engine._online) == 1, 10, "the first modem")
+            await late.start()  # plugged in while the daemon runs
+            await wait_until(lambda: len(gateway.core.engine._online) == 2, 10, "the new modem online")
+            late.deliver(farm.pdus_for("+79161234567", "on the late modem")[0])
+            await wait_until(lambda: any(m.text == "on the late modem" for m in gateway.store_messages()), 10,
+                             "its SMS stored")
+        finally:
+            await gateway.stop()
+            await late.stop()
+            await farm.stop()
+
+    run(scenario(), 60)
