@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 
 import structlog
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential, wait_random
 
 from drivers.at.parse import (
     AtParseError,
@@ -124,7 +125,8 @@ class ModemOptions:
     health_interval: float = 30.0
     sweep_interval: float = 60.0
     empty_read_retries: tuple[float, ...] = (0.1, 0.3, 1.0)
-    reopen_backoff: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+    reopen_initial: float = 0.2  # first reopen delay; doubles per failure, with jitter
+    reopen_max: float = 30.0  # the cap: a modem that is gone is looked for twice a minute
     unresponsive_after: int = 2  # consecutive timeouts before the port is reopened
     soft_reset_after: int = 2  # reopenings of a modem that answers AT but hangs, before a soft reset
     reset_wait: float | None = None  # seconds to let a reset modem boot (None: the profile's figure)
@@ -133,6 +135,10 @@ class ModemOptions:
 
 class ModemUnresponsive(Exception):
     pass
+
+
+class _Recover(Exception):
+    """The port's life ended without reaching ready; tenacity decides when to try again."""
 
 
 class ModemResetting(Exception):
@@ -185,35 +191,57 @@ class Modem:
         """Serve the modem until cancelled, healing it by escalation: resync (the channel drains
         after every timeout), reopen the port, soft-reset a modem that answers ``AT`` but hangs on
         real work, and wait, with backoff, for a port that vanished to come back (reported gone
-        meanwhile). Whatever was stored on the SIM meanwhile is read by the sweep after init."""
-        attempt = 0
+        meanwhile). Whatever was stored on the SIM meanwhile is read by the sweep after init.
+        The backoff is tenacity's exponential with jitter, capped, and starts afresh after every
+        session that reached ready; a soft reset waits the modem's boot time instead."""
         while not self._stopping:
-            try:
-                await self._open_and_initialise()
-                attempt = 0
-                await self._serve()
-            except (PortGone, PortOpenError) as exc:
-                self._set_state(ModemState.GONE, str(exc))
-            except ModemResetting as exc:
-                self._set_state(ModemState.RESETTING, str(exc))
-                await asyncio.sleep(self.options.reset_wait if self.options.reset_wait is not None
-                                    else self.profile.reset_time)
-                attempt = 0
-            except (ModemUnresponsive, CommandTimeout) as exc:
-                if self._answered_at:
-                    self._half_alive += 1  # answers AT, fails at real work: a soft reset may help
-                self._set_state(ModemState.UNRESPONSIVE, str(exc))
-            except CommandFailed as exc:
-                self._set_state(ModemState.DEGRADED, str(exc))
-            finally:
-                self.ready.clear()
-                if self._channel is not None:
-                    self._channel.close()
-                    self._channel = None
-            self.health.recoveries += 1
-            delay = self.options.reopen_backoff[min(attempt, len(self.options.reopen_backoff) - 1)]
-            attempt += 1
-            await asyncio.sleep(delay)
+            retrying = AsyncRetrying(wait=self._reopen_wait, retry=retry_if_exception_type(_Recover),
+                                     reraise=True)
+            async for attempt in retrying:
+                with attempt:
+                    await self._attempt()
+
+    def _reopen_wait(self, state: RetryCallState) -> float:
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, _Recover) and isinstance(error.__cause__, ModemResetting):
+            return self.options.reset_wait if self.options.reset_wait is not None else self.profile.reset_time
+        backoff = wait_exponential(multiplier=self.options.reopen_initial, max=self.options.reopen_max) \
+            + wait_random(0, self.options.reopen_initial)
+        return min(backoff(state), self.options.reopen_max)
+
+    async def _attempt(self) -> None:
+        """One life of the port: open, initialise, serve. Returns after a session that reached
+        ready (so the backoff starts afresh); raises :class:`_Recover` after one that did not."""
+        reached_ready = False
+        failure: Exception | None = None
+        try:
+            await self._open_and_initialise()
+            reached_ready = self.ready.is_set()
+            await self._serve()
+        except (PortGone, PortOpenError) as exc:
+            self._set_state(ModemState.GONE, str(exc))
+            failure = exc
+        except ModemResetting as exc:
+            self._set_state(ModemState.RESETTING, str(exc))
+            failure = exc
+        except (ModemUnresponsive, CommandTimeout) as exc:
+            if self._answered_at:
+                self._half_alive += 1  # answers AT, fails at real work: a soft reset may help
+            self._set_state(ModemState.UNRESPONSIVE, str(exc))
+            failure = exc
+        except CommandFailed as exc:
+            self._set_state(ModemState.DEGRADED, str(exc))
+            failure = exc
+        finally:
+            self.ready.clear()
+            if self._channel is not None:
+                self._channel.close()
+                self._channel = None
+        self.health.recoveries += 1
+        if failure is None or (reached_ready and not isinstance(failure, ModemResetting)):
+            await asyncio.sleep(self.options.reopen_initial)
+            return
+        raise _Recover(str(failure)) from failure
 
     def stop(self) -> None:
         self._stopping = True

@@ -16,7 +16,7 @@ from drivers.sms.pdu import SmsDeliver
 from gateway import logs
 
 FAST = ModemOptions(command_timeout=1.0, list_timeout=5.0, health_interval=1.0, sweep_interval=2.0,
-                    reopen_backoff=(0.1, 0.2, 0.5), empty_read_retries=(0.05, 0.1, 0.3))
+                    reopen_initial=0.1, reopen_max=0.5, empty_read_retries=(0.05, 0.1, 0.3))
 
 
 @pytest.fixture(autouse=True, scope="session")
