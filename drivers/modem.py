@@ -649,3 +649,13 @@ class Modem:
             raise PortGone(self.path, text, "not open")
         return await self._channel.command(text, expect=expect, timeout=timeout or self.options.command_timeout,
                                            priority=priority, check=check)
+
+
+async def stop_modems(modems: list[Modem], tasks: list[asyncio.Task]) -> None:
+    """Stop every driver and wait until each of ``tasks`` has finished; empties ``tasks``."""
+    for modem in modems:
+        modem.stop()
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    tasks.clear()

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import structlog
 
 from drivers.httpjson import HttpError, HttpRequest, serve_json
-from drivers.modem import Modem, ModemOptions, ModemState, ReceivedPart, ReceiveMode
+from drivers.modem import Modem, ModemOptions, ModemState, ReceivedPart, ReceiveMode, stop_modems
 from gateway import __version__
 from gateway.config import Config
 from gateway.core import GatewayCore, Ingested, decisions_json
@@ -136,12 +136,7 @@ class Gateway:
             self._rescan()
 
     async def stop(self) -> None:
-        for modem in self.modems:
-            modem.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await stop_modems(self.modems, self._tasks)
         if self._server is not None:
             self._server.close()
         await self.call(self.store.close)
@@ -348,7 +343,7 @@ class Gateway:
 
     def metrics(self) -> str:
         """Prometheus text exposition, named by the Prometheus conventions (units, _total)."""
-        from drivers.modem import ModemState
+
 
         out: list[str] = []
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from drivers.modem import Modem, ModemOptions, ReceivedPart
+from drivers.modem import Modem, ModemOptions, ReceivedPart, stop_modems
 from drivers.sms.assembly import AssembledSms, SmsAssembler
 from drivers.sms.pdu import SmsDeliver
 
@@ -58,12 +58,7 @@ class Listener:
         self._tasks.append(asyncio.create_task(self._expire_loop(), name="assembler-expiry"))
 
     async def stop(self) -> None:
-        for modem in self.modems:
-            modem.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await stop_modems(self.modems, self._tasks)
 
     async def wait_ready(self, timeout: float) -> None:
         await asyncio.wait_for(asyncio.gather(*(m.ready.wait() for m in self.modems)), timeout)

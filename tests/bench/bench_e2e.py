@@ -29,6 +29,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import percentile, write_results  # noqa: E402
 
 from drivers.modem import ModemOptions  # noqa: E402
 from gateway import logs  # noqa: E402
@@ -38,10 +41,6 @@ from gateway.config import Config, LeaseConfig, ModemConfig, UplinkConfig  # noq
 CMTI_RE = re.compile(r'\+CMTI: "\w+",(\d+)')
 TOKEN = "bench-token"
 
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
 
 
 # ---------------------------------------------------------------------------- simulator process
@@ -224,10 +223,7 @@ def main() -> int:
               f"{r['p90_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['max_ms']:>7.2f} {r['wire_floor_ms']:>6.2f} "
               f"{r['gateway_cpu_idle']:>8.3f} {r['gateway_cpu_load']:>8.3f} {r['gateway_peak_rss_mb']:>6.1f} "
               f"{r['ready_s']:>7.2f} {r['sqlite_commits_per_sms']:>11.2f}")
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(results, fh, indent=2)
-    print(f"written {args.out}")
+    write_results(args.out, results)
     return 0
 
 

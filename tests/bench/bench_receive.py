@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import re
@@ -22,6 +21,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import percentile, write_results  # noqa: E402
 
 from drivers.modem import Modem, ModemOptions, ReceivedPart  # noqa: E402
 from drivers.simulator.farm import ModemFarm  # noqa: E402
@@ -29,11 +31,6 @@ from gateway import logs  # noqa: E402
 
 CMTI_RE = re.compile(r'\+CMTI: "\w+",(\d+)')
 
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 async def bench(modems: int, rate: float, seconds: float, baud: int | None, profile: str) -> dict:
@@ -117,10 +114,7 @@ def main() -> int:
         print(f"{r['modems']:>6} {r['sent']:>6} {r['received']:>6} {r['p50_ms']:>8.2f} {r['p90_ms']:>8.2f} "
               f"{r['p99_ms']:>8.2f} {r['max_ms']:>8.2f} {r['wire_floor_ms']:>8.2f} {r['cpu_cores']:>6.2f} "
               f"{r['peak_rss_mb']:>7.1f}")
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(results, fh, indent=2)
-    print(f"written {args.out}")
+    write_results(args.out, results)
     return 0
 
 

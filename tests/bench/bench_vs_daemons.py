@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing as mp
 import os
 import queue
@@ -29,6 +28,9 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from common import percentile, write_results  # noqa: E402
 
 import bench_e2e  # noqa: E402
 from gateway import logs  # noqa: E402
@@ -181,7 +183,7 @@ def run_daemon(name: str, make_commands, modems: int, rate: float, seconds: floa
 def summary(name: str, sent: list, latencies: list[float], cpu: float) -> dict:
     return {"daemon": name, "sent": len(sent), "received": len(latencies),
             "p50_ms": statistics.median(latencies) if latencies else None,
-            "p99_ms": bench_e2e.percentile(latencies, 99) if latencies else None,
+            "p99_ms": percentile(latencies, 99) if latencies else None,
             "max_ms": max(latencies) if latencies else None, "cpu_cores": cpu}
 
 
@@ -216,10 +218,7 @@ def main() -> int:
         fmt = lambda v: f"{v:9.1f}" if v is not None else "        -"  # noqa: E731
         print(f"{r['daemon']:<28} {r['sent']:>5} {r['received']:>5} {fmt(r['p50_ms'])} {fmt(r['p99_ms'])} "
               f"{fmt(r['max_ms'])} {r['cpu_cores']:6.3f} {ratio:11.1f} {cpu_ratio:11.2f}")
-    os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    with open(args.out, "w") as fh:
-        json.dump(rows, fh, indent=2)
-    print(f"written {args.out}")
+    write_results(args.out, rows)
     return 0
 
 

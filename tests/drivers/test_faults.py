@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
 
 from drivers.modem import ModemState
 from tests.conftest import Harness, run, wait_until

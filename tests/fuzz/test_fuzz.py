@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from drivers.at.protocol import AtProtocol, Command
 from drivers.sms.pdu import PduError, decode_pdu
 from gateway.config import ConfigError, from_dict
-from gateway.uplink.protocol import Acked, FrameRejected, LeaseAction, OpenLease, UplinkSession, Welcomed, parse
+from gateway.uplink.protocol import Acked, FrameRejected, LeaseAction, OpenLease, UplinkSession, Welcomed
 
 EXAMPLES = int(os.environ.get("SIMGW_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -3,7 +3,6 @@ injected through the control API reaches the console; `simgw scan` finds the URC
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import queue

@@ -14,7 +14,7 @@ from drivers.sms.encode import DeliverSpec, encode_deliver
 from drivers.sms.pdu import decode_pdu
 from gateway.config import LeaseConfig
 from gateway.core import GatewayCore
-from gateway.leases import LeaseState, Policy
+from gateway.leases import LeaseState
 from gateway.store import Store, StoreError
 
 NUMBER_A, NUMBER_B = "+79000000001", "+79000000002"
