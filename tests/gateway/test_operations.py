@@ -46,7 +46,7 @@ def test_notify_ready_watchdog_at_half_interval_and_stopping(tmp_path):
             if message == "WATCHDOG=1":
                 pings.append(time.monotonic())
         gaps = [b - a for a, b in zip(pings, pings[1:])]
-        assert all(0.35 < gap < 0.75 for gap in gaps), gaps  # half of WatchdogSec=1s
+        assert all(0.3 < gap < 0.9 for gap in gaps), gaps  # half of WatchdogSec=1s, not the whole second
         proc.send_signal(signal.SIGTERM)
         while True:
             message = listener.recv(4096).decode()
