@@ -1,0 +1,187 @@
+"""Which SIM of a bank is on which radio: the switching scheduler, I/O-free, clock injected.
+
+A SIM bank has far more slots than channels (radios); each channel reaches a fixed group of
+slots and holds one of them at a time. The scheduler decides, and only decides: the bank driver
+performs a switch and reports back with :meth:`SimScheduler.switch_done`. Its rules:
+
+* a lease for a SIM already on a radio needs nothing; one for a SIM off air takes a channel that
+  reaches it and whose current SIM is idle; **a leased SIM is never switched out**;
+* with no such channel the lease waits in a bounded queue (served first come, first served when a
+  channel frees up) or is refused with ``no_channel``;
+* idle channels rotate through their idle slots on a cycle, so every SIM registers regularly
+  (collecting SMS the network held for it) and stays alive with its operator;
+* what the marketplace may be told is usable *at once* is the number of channels, never slots.
+
+This is the first step of the bank work (issue #5): the bank controller and on-modem SIM-select
+drivers, the inventory scan and the simulator's banks come next.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+
+
+class Outcome(enum.Enum):
+    ON_AIR = "on_air"  # the SIM is already on a radio
+    SWITCH = "switch"  # switch a channel to the SIM; the lease waits for it to register
+    QUEUED = "queued"  # no channel now; served when one frees
+    NO_CHANNEL = "no_channel"  # no channel now and the queue is full (or queueing is off)
+
+
+@dataclass(frozen=True, slots=True)
+class Switch:
+    channel: str
+    from_slot: int | None
+    to_slot: int
+    reason: str  # "lease" or "rotation"
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    outcome: Outcome
+    lease_id: str
+    slot: int
+    switch: Switch | None = None
+    channel: str | None = None
+
+
+@dataclass(slots=True)
+class _Channel:
+    name: str
+    slots: tuple[int, ...]
+    active: int | None = None
+    switching_to: int | None = None
+    rotation_at: float = 0.0
+    next_rotation_index: int = 0
+
+
+@dataclass(slots=True)
+class SimScheduler:
+    reach: dict[str, tuple[int, ...]]  # channel -> the slots it can hold
+    queue_limit: int = 16
+    rotation_period: float = 15 * 60.0
+    _channels: dict[str, _Channel] = field(default_factory=dict)
+    _leased: dict[int, str] = field(default_factory=dict)  # slot -> lease id
+    _queue: deque[tuple[str, int]] = field(default_factory=deque)
+    switch_log: list[Switch] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        seen: dict[int, str] = {}
+        for name, slots in self.reach.items():
+            for slot in slots:
+                if slot in seen:
+                    raise ValueError(f"slot {slot} is reachable from both {seen[slot]} and {name}")
+                seen[slot] = name
+            self._channels[name] = _Channel(name, tuple(slots))
+
+    # ----------------------------------------------------------------------------- queries
+    def channel_of(self, slot: int) -> str | None:
+        return next((c.name for c in self._channels.values() if slot in c.slots), None)
+
+    def on_air(self, slot: int) -> bool:
+        return any(c.active == slot and c.switching_to is None for c in self._channels.values())
+
+    def is_leased(self, slot: int) -> bool:
+        return slot in self._leased
+
+    @property
+    def queued(self) -> list[tuple[str, int]]:
+        return list(self._queue)
+
+    def capacity(self) -> int:
+        """Numbers usable at the same time: one per channel, whatever the slot count."""
+        return len(self._channels)
+
+    # ---------------------------------------------------------------------------- commands
+    def request(self, lease_id: str, slot: int, now: float) -> Placement:
+        """A lease wants SIM ``slot``; ``now`` is engine time."""
+        name = self.channel_of(slot)
+        if name is None:
+            raise KeyError(f"slot {slot} is on no channel")
+        channel = self._channels[name]
+        if channel.active == slot and channel.switching_to is None:
+            self._leased[slot] = lease_id
+            return Placement(Outcome.ON_AIR, lease_id, slot, channel=name)
+        if self._free(channel):
+            self._leased[slot] = lease_id
+            return Placement(Outcome.SWITCH, lease_id, slot, self._switch(channel, slot, "lease", now), name)
+        if len(self._queue) < self.queue_limit:
+            self._queue.append((lease_id, slot))
+            return Placement(Outcome.QUEUED, lease_id, slot, channel=name)
+        return Placement(Outcome.NO_CHANNEL, lease_id, slot)
+
+    def release(self, slot: int, now: float) -> list[Placement]:
+        """The lease on ``slot`` ended: its channel may serve the queue."""
+        self._leased.pop(slot, None)
+        return self._serve_queue(now)
+
+    def cancel_queued(self, lease_id: str) -> bool:
+        for item in list(self._queue):
+            if item[0] == lease_id:
+                self._queue.remove(item)
+                return True
+        return False
+
+    def switch_done(self, channel: str, ok: bool, now: float) -> list[Placement]:
+        """The driver finished a switch (ICCID verified when ``ok``). A failed switch leaves the
+        channel with no known SIM; a lease waiting on it is handed back as ``NO_CHANNEL``."""
+        state = self._channels[channel]
+        target, state.switching_to = state.switching_to, None
+        if ok:
+            state.active = target
+            return self._serve_queue(now)
+        state.active = None
+        out = []
+        if target is not None and target in self._leased:
+            out.append(Placement(Outcome.NO_CHANNEL, self._leased.pop(target), target))
+        return out + self._serve_queue(now)
+
+    def rotations_due(self, now: float) -> list[Switch]:
+        """Idle channels whose cycle is up move on to their next idle slot."""
+        out = []
+        for channel in self._channels.values():
+            if now < channel.rotation_at or not self._free(channel) or len(channel.slots) < 2:
+                continue
+            target = self._next_idle_slot(channel)
+            if target is not None and target != channel.active:
+                out.append(self._switch(channel, target, "rotation", now))
+        return out
+
+    # ---------------------------------------------------------------------------- internals
+    def _free(self, channel: _Channel) -> bool:
+        """No switch under way, and the SIM on air (if any) carries no lease."""
+        return channel.switching_to is None and (channel.active is None or channel.active not in self._leased)
+
+    def _switch(self, channel: _Channel, slot: int, reason: str, now: float) -> Switch:
+        assert channel.active is None or channel.active not in self._leased, "a leased SIM is never switched out"
+        switch = Switch(channel.name, channel.active, slot, reason)
+        channel.switching_to = slot
+        channel.rotation_at = now + self.rotation_period
+        self.switch_log.append(switch)
+        return switch
+
+    def _next_idle_slot(self, channel: _Channel) -> int | None:
+        for step in range(len(channel.slots)):
+            index = (channel.next_rotation_index + step) % len(channel.slots)
+            slot = channel.slots[index]
+            if slot != channel.active and slot not in self._leased:
+                channel.next_rotation_index = index + 1
+                return slot
+        return None
+
+    def _serve_queue(self, now: float) -> list[Placement]:
+        out = []
+        for lease_id, slot in list(self._queue):
+            channel = self._channels[self.channel_of(slot)]
+            if self._free(channel) or (channel.active == slot and channel.switching_to is None):
+                self._queue.remove((lease_id, slot))
+                out.append(self.request(lease_id, slot, now))
+        return out
+
+
+def interleaved_reach(channels: list[str], slots: int) -> dict[str, tuple[int, ...]]:
+    """The usual bank wiring: channel c reaches slots c, c + n, c + 2n, ... (n channels)."""
+    n = len(channels)
+    return {name: tuple(range(i, slots, n)) for i, name in enumerate(channels)}

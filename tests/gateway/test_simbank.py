@@ -1,0 +1,102 @@
+"""The SIM bank scheduler, I/O-free: placement, the never-switch-out-a-leased-SIM rule, the
+bounded queue, rotation, failed switches; and a random walk that checks the invariants."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.simbank import Outcome, SimScheduler, interleaved_reach
+
+CHANNELS = ["ch0", "ch1", "ch2", "ch3"]
+
+
+def bank(queue_limit: int = 2) -> SimScheduler:
+    return SimScheduler(interleaved_reach(CHANNELS, 128), queue_limit=queue_limit, rotation_period=60.0)
+
+
+def test_wiring_4_by_32():
+    reach = interleaved_reach(CHANNELS, 128)
+    assert [len(s) for s in reach.values()] == [32] * 4 and reach["ch1"][:3] == (1, 5, 9)
+    with pytest.raises(ValueError):
+        SimScheduler({"a": (1, 2), "b": (2, 3)})
+
+
+def test_off_air_sim_is_switched_in_then_on_air_needs_nothing():
+    s = bank()
+    first = s.request("L1", 5, 0.0)
+    assert first.outcome is Outcome.SWITCH and first.switch.channel == "ch1" and first.switch.to_slot == 5
+    s.switch_done("ch1", True, 1.0)
+    s.release(5, 2.0)
+    again = s.request("L2", 5, 3.0)
+    assert again.outcome is Outcome.ON_AIR and again.switch is None
+
+
+def test_a_leased_sim_is_never_switched_out_the_next_lease_queues():
+    s = bank()
+    s.request("L1", 1, 0.0)
+    s.switch_done("ch1", True, 1.0)
+    queued = s.request("L2", 5, 2.0)  # same channel, its SIM is leased
+    assert queued.outcome is Outcome.QUEUED
+    rotations = s.rotations_due(1e9)
+    assert rotations and all(sw.channel != "ch1" for sw in rotations)  # the leased SIM's channel stays
+    served = s.release(1, 3.0)
+    assert [p.outcome for p in served] == [Outcome.SWITCH] and served[0].switch.from_slot == 1
+
+
+def test_queue_is_bounded_then_no_channel():
+    s = bank(queue_limit=1)
+    s.request("L1", 2, 0.0)
+    assert s.request("L2", 6, 0.0).outcome is Outcome.QUEUED
+    assert s.request("L3", 10, 0.0).outcome is Outcome.NO_CHANNEL
+    assert s.cancel_queued("L2") and s.queued == []
+
+
+def test_failed_switch_hands_the_lease_back_and_frees_the_channel():
+    s = bank()
+    s.request("L1", 3, 0.0)
+    (back,) = s.switch_done("ch3", False, 1.0)
+    assert back.outcome is Outcome.NO_CHANNEL and back.lease_id == "L1"
+    assert not s.is_leased(3) and s.request("L2", 7, 2.0).outcome is Outcome.SWITCH
+
+
+def test_idle_channels_rotate_through_every_slot():
+    s = bank()
+    seen = set()
+    now = 0.0
+    for _ in range(40):
+        for switch in s.rotations_due(now):
+            s.switch_done(switch.channel, True, now)
+            seen.add(switch.to_slot)
+        now += 61.0
+    assert seen == set(range(128))
+
+
+def test_capacity_is_channels_not_slots():
+    assert bank().capacity() == 4
+
+
+@given(st.lists(st.tuples(st.sampled_from(["request", "release", "done_ok", "done_fail", "rotate"]),
+                          st.integers(0, 127), st.sampled_from(CHANNELS)), max_size=80))
+@settings(max_examples=300, deadline=None)
+def test_random_walk_never_switches_out_a_leased_sim(steps):
+    s = bank(queue_limit=3)
+    now = 0.0
+    n = 0
+    for action, slot, channel in steps:
+        now += 10.0
+        before = len(s.switch_log)
+        if action == "request" and not s.is_leased(slot) and all(q[1] != slot for q in s.queued):
+            n += 1
+            s.request(f"L{n}", slot, now)
+        elif action == "release":
+            s.release(slot, now)
+        elif action in ("done_ok", "done_fail") and s._channels[channel].switching_to is not None:
+            s.switch_done(channel, action == "done_ok", now)
+        elif action == "rotate":
+            s.rotations_due(now)
+        for switch in s.switch_log[before:]:  # (a released SIM may go; the scheduler also asserts it)
+            assert switch.from_slot is None or switch.from_slot not in s._leased, "a leased SIM was switched out"
+        assert len(s.queued) <= 3
+        assert sum(1 for c in s._channels.values() if c.active is not None) <= s.capacity()
