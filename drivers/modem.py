@@ -33,12 +33,13 @@ from drivers.at.parse import (
     parse_creg,
     parse_csq,
     parse_identity_line,
+    split_args,
     swap_nibbles,
 )
 from drivers.at.protocol import Urc
 from drivers.at.results import CMS_INVALID_INDEX, CMS_MEMORY_FULL
 from drivers.channel import AtChannel, AtError, CommandFailed, CommandTimeout, PortGone, Priority
-from drivers.profiles import GENERIC, Profile, select_profile
+from drivers.profiles import BY_NAME, GENERIC, Profile, select_profile
 from drivers.serial_port import PortOpenError
 from drivers.sms.pdu import Decoded, PduError, decode_pdu
 
@@ -320,7 +321,6 @@ class Modem:
         revision = await self._identity_value("AT+CGMR", ("+CGMR:", "Revision:"))
         imei = await self._identity_value("AT+CGSN", ("+CGSN:",))
         if self.options.profile:
-            from drivers.profiles import BY_NAME  # local: only needed for the override
             self.profile = BY_NAME[self.options.profile]
         else:
             self.profile = select_profile(manufacturer, model)
@@ -376,7 +376,6 @@ class Modem:
         response = await self._cmd("AT+CNUM", check=False)
         for line in response.lines:
             if line.startswith("+CNUM:"):
-                from drivers.at.parse import split_args
                 fields = split_args(line[6:])
                 if len(fields) >= 2 and fields[1]:
                     return fields[1]

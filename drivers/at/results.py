@@ -69,6 +69,3 @@ def parse_final(line: str) -> FinalResult | None:
 # The CMS codes the driver acts on (TS 27.005 §3.2.5).
 CMS_MEMORY_FULL = 322
 CMS_INVALID_INDEX = 321
-CMS_INVALID_MEMORY_INDEX = 321
-CMS_SIM_BUSY = 314
-CMS_UNKNOWN = 500

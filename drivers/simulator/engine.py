@@ -83,6 +83,7 @@ class SimModem:
     network_queue: deque[str] = field(default_factory=deque)
     booting: bool = False
     wedged: bool = False
+    reboot_requested: bool = False  # set by a reset command; the pty shell times the boot
     drop_terminator_once: bool = False
     sent_pdus: list[str] = field(default_factory=list)
     _out: bytearray = field(default_factory=bytearray)
@@ -212,11 +213,10 @@ class SimModem:
                 return index
         return None
 
-    def _urc(self, line: str) -> None:
-        self._out += b"\r\n" + line.encode() + b"\r\n"
-
     def _line(self, line: str) -> None:
         self._out += b"\r\n" + line.encode() + b"\r\n"
+
+    _urc = _line  # an unsolicited code is framed on the wire exactly like an information line
 
     def _final(self, text: str) -> None:
         if self._chained:
@@ -411,8 +411,6 @@ class SimModem:
         self._ok()
         self.start_reboot()
         self.reboot_requested = True
-
-    reboot_requested: bool = False
 
     def _cmee(self, raw: str, body: str) -> None:
         value = body[6:]

@@ -7,7 +7,6 @@ network would, parts in any order), inject a fault, look at a modem's storage.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import random
 import tempfile
@@ -172,6 +171,3 @@ class ModemFarm:
     def held_count(self) -> int:
         return sum(len(m.engine.network_queue) for m in self.modems)
 
-
-async def run_forever() -> None:
-    await asyncio.Event().wait()

@@ -137,9 +137,6 @@ class _Reader:
         self.pos += n
         return chunk
 
-    def rest(self) -> bytes:
-        return self.data[self.pos:]
-
 
 def _hex_to_bytes(pdu: str | bytes) -> bytes:
     if isinstance(pdu, bytes):
