@@ -32,6 +32,7 @@ from drivers.at.parse import (
     parse_cpms,
     parse_creg,
     parse_csq,
+    parse_cusd,
     parse_identity_line,
     split_args,
     swap_nibbles,
@@ -57,6 +58,7 @@ class ModemState(enum.Enum):
     NOT_REGISTERED = "not_registered"
     UNRESPONSIVE = "unresponsive"
     RESETTING = "resetting"
+    SWITCHING = "switching"  # a SIM bank is connecting another SIM; back after the modem's reset
     GONE = "gone"
 
 
@@ -146,6 +148,14 @@ class ModemResetting(Exception):
     """The driver soft-reset the modem; the port is closed until it has had time to boot."""
 
 
+class SimSwitching(ModemResetting):
+    """Another SIM was connected and the modem reset to use it; the port reopens after the boot."""
+
+
+SimSelect = Callable[["Modem"], Awaitable[None]]
+"""What connects the new SIM: a bank controller's command, or one sent on the modem itself."""
+
+
 @dataclass(order=True, slots=True)
 class _Work:
     """A unit of reader work: read one index (after +CMTI) or sweep the whole storage."""
@@ -153,6 +163,7 @@ class _Work:
     seq: int
     index: int | None = field(compare=False, default=None)
     storage: str | None = field(compare=False, default=None)
+    switch: tuple[SimSelect, asyncio.Future[None]] | None = field(compare=False, default=None)
 
 
 class Modem:
@@ -186,6 +197,8 @@ class Modem:
         self._answered_at = False
         self._half_alive = 0
         self.ready = asyncio.Event()
+        self.settled = asyncio.Event()  # set when an initialisation ends, ready or not (no SIM, locked)
+        self._ussd: asyncio.Future[tuple[int, str | None]] | None = None
 
     # ------------------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
@@ -223,7 +236,7 @@ class Modem:
             self._set_state(ModemState.GONE, str(exc))
             failure = exc
         except ModemResetting as exc:
-            self._set_state(ModemState.RESETTING, str(exc))
+            self._set_state(ModemState.SWITCHING if isinstance(exc, SimSwitching) else ModemState.RESETTING, str(exc))
             failure = exc
         except (ModemUnresponsive, CommandTimeout) as exc:
             if self._answered_at:
@@ -295,6 +308,7 @@ class Modem:
             await self._cmd(command, check=False)
         sim_ok = await self._check_sim()
         if not sim_ok:
+            self.settled.set()
             return
         await self._cmd("AT+CMGF=0")
         await self._choose_storage()
@@ -302,6 +316,7 @@ class Modem:
         await self.probe_health()
         self._half_alive = 0
         self.ready.set()
+        self.settled.set()
         self._enqueue_sweep()
 
     async def _sync(self) -> None:
@@ -361,6 +376,7 @@ class Modem:
             sim_state = "NOT INSERTED" if response.result.code in (10, 13) or "not inserted" in response.result.text.lower() else "UNKNOWN"
         self.health.sim_state = sim_state
         if sim_state != "READY":
+            self.identity = replace(self.identity, imsi="", iccid="", msisdn="")
             self._set_state(ModemState.SIM_LOCKED if "PIN" in sim_state or "PUK" in sim_state else ModemState.NO_SIM,
                             f"SIM state {sim_state}")
             return False
@@ -517,6 +533,12 @@ class Modem:
             self._log.info("modem.boot_urc", urc=name)
             self.ready.clear()
             self._reinit_needed.set()
+        elif name == "+CUSD:":
+            if self._ussd is not None and not self._ussd.done():
+                try:
+                    self._ussd.set_result(parse_cusd(urc.line))
+                except AtParseError as exc:
+                    self._ussd.set_exception(exc)
         elif name == "+CREG:" or name == "+CEREG:":
             try:
                 self.health.registration = parse_creg(urc.line)
@@ -545,7 +567,9 @@ class Modem:
         last_sweep_seq = -1
         while True:
             work = await self._work.get()
-            if work.index is not None:
+            if work.switch is not None:
+                await self._switch(*work.switch)
+            elif work.index is not None:
                 self._queued_indexes.discard(work.index)
                 if work.seq < last_sweep_seq:
                     continue  # a sweep issued after this +CMTI has already read it
@@ -578,6 +602,75 @@ class Modem:
         # Announced but still empty after the retries: some firmware announces before it commits.
         self._log.info("modem.announced_index_empty", index=index)
         self._enqueue_sweep()
+
+    async def _switch(self, select: SimSelect, done: asyncio.Future[None]) -> None:
+        """Read what the outgoing SIM holds (it leaves with its identity), connect the new SIM,
+        reset the modem so it reads the new card, and end this port session."""
+        if done.done():
+            return  # the caller gave up waiting
+        try:
+            await self.sweep()
+            await select(self)
+        except Exception as exc:
+            done.set_exception(exc)
+            if isinstance(exc, (PortGone, CommandTimeout)):
+                raise
+            return
+        done.set_result(None)
+        self.ready.clear()
+        self.settled.clear()
+        try:
+            await self._cmd(self.profile.reset_command, timeout=3.0, priority=Priority.URGENT, check=False)
+        except CommandTimeout:
+            pass  # many firmwares reset before they answer
+        raise SimSwitching(f"{self.path}: SIM switched, modem reset with {self.profile.reset_command}")
+
+    # ------------------------------------------------------------------------------ SIM banks
+    async def switch_sim(self, select: SimSelect, *, timeout: float) -> None:
+        """Have ``select`` connect another SIM, between two reads (never in the middle of one).
+        Returns once it did; the modem then resets and :attr:`settled` is set when it is back."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._seq += 1
+        self._work.put_nowait(_Work(self._seq, switch=(select, done)))
+        try:
+            await asyncio.wait_for(asyncio.shield(done), timeout)
+        except asyncio.TimeoutError:
+            done.cancel()
+            raise ModemUnresponsive(f"{self.path}: not serving, the SIM switch did not start within {timeout:g}s")
+
+    def request_reinit(self) -> None:
+        """Initialise again (the SIM became ready after the modem had given up on it)."""
+        self.ready.clear()
+        self._reinit_needed.set()
+
+    async def wait_registered(self, timeout: float, poll: float = 1.0) -> bool:
+        """Probe until the SIM is registered (home or roaming), or ``timeout`` passes."""
+        deadline = self._clock() + timeout
+        while True:
+            await self.probe_health()
+            registration = self.health.registration
+            if registration is not None and registration.registered:
+                return True
+            if self._clock() + poll > deadline:
+                return False
+            await asyncio.sleep(poll)
+
+    async def ussd(self, code: str, timeout: float = 20.0) -> str | None:
+        """Send a USSD request and return the network's text (None if it answered nothing)."""
+        self._ussd = asyncio.get_running_loop().create_future()
+        try:
+            await self._cmd(f'AT+CUSD=1,"{code}",15', timeout=timeout)
+            status, text = await asyncio.wait_for(asyncio.shield(self._ussd), timeout)
+            return text if status in (0, 1) else None
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            self._ussd = None
+
+    async def command(self, text: str, *, expect: tuple[str, ...] = (), timeout: float | None = None,
+                      check: bool = True):
+        """One AT command on this modem's channel, queued with the driver's own work."""
+        return await self._cmd(text, expect=expect, timeout=timeout, check=check)
 
     async def sweep(self) -> int:
         """Read everything stored (``AT+CMGL=4``: all, PDU mode) and hand each to the sink."""

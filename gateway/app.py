@@ -28,8 +28,10 @@ from gateway import __version__
 from gateway.config import Config
 from gateway.core import GatewayCore, Ingested, decisions_json
 from gateway.leases import Refusal, Refused
+from gateway.banks import SwitchOrder
 from gateway.notify import Notifier
 from gateway.store import Store, StoreError
+from gateway.switcher import Switcher
 from gateway.uplink.client import UplinkClient, UplinkSettings
 from gateway.uplink.protocol import LeaseAction, OpenLease
 
@@ -71,7 +73,10 @@ class Gateway:
         self._modem_options = modem_options or ModemOptions()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simgw-core")
         self.store = Store(config.database)
-        self.core = GatewayCore(self.store, config.leases, mono=mono, wall=wall, numbers=config.numbers)
+        self.core = GatewayCore(self.store, config.leases, mono=mono, wall=wall, numbers=config.numbers,
+                                banks=config.banks)
+        self.switcher = Switcher(config.banks, self._modem_at, self._switch_done, rules=config.ussd_numbers,
+                                 numbers=config.numbers) if config.banks else None
         self.modems: list[Modem] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: asyncio.AbstractServer | None = None
@@ -136,6 +141,8 @@ class Gateway:
             self._rescan()
 
     async def stop(self) -> None:
+        if self.switcher is not None:
+            await self.switcher.stop()
         await stop_modems(self.modems, self._tasks)
         if self._server is not None:
             self._server.close()
@@ -184,6 +191,7 @@ class Gateway:
         if result.lease_id:
             self._wake.set()
             self.outbox_changed.set()
+            await self._dispatch_switches()
 
     async def _ingest_batches(self) -> None:
         """Hand the core thread everything that queued while it was busy: group commit, so 64
@@ -206,6 +214,10 @@ class Gateway:
 
     def _on_modem_state(self, modem: Modem) -> None:
         identity = modem.identity
+        if self.switcher is not None and self.core.banks.bank_of(modem.path) is not None:
+            if modem.path not in self.switcher.switching and modem.health.state in (*ONLINE_STATES, ModemState.NO_SIM):
+                asyncio.ensure_future(self._observe(modem.path, identity.iccid, modem.health.operator))
+            return
         if not identity.iccid:
             return
         modem_config = next((m for m in self.config.modems if m.port == modem.path), None)
@@ -217,6 +229,34 @@ class Gateway:
         await self.call(self.core.set_operator, port, operator)
         await self.call(self.core.bind_sim, port, iccid, msisdn, online)
         self.inventory_changed.set()
+
+    # ------------------------------------------------------------------------------- SIM banks
+    def _modem_at(self, port: str) -> Modem | None:
+        return next((m for m in self.modems if m.path == port), None)
+
+    async def _observe(self, port: str, iccid: str, operator: str | None) -> None:
+        await self.call(self.core.set_operator, port, operator)
+        await self.call(self.core.observe_channel, port, iccid)
+        await self._after_bank_change()
+
+    async def _switch_done(self, order: SwitchOrder, report, msisdn: str | None, source: str | None) -> None:
+        await self.call(self.core.switch_done, order, report, msisdn, source)
+        await self._after_bank_change()
+
+    async def _after_bank_change(self) -> None:
+        self._wake.set()
+        self.outbox_changed.set()
+        self.inventory_changed.set()
+        await self._dispatch_switches()
+
+    async def _dispatch_switches(self, orders: list[SwitchOrder] | None = None) -> None:
+        """Hand the switcher what committed transactions decided."""
+        if self.switcher is None:
+            return
+        if orders is None:
+            orders = await self.call(self.core.take_switch_orders)
+        for order in orders:
+            self.switcher.start(order)
 
     # ---------------------------------------------------------------------------------- timers
     async def _timers(self) -> None:
@@ -237,8 +277,13 @@ class Gateway:
                 self.outbox_changed.set()
             for decision in decisions:
                 log.info("lease.ended", **{k: v for k, v in decisions_json([decision]).items() if k != "ok"})
+            rotation = None
+            if self.switcher is not None:
+                await self._dispatch_switches()
+                await self._dispatch_switches(await self.call(self.core.rotate))
+                rotation = self.core.banks.next_rotation()
             deadline = self.core.next_deadline()
-            wake_at = min(x for x in (deadline, next_purge, next_flush) if x is not None)
+            wake_at = min(x for x in (deadline, next_purge, next_flush, rotation) if x is not None)
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - self._mono()) + 0.001)
@@ -260,6 +305,7 @@ class Gateway:
 
     async def command(self, command: OpenLease | LeaseAction) -> dict[str, object]:
         result = await self.call(self.core.command, command.command_id, self._command_step(command))
+        await self._dispatch_switches()
         self._wake.set()
         self.outbox_changed.set()
         self.inventory_changed.set()
@@ -280,8 +326,8 @@ class Gateway:
                                                            exclude_prefixes=command.exclude_prefixes)
             if number is None:
                 return [*engine.tick(now), Refused(Refusal.NO_NUMBER, command.lease_id)]
-            return engine.open(command.lease_id, number, command.service, now, category=command.category,
-                               wait_window=command.wait_window)
+            return core.open_step(command.lease_id, number, command.service, now, category=command.category,
+                                  wait_window=command.wait_window)
 
         return open_lease
 
@@ -307,6 +353,7 @@ class Gateway:
                 raise HttpError(400, "'wait_window' must be seconds")
             decisions = await self.call(self.core.open_lease, str(lease_id), number, service,
                                         category=body.get("category"), wait_window=wait)
+            await self._dispatch_switches()
             self._wake.set()
             self.outbox_changed.set()
             result = decisions_json(decisions)
@@ -317,7 +364,9 @@ class Gateway:
         if match and method == "POST":
             lease_id, action = match.groups()
             decisions = await self.call(getattr(self.core, action), lease_id)
+            await self._dispatch_switches()
             self._wake.set()
+            self.outbox_changed.set()
             result = decisions_json(decisions)
             return (200 if result["ok"] else 409), result
         if path == "/leases" and method == "GET":

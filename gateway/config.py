@@ -13,6 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from drivers.bank import PRESETS
 from gateway.leases import Policy
 
 DEFAULT_PATH = "/etc/simgw/simgw.toml"
@@ -36,6 +37,48 @@ class ModemConfig:
     profile: str | None = None  # None: chosen from the modem's identity
     receive_mode: str = "store"
     msisdn: str | None = None  # when the SIM does not know its own number
+
+
+@dataclass(frozen=True, slots=True)
+class BankConfig:
+    """A SIM bank: ``slots`` SIMs behind the radios in ``channels`` (ports of [[modems]])."""
+
+    name: str
+    style: str  # "controller" or "on_modem"
+    command: str  # the switch command template (drivers.bank.SwitchStyle)
+    expect_ok: bool
+    values: tuple[str, ...]
+    channels: tuple[str, ...]
+    slots: int
+    controller: str | None = None
+    controller_baud: int = 115200
+    switch_time: float = 10.0
+    ok_timeout: float = 3.0
+    settle_timeout: float = 90.0
+    sim_timeout: float = 15.0
+    register_timeout: float = 90.0
+    poll: float = 1.0
+    retries: int = 2
+    rotation: float | None = 15 * 60.0  # None: idle SIMs stay where they are
+    queue: int = 16  # leases that may wait for a channel; 0 refuses with no_channel at once
+
+    def reach(self) -> dict[str, tuple[int, ...]]:
+        """Channel port -> the slots (0-based) it can hold: interleaved behind a controller
+        (channel c of n reaches c, c+n, ...), consecutive inside multi-SIM modems."""
+        n = len(self.channels)
+        if self.style == "on_modem":
+            per = self.slots // n
+            return {port: tuple(range(i * per, (i + 1) * per)) for i, port in enumerate(self.channels)}
+        return {port: tuple(range(i, self.slots, n)) for i, port in enumerate(self.channels)}
+
+
+@dataclass(frozen=True, slots=True)
+class UssdNumber:
+    """How an operator tells a SIM its own number: a USSD code and a pattern for the answer."""
+
+    operator: str  # as AT+COPS names it, or the IMSI's MCC+MNC prefix
+    code: str
+    pattern: str  # a regular expression; group 1 (or the whole match) is the number
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +113,8 @@ class Config:
     leases: LeaseConfig = field(default_factory=LeaseConfig)
     control_listen: tuple[str, int] = ("127.0.0.1", 8765)
     uplink: UplinkConfig | None = None
+    banks: tuple[BankConfig, ...] = ()
+    ussd_numbers: tuple[UssdNumber, ...] = ()
 
     @property
     def database(self) -> str:
@@ -203,8 +248,80 @@ def from_dict(raw: dict[str, Any], path: str = "<config>") -> Config:
     listen = _host_port(path, "control.listen", control.get("listen", "127.0.0.1:8765"))
     control.finish()
     uplink = _uplink(path, top.get("uplink")) if "uplink" in raw else None
+    banks = _banks(path, top.get("banks", []), modems)
+    ussd = _ussd_numbers(path, top.get("ussd_numbers", []))
     top.finish()
-    return Config(path, gateway_id, state_dir, log_level, log_format, redact, modems, numbers, leases, listen, uplink)
+    return Config(path, gateway_id, state_dir, log_level, log_format, redact, modems, numbers, leases, listen, uplink,
+                  banks, ussd)
+
+
+def _banks(path: str, raw: object, modems: tuple[ModemConfig, ...]) -> tuple[BankConfig, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(path, "banks", "an array of tables ([[banks]])", raw)
+    ports = {m.port for m in modems}
+    out: list[BankConfig] = []
+    used: dict[str, str] = {}
+    for i, item in enumerate(raw):
+        reader = _Reader(path, f"banks[{i}]", item)
+        name = reader.string("name", f"bank{i + 1}")
+        if any(b.name == name for b in out):
+            raise ConfigError(path, f"banks[{i}].name", "a name no other bank has", name)
+        preset = PRESETS[reader.string("preset", "swit", choices=tuple(PRESETS))]
+        command = reader.string("command", preset.template)
+        try:
+            command.format(channel=1, slot=1, local=1, value="0")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(path, f"banks[{i}].command", "a template using {channel}, {slot}, {local} or {value}",
+                              f"{command} ({exc})") from None
+        channels = reader.strings("channels")
+        if not channels:
+            raise ConfigError(path, f"banks[{i}].channels", "the modem ports of the bank's radios", "nothing")
+        for port in channels:
+            if port not in ports:
+                raise ConfigError(path, f"banks[{i}].channels", "ports that are configured in [[modems]]", port)
+            if port in used:
+                raise ConfigError(path, f"banks[{i}].channels", f"a port not already a channel of {used[port]}", port)
+            used[port] = name
+        slots = reader.integer("slots", len(channels), len(channels), 4096)
+        if preset.kind == "on_modem" and slots % len(channels):
+            raise ConfigError(path, f"banks[{i}].slots", f"a multiple of the {len(channels)} channels (SIMs per modem)",
+                              slots)
+        controller = reader.string("controller", None)
+        if preset.kind == "controller" and controller is None:
+            raise ConfigError(path, f"banks[{i}].controller", "the bank controller's serial port", "nothing")
+        bank = BankConfig(
+            name, preset.kind, command, reader.boolean("expect_ok", preset.expect_ok), preset.values, channels, slots,
+            controller, reader.integer("controller_baud", 115200, 1200, 4_000_000),
+            reader.duration("switch_time", 10.0, 0, 600), reader.duration("ok_timeout", 3.0, 0.01, 60),
+            reader.duration("settle_timeout", 90.0, 0.1, 900), reader.duration("sim_timeout", 15.0, 0.1, 600),
+            reader.duration("register_timeout", 90.0, 0.1, 900), reader.duration("poll", 1.0, 0.01, 60),
+            reader.integer("retries", 2, 0, 10), reader.duration("rotation", 15 * 60.0, 1, 7 * 86400, allow_never=True),
+            reader.integer("queue", 16, 0, 10_000))
+        reader.finish()
+        out.append(bank)
+    return tuple(out)
+
+
+def _ussd_numbers(path: str, raw: object) -> tuple[UssdNumber, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(path, "ussd_numbers", "an array of tables ([[ussd_numbers]])", raw)
+    out = []
+    for i, item in enumerate(raw):
+        reader = _Reader(path, f"ussd_numbers[{i}]", item)
+        operator = reader.string("operator")
+        code = reader.string("code")
+        pattern = reader.string("pattern", r"(\+?\d{10,15})")
+        if operator is None:
+            raise ConfigError(path, f"ussd_numbers[{i}].operator", "the operator's name or MCC+MNC", "nothing")
+        if code is None or not re.fullmatch(r"[0-9*#]+", code):
+            raise ConfigError(path, f"ussd_numbers[{i}].code", "a USSD code like '*111*0887#'", code or "")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(path, f"ussd_numbers[{i}].pattern", "a regular expression", f"{pattern} ({exc})") from None
+        reader.finish()
+        out.append(UssdNumber(operator, code, pattern))
+    return tuple(out)
 
 
 def _uplink(path: str, raw: object) -> UplinkConfig:
@@ -278,6 +395,8 @@ def _leases(path: str, raw: object) -> LeaseConfig:
     wait = reader.duration("wait_window", default.wait_window, 60, default.max_wait_window)
     finish_after = reader.duration("finish_after", default.finish_after, 60, default.finish_after)
     cooldown = reader.duration("reuse_cooldown", None, 3600, 3650 * 86400, allow_never=True)  # absent: never
+    prepare = reader.duration("prepare_timeout", default.prepare_timeout, 10, 3600)
+    tolerance = reader.duration("held_sms_tolerance", default.held_sms_tolerance, 0, 3600)
     denied_services = default.denied_services | {s.lower() for s in reader.strings("denied_services")}
     denied_categories = default.denied_categories | {s.lower() for s in reader.strings("denied_categories")}
     quarantine = reader.duration("quarantine_retention", 24 * 3600.0, 60, 30 * 86400)
@@ -285,6 +404,7 @@ def _leases(path: str, raw: object) -> LeaseConfig:
     claim = reader.duration("claim_window", 7 * 24 * 3600.0, 86400, 365 * 86400)
     reader.finish()
     policy = Policy(wait_window=wait, max_wait_window=default.max_wait_window, min_wait_window=default.min_wait_window,
-                    finish_after=finish_after, reuse_cooldown=cooldown,
+                    finish_after=finish_after, reuse_cooldown=cooldown, prepare_timeout=prepare,
+                    held_sms_tolerance=tolerance,
                     denied_services=frozenset(denied_services), denied_categories=frozenset(denied_categories))
     return LeaseConfig(policy, quarantine, messages, claim)

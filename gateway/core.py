@@ -11,16 +11,20 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import structlog
 
+from drivers.bank import SwitchReport
 from drivers.modem import ReceivedPart
 from drivers.sms.assembly import AssembledSms, assemble
 from drivers.sms.pdu import PduError, SmsDeliver, decode_pdu
-from gateway.config import LeaseConfig
-from gateway.leases import Decision, Deliver, Lease, LeaseEngine, LeaseState, Opened, Quarantine, Refused, Transitioned
-from gateway.store import MessageRow, Store, StoredLease, engine_lease, message_id
+from gateway.banks import LEASABLE, SLOT_FAILURES, Banks, SwitchOrder
+from gateway.config import BankConfig, LeaseConfig
+from gateway.leases import (Decision, Deliver, Lease, LeaseEngine, LeaseState, Opened, Quarantine, Refusal, Refused,
+                            Transitioned)
+from gateway.simbank import Outcome, Placement
+from gateway.store import MessageRow, SimRow, Store, StoredLease, engine_lease, message_id
 
 log = structlog.get_logger("gateway.core")
 
@@ -54,6 +58,7 @@ class GatewayCore:
         wall: Callable[[], float] = time.time,
         part_timeout: float = 600.0,
         numbers: dict[str, str] | None = None,
+        banks: tuple[BankConfig, ...] = (),
     ) -> None:
         self.store = store
         self.config = leases
@@ -64,17 +69,37 @@ class GatewayCore:
         self._numbers_by_iccid = dict(numbers or {})
         self._sims: dict[str, SimBinding] = {}  # by port
         self._operators: dict[str, str | None] = {}  # by port, from AT+COPS
+        self.banks = Banks(banks)
+
+    def _snapshot(self) -> tuple:
+        return self.engine.snapshot(), self.banks.snapshot() if self.banks else None
+
+    def _rollback(self, snapshot: tuple) -> None:
+        engine, banks = snapshot
+        self.engine.rollback(engine)
+        if banks is not None:
+            self.banks.rollback(banks)
 
     # -------------------------------------------------------------------------------- startup
     def start(self) -> list[Decision]:
         """Reload leases and history; resolve, in deadline order, every lease that ended while
         the daemon was down."""
         mono, wall = self._mono(), self._wall()
-        bound = max(self.config.policy.max_wait_window, self.config.policy.finish_after)
+        policy = self.config.policy
+        bound = max(policy.max_wait_window, policy.finish_after, policy.prepare_timeout)
         for stored in self.store.leases(active_only=True):
             self.engine.restore(engine_lease(stored, wall_now=wall, mono_now=mono, max_remaining=bound))
         for number, service, at in self.store.activations():
             self.engine.restore_activation(number, service, at - wall + mono)
+        if self.banks:
+            self.banks.load(self.store.sims())
+            for row in self.banks.leasable():
+                self.engine.set_online(row.msisdn, True)
+            for lease in self.engine.active():
+                where = self.banks.locate(lease.number)
+                if where is not None:
+                    self.banks.schedulers[where[0]].restore(lease.id, where[1],
+                                                            on_air=lease.state is not LeaseState.PREPARING)
         return self.tick()
 
     def set_lease_config(self, leases: LeaseConfig) -> None:
@@ -98,18 +123,18 @@ class GatewayCore:
         for binding in self._sims.values():
             if binding.iccid == iccid:
                 return binding.number
-        return self._numbers_by_iccid.get(iccid)
+        return self._numbers_by_iccid.get(iccid) or self.banks.number_for_iccid(iccid)
 
     # --------------------------------------------------------------------------------- ingest
     def ingest(self, part: ReceivedPart) -> Ingested:
         """Make one part durable, and route its message if it is now whole. When this returns the
         part is on disk and the driver may delete it from the SIM; when it raises it is not."""
-        snapshot = self.engine.snapshot()
+        snapshot = self._snapshot()
         try:
             with self.store.transaction():
                 return self._ingest(part)
         except BaseException:
-            self.engine.rollback(snapshot)
+            self._rollback(snapshot)
             raise
 
     def ingest_many(self, parts: list[ReceivedPart]) -> list[Ingested]:
@@ -117,12 +142,12 @@ class GatewayCore:
         fails, each part is tried alone, so one bad part cannot hold the others back."""
         if len(parts) == 1:
             return [self.ingest(parts[0])]
-        snapshot = self.engine.snapshot()
+        snapshot = self._snapshot()
         try:
             with self.store.transaction():
                 return [self._ingest(part) for part in parts]
         except Exception:
-            self.engine.rollback(snapshot)
+            self._rollback(snapshot)
         return [self._ingest_alone(part) for part in parts]
 
     def _ingest_alone(self, part: ReceivedPart) -> Ingested:
@@ -196,7 +221,10 @@ class GatewayCore:
         if number is None:
             decisions: list[Decision] = [*self.engine.tick(now), Quarantine(msg_id, "", "the SIM's number is unknown")]
         else:
-            decisions = self.engine.sms_arrived(msg_id, number, now)
+            # The network's timestamp in engine time; it has whole seconds, so the SMS left at most
+            # a second after it: the benefit of that doubt goes to the lease.
+            sent_at = message.timestamp.timestamp() + 1.0 - self._wall() + now
+            decisions = self.engine.sms_arrived(msg_id, number, now, sent_at=sent_at)
         deliver = next((d for d in decisions if isinstance(d, Deliver)), None)
         wall = self._wall()
         row = MessageRow(msg_id, iccid, number, port, message.sender, message.text, message.encoding.value,
@@ -210,22 +238,140 @@ class GatewayCore:
         """Messages whose missing parts never came: routed as incomplete, marked so."""
         out = []
         for key in self.store.stale_part_keys(self._wall() - self._part_timeout):
-            snapshot = self.engine.snapshot()
+            snapshot = self._snapshot()
             try:
                 with self.store.transaction():
                     rows = self.store.parts(key)
                     if rows:
                         out.append(self._route(key, rows, rows[0]["total"]))
             except BaseException:
-                self.engine.rollback(snapshot)
+                self._rollback(snapshot)
                 raise
         return out
 
     # ------------------------------------------------------------------------------- commands
     def open_lease(self, lease_id: str, number: str, service: str, *, category: str | None = None,
                    wait_window: float | None = None) -> list[Decision]:
-        return self._transact(lambda now: self.engine.open(lease_id, number, service, now, category=category,
-                                                           wait_window=wait_window))
+        return self._transact(lambda now: self.open_step(lease_id, number, service, now, category=category,
+                                                         wait_window=wait_window))
+
+    def open_step(self, lease_id: str, number: str, service: str, now: float, *, category: str | None = None,
+                  wait_window: float | None = None) -> list[Decision]:
+        """Open a lease inside the caller's transaction. A number in a SIM bank needs a radio: on
+        air already, it opens WAITING; otherwise PREPARING while its SIM is switched in (or
+        waits for a channel); with no channel and a full queue it is refused ``no_channel``."""
+        where = self.banks.locate(number)
+        if where is None:
+            return self.engine.open(lease_id, number, service, now, category=category, wait_window=wait_window)
+        decisions: list[Decision] = self.engine.tick(now)
+        refusal = self.engine.open_refusal(lease_id, number, service, now, category=category, wait_window=wait_window)
+        if refusal is not None:
+            return [*decisions, Refused(refusal, lease_id)]
+        bank, slot = where
+        placement = self.banks.schedulers[bank].request(lease_id, slot, now)
+        if placement.outcome is Outcome.NO_CHANNEL:
+            return [*decisions, Refused(Refusal.NO_CHANNEL, lease_id)]
+        if placement.switch is not None:
+            self.banks.order(bank, placement.switch)
+        return [*decisions, *self.engine.open(lease_id, number, service, now, category=category, wait_window=wait_window,
+                                              preparing=placement.outcome is not Outcome.ON_AIR)]
+
+    # ----------------------------------------------------------------------------- SIM banks
+    def take_switch_orders(self) -> list[SwitchOrder]:
+        """Switches decided by committed transactions, for the switcher to perform."""
+        return self.banks.take_orders()
+
+    def rotate(self) -> list[SwitchOrder]:
+        """Idle channels whose cycle is up move to their next idle SIM."""
+        now = self._mono()
+        for bank, scheduler in self.banks.schedulers.items():
+            for switch in scheduler.rotations_due(now):
+                self.banks.order(bank, switch)
+        return self.banks.take_orders()
+
+    def observe_channel(self, port: str, iccid: str) -> list[Decision]:
+        """A bank channel's modem reports the SIM it holds, outside any switch of ours."""
+        bank = self.banks.bank_of(port)
+        if bank is None:
+            return []
+        slot = self.banks.slot_of_iccid(bank, iccid) if iccid else None
+
+        def step(now: float) -> list[Decision]:
+            return self._placed(bank, self.banks.schedulers[bank].observe(port, slot, now), now)
+
+        return self._transact(step)
+
+    def switch_done(self, order: SwitchOrder, report: SwitchReport, msisdn: str | None = None,
+                    msisdn_source: str | None = None) -> list[Decision]:
+        """The switcher's report: record what the slot holds, then start the window of the lease
+        that waited for it, or end that lease FAILED."""
+        bank, slot = order.bank, order.switch.to_slot
+
+        def step(now: float) -> list[Decision]:
+            self.record_sim(self._slot_row(bank, slot, report, msisdn, msisdn_source))
+            scheduler = self.banks.schedulers[bank]
+            lease_id = scheduler.lease_on(slot)
+            placements = scheduler.switch_done(order.switch.channel, report.ok, now)
+            decisions: list[Decision] = self.engine.sim_ready(lease_id, now) if report.ok and lease_id else []
+            detail = f"{report.failure.value}: {report.detail}" if report.failure else None
+            return decisions + self._placed(bank, placements, now, detail)
+
+        return self._transact(step)
+
+    def record_sim(self, row: SimRow) -> None:
+        """Keep what a slot holds (inside the caller's transaction) and offer its number or not."""
+        old = self.banks.rows.get((row.bank, row.slot))
+        self.store.save_sim(row)
+        self.banks.rows[(row.bank, row.slot)] = row
+        if old is not None and old.msisdn and old.msisdn != row.msisdn:
+            self.engine.set_online(old.msisdn, False)
+        if row.msisdn:
+            self.engine.set_online(row.msisdn, row.status == LEASABLE)
+
+    def save_scanned(self, row: SimRow) -> None:
+        with self.store.transaction():
+            self.record_sim(row)
+
+    def _slot_row(self, bank: str, slot: int, report: SwitchReport, msisdn: str | None,
+                  source: str | None) -> SimRow:
+        old = self.banks.rows.get((bank, slot)) or SimRow(bank, slot, "unknown")
+        wall = self._wall()
+        if report.ok:
+            same_sim = old.iccid == report.iccid
+            number = msisdn or (old.msisdn if same_sim else None) or self._numbers_by_iccid.get(report.iccid)
+            source = source or (old.msisdn_source if same_sim and old.msisdn else ("config" if number else None))
+            return SimRow(bank, slot, LEASABLE, report.iccid, report.imsi, report.operator, number, source, None,
+                          old.scan_run, wall)
+        if report.failure is not None and report.failure.value in SLOT_FAILURES:
+            return replace(old, status=report.failure.value, detail=report.detail, seen_at=wall)
+        return old  # the radio failed, not the slot: what we knew of the SIM still holds
+
+    def _placed(self, bank: str, placements: list[Placement], now: float, detail: str | None = None) -> list[Decision]:
+        out: list[Decision] = []
+        for placement in placements:
+            if placement.outcome is Outcome.ON_AIR:
+                out += self.engine.sim_ready(placement.lease_id, now)
+            elif placement.outcome is Outcome.SWITCH and placement.switch is not None:
+                self.banks.order(bank, placement.switch)
+            elif placement.outcome is Outcome.NO_CHANNEL:
+                out += self.engine.sim_failed(placement.lease_id, now, detail or "no radio could take the SIM")
+        return out
+
+    def _bank_followups(self, decisions: list[Decision]) -> list[Decision]:
+        """A lease on a bank SIM ended: its channel may now serve a lease waiting for one."""
+        out: list[Decision] = []
+        for decision in decisions:
+            if not isinstance(decision, Transitioned) or decision.lease.state.active:
+                continue
+            lease = decision.lease
+            where = next(((b, s) for (b, s), row in self.banks.rows.items() if row.msisdn == lease.number), None)
+            if where is None:
+                continue
+            scheduler = self.banks.schedulers[where[0]]
+            scheduler.cancel_queued(lease.id)
+            if scheduler.lease_on(where[1]) == lease.id:
+                out += self._placed(where[0], scheduler.release(where[1], self._mono()), self._mono())
+        return out
 
     def repeat(self, lease_id: str) -> list[Decision]:
         return self._transact(lambda now: self.engine.repeat(lease_id, now))
@@ -242,7 +388,7 @@ class GatewayCore:
     def command(self, command_id: str, run: Callable[[float], list[Decision]]) -> dict[str, object]:
         """A marketplace command, idempotent by ``command_id``: the first answer is stored in the
         same transaction as the decision, and a replay gets that answer again, unexecuted."""
-        snapshot = self.engine.snapshot()
+        snapshot = self._snapshot()
         try:
             with self.store.transaction():
                 previous = self.store.command_result(command_id)
@@ -253,27 +399,36 @@ class GatewayCore:
                 result = decisions_json(decisions)
                 self.store.save_command_result(command_id, result, self._wall())
         except BaseException:
-            self.engine.rollback(snapshot)
+            self._rollback(snapshot)
             raise
         return result
 
     def choose_number(self, service: str, *, country: str | None, operator: str | None,
                       exclude_prefixes: tuple[str, ...] = ()) -> str | None:
-        """A free, online number that was never activated for ``service`` and fits the criteria."""
-        for binding in sorted(self._sims.values(), key=lambda b: b.port):
-            number = binding.number
+        """A free, online number that was never activated for ``service`` and fits the criteria.
+        Numbers on a radio now come before bank SIMs that would need a switch."""
+        candidates = [(b.number, self._operators.get(b.port)) for b in sorted(self._sims.values(), key=lambda b: b.port)
+                      if b.number and self.banks.bank_of(b.port) is None]
+        banked = sorted(self.banks.leasable(), key=lambda r: (not self._on_air(r), r.bank, r.slot))
+        candidates += [(row.msisdn, row.operator) for row in banked]
+        for number, number_operator in candidates:
             if not number or not self.engine.is_online(number) or self.engine.lease_for(number) is not None:
                 continue
             if any(number.lstrip("+").startswith(p.lstrip("+")) for p in exclude_prefixes):
                 continue
             if country and country_of(number) != country.upper():
                 continue
-            if operator and (self._operators.get(binding.port) or "").lower() != operator.lower():
+            if operator and (number_operator or "").lower() != operator.lower():
                 continue
             if self.engine.used_for(number, service, self._mono()):
                 continue
             return number
         return None
+
+    def _on_air(self, row: SimRow) -> bool:
+        scheduler = self.banks.schedulers[row.bank]
+        channel = scheduler.channel_of(row.slot)
+        return channel is not None and scheduler.active_slot(channel) == row.slot
 
     def set_operator(self, port: str, operator: str | None) -> None:
         self._operators[port] = operator
@@ -286,24 +441,55 @@ class GatewayCore:
         return [(row[0], row[1], row[4]) for row in self.store.outbox(seq, limit)]
 
     def inventory(self) -> dict[str, object]:
-        numbers = []
-        capacity: dict[str, int] = {}
-        used = {}
+        """Every number with its state, and what can be served *at once*: per country/operator
+        (and per service already used on some number) the count of radios that could take a
+        lease for it now. A radio counts once per key however many idle SIMs it reaches, so no
+        count ever exceeds the radios; a radio whose SIM is leased, or that a lease waits for,
+        counts for nothing."""
+        used: dict[str, set[str]] = {}
         for number, service, _ in self.store.activations():
-            used.setdefault(number, []).append(service)
+            used.setdefault(number, set()).add(service.lower())
+        numbers: list[dict[str, object]] = []
+        radios: list[list[tuple[str, str]]] = []  # per radio: (key, number) of the SIMs it could serve now
+
+        def entry(number_id: str, number: str, operator: str | None, state: str) -> None:
+            numbers.append({"number_id": number_id, "msisdn": number, "country": country_of(number),
+                            "operator": operator, "state": state, "services_used": sorted(used.get(number, ()))})
+
+        def key(number: str, operator: str | None) -> str:
+            return f"{country_of(number) or '?'}/{operator or '?'}"
+
         for binding in sorted(self._sims.values(), key=lambda b: b.port):
-            if not binding.number:
+            if not binding.number or self.banks.bank_of(binding.port) is not None:
                 continue
-            online = self.engine.is_online(binding.number)
-            busy = self.engine.lease_for(binding.number) is not None
-            country, operator = country_of(binding.number), self._operators.get(binding.port)
-            numbers.append({"number_id": binding.iccid, "msisdn": binding.number, "country": country,
-                            "operator": operator, "state": "busy" if busy else ("online" if online else "offline"),
-                            "services_used": sorted(used.get(binding.number, []))})
-            if online:
-                key = f"{country or '?'}/{operator or '?'}"
-                capacity[key] = capacity.get(key, 0) + 1
-        return {"full": True, "numbers": numbers, "capacity": capacity}
+            online, busy = self.engine.is_online(binding.number), self.engine.lease_for(binding.number) is not None
+            operator = self._operators.get(binding.port)
+            entry(binding.iccid, binding.number, operator, "busy" if busy else ("online" if online else "offline"))
+            radios.append([(key(binding.number, operator), binding.number)] if online and not busy else [])
+        for bank, scheduler in self.banks.schedulers.items():
+            config = self.banks.configs[bank]
+            for channel, reach in config.reach().items():
+                spoken_for = any(scheduler.lease_on(slot) for slot in reach) or \
+                    any(slot in reach for _, slot in scheduler.queued)
+                free: list[tuple[str, str]] = []
+                for slot in reach:
+                    row = self.banks.rows.get((bank, slot))
+                    if row is None or not row.msisdn:
+                        continue
+                    busy = self.engine.lease_for(row.msisdn) is not None
+                    leasable = row.status == LEASABLE and self.engine.is_online(row.msisdn)
+                    on_air = scheduler.active_slot(channel) == slot
+                    entry(row.iccid or f"{bank}:{slot}", row.msisdn, row.operator,
+                          "busy" if busy else ("offline" if not leasable else ("online" if on_air else "standby")))
+                    if leasable and not busy and not spoken_for:
+                        free.append((key(row.msisdn, row.operator), row.msisdn))
+                radios.append(free)
+        now = self._mono()
+        capacity = _count_radios(radios, lambda number: True)
+        by_service = {service: _count_radios(radios, lambda number, s=service: not self.engine.used_for(number, s, now))
+                      for service in sorted({s for services in used.values() for s in services})}
+        return {"full": True, "numbers": numbers, "capacity": capacity, "capacity_by_service": by_service,
+                "radios": len(radios)}
 
     def next_deadline(self) -> float | None:
         return self.engine.next_deadline()
@@ -314,13 +500,13 @@ class GatewayCore:
                                 message_retention=cfg.message_retention, claim_window=cfg.claim_window)
 
     def _transact(self, step: Callable[[float], list[Decision]]) -> list[Decision]:
-        snapshot = self.engine.snapshot()
+        snapshot = self._snapshot()
         try:
             with self.store.transaction():
                 decisions = step(self._mono())
                 self._persist(decisions)
         except BaseException:
-            self.engine.rollback(snapshot)
+            self._rollback(snapshot)
             raise
         return decisions
 
@@ -331,7 +517,8 @@ class GatewayCore:
     def _stored(self, lease: Lease) -> StoredLease:
         return StoredLease(lease.id, lease.number, lease.service, lease.category, lease.state,
                            self._to_wall(lease.opened_at), self._to_wall(lease.deadline), lease.wait_window,
-                           lease.sms_count, self._to_wall(lease.last_sms_at), self._to_wall(lease.ended_at))
+                           lease.sms_count, self._to_wall(lease.last_sms_at), self._to_wall(lease.ended_at),
+                           self._to_wall(lease.not_before))
 
     def _persist(self, decisions: list[Decision], *, message: MessageRow | None = None) -> None:
         for decision in decisions:
@@ -340,14 +527,17 @@ class GatewayCore:
                 self.store.save_lease(stored)
                 self.store.audit(stored.id, stored.opened_at, "opened",
                                  {"number": stored.number, "service": stored.service, "deadline": stored.deadline})
-                self._enqueue_lease(stored, "opened")
+                self._enqueue_lease(stored, "preparing" if stored.state is LeaseState.PREPARING else "opened")
             elif isinstance(decision, Transitioned):
                 stored = self._stored(decision.lease)
                 at = self._to_wall(decision.at)
                 self.store.save_lease(stored)
                 if decision.trigger.value != "sms":
-                    self.store.audit(stored.id, at, stored.state.value, {"trigger": decision.trigger.value})
-                    self._enqueue_lease(stored, stored.state.value)
+                    detail = {"trigger": decision.trigger.value}
+                    if decision.detail:
+                        detail["reason"] = decision.detail
+                    self.store.audit(stored.id, at, stored.state.value, detail)
+                    self._enqueue_lease(stored, stored.state.value, reason=decision.detail)
                 if stored.state is LeaseState.FINISHED and stored.sms_count > 0:
                     self.store.record_activation(stored.number, stored.service, at)
             elif isinstance(decision, Deliver) and message is not None:
@@ -358,12 +548,18 @@ class GatewayCore:
                 self._enqueue_lease(lease, "delivered")
             elif isinstance(decision, (Quarantine, Refused)):
                 pass  # quarantine is the message row itself; a refusal changes nothing
+        if self.banks:
+            followups = self._bank_followups(decisions)
+            if followups:
+                self._persist(followups)
 
-    def _enqueue_lease(self, lease: StoredLease, state: str) -> None:
-        self.store.enqueue("lease", {"lease_id": lease.id, "state": state, "at": self._wall(), "number": lease.number,
-                                     "service": lease.service, "opened_at": lease.opened_at,
-                                     "deadline": lease.deadline, "ended_at": lease.ended_at,
-                                     "sms_count": lease.sms_count}, self._wall(), lease_id=lease.id)
+    def _enqueue_lease(self, lease: StoredLease, state: str, *, reason: str | None = None) -> None:
+        payload = {"lease_id": lease.id, "state": state, "at": self._wall(), "number": lease.number,
+                   "service": lease.service, "opened_at": lease.opened_at, "deadline": lease.deadline,
+                   "ended_at": lease.ended_at, "sms_count": lease.sms_count}
+        if reason:
+            payload["reason"] = reason
+        self.store.enqueue("lease", payload, self._wall(), lease_id=lease.id)
 
 
 # Country calling codes of the markets suppliers sell in, longest first; enough for criteria.
@@ -372,6 +568,14 @@ _COUNTRY_CODES = (("380", "UA"), ("375", "BY"), ("374", "AM"), ("373", "MD"), ("
                   ("994", "AZ"), ("48", "PL"), ("49", "DE"), ("44", "GB"), ("33", "FR"), ("34", "ES"),
                   ("39", "IT"), ("31", "NL"), ("90", "TR"), ("91", "IN"), ("62", "ID"), ("63", "PH"),
                   ("84", "VN"), ("66", "TH"), ("55", "BR"), ("52", "MX"), ("1", "US"), ("7", "RU"))
+
+
+def _count_radios(radios: list[list[tuple[str, str]]], eligible: Callable[[str], bool]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for candidates in radios:
+        for k in {k for k, number in candidates if eligible(number)}:
+            counts[k] = counts.get(k, 0) + 1
+    return counts
 
 
 def country_of(number: str) -> str | None:

@@ -9,7 +9,11 @@ Every rule of the marketplace's published policy lives in this file, the transit
   buyer may FINISH, or REPEAT (a new wait window: REPEAT_WAITING), but may no longer cancel;
 * a repeat window that ends empty FINISHES the lease (the first SMS was delivered and counts);
 * a number activated for a service (a lease finished with an SMS) is not leased for that service
-  again, for ever or for the supplier's cool-down; denied services are never leased.
+  again, for ever or for the supplier's cool-down; denied services are never leased;
+* PREPARING (SIM banks): the SIM is being brought onto a radio. The buyer's window has not started;
+  it starts at READY (the SIM registered). A SIM that cannot be brought in, or not within
+  ``prepare_timeout``, ends the lease FAILED (nothing to pay). SMS the network held for the SIM
+  and sent before the lease opened (``not_before``) are not the buyer's: they go to quarantine.
 
 Times are engine-clock seconds (monotonic while running: a wall-clock jump from NTP neither ends
 every lease nor stretches them); the store converts to and from absolute wall-clock deadlines.
@@ -23,19 +27,21 @@ from dataclasses import dataclass, field, replace
 
 
 class LeaseState(enum.Enum):
+    PREPARING = "preparing"
     WAITING = "waiting"
     RECEIVED = "received"
     REPEAT_WAITING = "repeat_waiting"
     FINISHED = "finished"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+    FAILED = "failed"
 
     @property
     def active(self) -> bool:
         return self in ACTIVE_STATES
 
 
-ACTIVE_STATES = frozenset({LeaseState.WAITING, LeaseState.RECEIVED, LeaseState.REPEAT_WAITING})
+ACTIVE_STATES = frozenset({LeaseState.PREPARING, LeaseState.WAITING, LeaseState.RECEIVED, LeaseState.REPEAT_WAITING})
 
 
 class Trigger(enum.Enum):
@@ -44,10 +50,17 @@ class Trigger(enum.Enum):
     FINISH = "finish"
     CANCEL = "cancel"
     DEADLINE = "deadline"
+    READY = "ready"  # the lease's SIM is registered on a radio
+    SIM_FAILED = "sim_failed"  # the SIM could not be brought onto a radio
 
 
 # The whole state machine at a glance: (state, trigger) -> next state. Anything absent is refused.
 TRANSITIONS: dict[tuple[LeaseState, Trigger], LeaseState] = {
+    (LeaseState.PREPARING, Trigger.READY): LeaseState.WAITING,
+    (LeaseState.PREPARING, Trigger.SMS): LeaseState.RECEIVED,
+    (LeaseState.PREPARING, Trigger.CANCEL): LeaseState.CANCELLED,
+    (LeaseState.PREPARING, Trigger.DEADLINE): LeaseState.FAILED,
+    (LeaseState.PREPARING, Trigger.SIM_FAILED): LeaseState.FAILED,
     (LeaseState.WAITING, Trigger.SMS): LeaseState.RECEIVED,
     (LeaseState.WAITING, Trigger.CANCEL): LeaseState.CANCELLED,
     (LeaseState.WAITING, Trigger.DEADLINE): LeaseState.EXPIRED,
@@ -76,6 +89,7 @@ class Refusal(enum.Enum):
     LEASE_ENDED = ("lease_ended", "the lease has already ended")
     DUPLICATE_LEASE = ("duplicate_lease", "a lease with this id already exists")
     WINDOW_OUT_OF_POLICY = ("window_out_of_policy", "the wait window is outside the policy bounds")
+    NO_CHANNEL = ("no_channel", "every radio that reaches the SIM is busy and the wait queue is full")
 
     @property
     def code(self) -> str:
@@ -92,6 +106,8 @@ class Policy:
     max_wait_window: float = 20 * 60.0  # the marketplace's upper bound
     min_wait_window: float = 60.0
     finish_after: float = 15 * 60.0  # auto-finish after the last SMS
+    prepare_timeout: float = 10 * 60.0  # a SIM bank's switch must have the SIM registered by then
+    held_sms_tolerance: float = 30.0  # clock skew allowed when telling held SMS from the lease's own
     reuse_cooldown: float | None = None  # None: a number is never re-leased for a service it activated
     denied_services: frozenset[str] = frozenset({"webmoney"})
     denied_categories: frozenset[str] = frozenset({"banking", "bank", "webmoney"})
@@ -114,6 +130,7 @@ class Lease:
     sms_count: int = 0
     last_sms_at: float | None = None
     ended_at: float | None = None
+    not_before: float | None = None  # SMS sent before this (engine time) are not this lease's
 
 
 # ------------------------------------------------------------------------------------ decisions
@@ -130,6 +147,7 @@ class Transitioned:
     previous: LeaseState
     trigger: Trigger
     at: float
+    detail: str | None = None  # why, where the trigger alone does not say (a failed SIM switch)
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,19 +237,25 @@ class LeaseEngine:
 
     # ----------------------------------------------------------------------------- commands
     def open(self, lease_id: str, number: str, service: str, now: float, *, category: str | None = None,
-             wait_window: float | None = None) -> list[Decision]:
+             wait_window: float | None = None, preparing: bool = False) -> list[Decision]:
+        """Open a lease; ``preparing`` when its SIM must first be brought onto a radio."""
         decisions: list[Decision] = self.tick(now)
-        refusal = self._open_refusal(lease_id, number, service, category, wait_window, now)
+        refusal = self.open_refusal(lease_id, number, service, now, category=category, wait_window=wait_window)
         if refusal is not None:
             return [*decisions, Refused(refusal, lease_id)]
         window = wait_window if wait_window is not None else self.policy.wait_window
-        lease = Lease(lease_id, number, service, category, LeaseState.WAITING, now, now + window, window)
+        if preparing:
+            lease = Lease(lease_id, number, service, category, LeaseState.PREPARING, now,
+                          now + self.policy.prepare_timeout, window, not_before=now - self.policy.held_sms_tolerance)
+        else:
+            lease = Lease(lease_id, number, service, category, LeaseState.WAITING, now, now + window, window)
         self._active[lease_id] = lease
         self._by_number[number] = lease_id
         return [*decisions, Opened(lease)]
 
-    def _open_refusal(self, lease_id: str, number: str, service: str, category: str | None,
-                      wait_window: float | None, now: float) -> Refusal | None:
+    def open_refusal(self, lease_id: str, number: str, service: str, now: float, *, category: str | None = None,
+                     wait_window: float | None = None) -> Refusal | None:
+        """Why :meth:`open` would refuse, or None; asked first when opening needs a radio."""
         if lease_id in self._active or lease_id in self._ended:
             return Refusal.DUPLICATE_LEASE
         if self.policy.denies(service, category):
@@ -255,6 +279,22 @@ class LeaseEngine:
     def cancel(self, lease_id: str, now: float) -> list[Decision]:
         return self._command(lease_id, Trigger.CANCEL, now, Refusal.NOT_CANCELLABLE)
 
+    def sim_ready(self, lease_id: str, now: float) -> list[Decision]:
+        """The lease's SIM registered: a PREPARING lease starts its wait window now."""
+        decisions: list[Decision] = self.tick(now)
+        lease = self._active.get(lease_id)
+        if lease is None or lease.state is not LeaseState.PREPARING:
+            return decisions
+        return [*decisions, self._apply(lease, Trigger.READY, now)]
+
+    def sim_failed(self, lease_id: str, now: float, detail: str) -> list[Decision]:
+        """The lease's SIM could not be brought in: a PREPARING lease ends FAILED."""
+        decisions: list[Decision] = self.tick(now)
+        lease = self._active.get(lease_id)
+        if lease is None or lease.state is not LeaseState.PREPARING:
+            return decisions
+        return [*decisions, self._apply(lease, Trigger.SIM_FAILED, now, detail)]
+
     def _command(self, lease_id: str, trigger: Trigger, now: float, refusal: Refusal) -> list[Decision]:
         decisions = self.tick(now)
         lease = self._active.get(lease_id)
@@ -266,12 +306,16 @@ class LeaseEngine:
         return [*decisions, self._apply(lease, trigger, now)]
 
     # ---------------------------------------------------------------------------------- SMS
-    def sms_arrived(self, sms_id: str, number: str, now: float) -> list[Decision]:
-        """Route one SMS received at ``now`` on ``number``: to its active lease, or to quarantine."""
+    def sms_arrived(self, sms_id: str, number: str, now: float, *, sent_at: float | None = None) -> list[Decision]:
+        """Route one SMS received at ``now`` on ``number``: to its active lease, or to quarantine.
+        ``sent_at`` (engine time, from the network's timestamp) tells a held SMS from before the
+        lease apart from the lease's own."""
         decisions = self.tick(now)
         lease = self.lease_for(number)
         if lease is None:
             return [*decisions, Quarantine(sms_id, number, "no active lease on the number")]
+        if lease.not_before is not None and sent_at is not None and sent_at < lease.not_before:
+            return [*decisions, Quarantine(sms_id, number, "sent before the lease opened (held by the network)")]
         transition = self._apply(lease, Trigger.SMS, now)
         assert isinstance(transition, Transitioned)
         return [*decisions, transition, Deliver(sms_id, transition.lease)]
@@ -280,16 +324,17 @@ class LeaseEngine:
     def tick(self, now: float) -> list[Decision]:
         """End every lease whose deadline is at or before ``now``, earliest first."""
         due = sorted((lease for lease in self._active.values() if lease.deadline <= now), key=lambda l: l.deadline)
-        return [self._apply(lease, Trigger.DEADLINE, lease.deadline) for lease in due]
+        return [self._apply(lease, Trigger.DEADLINE, lease.deadline,
+                            "no radio in time" if lease.state is LeaseState.PREPARING else None) for lease in due]
 
     # ---------------------------------------------------------------------------- internals
-    def _apply(self, lease: Lease, trigger: Trigger, at: float) -> Transitioned:
+    def _apply(self, lease: Lease, trigger: Trigger, at: float, detail: str | None = None) -> Transitioned:
         target = TRANSITIONS[(lease.state, trigger)]
         updated = replace(lease, state=target)
         if trigger is Trigger.SMS:
             updated = replace(updated, sms_count=lease.sms_count + 1, last_sms_at=at,
                               deadline=at + self.policy.finish_after)
-        elif trigger is Trigger.REPEAT:
+        elif trigger in (Trigger.REPEAT, Trigger.READY):
             updated = replace(updated, deadline=at + lease.wait_window)
         if not target.active:
             updated = replace(updated, ended_at=at, deadline=min(lease.deadline, at))
@@ -300,7 +345,7 @@ class LeaseEngine:
                 self._activated[(lease.number, lease.service.lower())] = at
         else:
             self._active[lease.id] = updated
-        return Transitioned(updated, lease.state, trigger, at)
+        return Transitioned(updated, lease.state, trigger, at, detail)
 
     def _remember_ended(self, lease: Lease) -> None:
         self._ended[lease.id] = lease

@@ -10,10 +10,9 @@ performs a switch and reports back with :meth:`SimScheduler.switch_done`. Its ru
   channel frees up) or is refused with ``no_channel``;
 * idle channels rotate through their idle slots on a cycle, so every SIM registers regularly
   (collecting SMS the network held for it) and stays alive with its operator;
+* a channel is used only once its SIM is known (:meth:`SimScheduler.observe`, or a finished
+  switch): after a restart nothing is switched before the radios have said which SIM they hold;
 * what the marketplace may be told is usable *at once* is the number of channels, never slots.
-
-This is the first step of the bank work (issue #5): the bank controller and on-modem SIM-select
-drivers, the inventory scan and the simulator's banks come next.
 """
 
 from __future__ import annotations
@@ -52,6 +51,7 @@ class _Channel:
     name: str
     slots: tuple[int, ...]
     active: int | None = None
+    known: bool = False  # has the channel told us which SIM it holds?
     switching_to: int | None = None
     rotation_at: float = 0.0
     next_rotation_index: int = 0
@@ -90,6 +90,25 @@ class SimScheduler:
     def queued(self) -> list[tuple[str, int]]:
         return list(self._queue)
 
+    def lease_on(self, slot: int) -> str | None:
+        return self._leased.get(slot)
+
+    @property
+    def channels(self) -> list[str]:
+        return list(self._channels)
+
+    def active_slot(self, channel: str) -> int | None:
+        state = self._channels[channel]
+        return state.active if state.switching_to is None else None
+
+    def is_switching(self, channel: str) -> bool:
+        return self._channels[channel].switching_to is not None
+
+    def next_rotation(self) -> float | None:
+        """When :meth:`rotations_due` next has something to do (None: nothing can rotate now)."""
+        return min((c.rotation_at for c in self._channels.values() if len(c.slots) > 1 and self._free(c)),
+                   default=None)
+
     def capacity(self) -> int:
         """Numbers usable at the same time: one per channel, whatever the slot count."""
         return len(self._channels)
@@ -101,7 +120,7 @@ class SimScheduler:
         if name is None:
             raise KeyError(f"slot {slot} is on no channel")
         channel = self._channels[name]
-        if channel.active == slot and channel.switching_to is None:
+        if channel.known and channel.active == slot and channel.switching_to is None:
             self._leased[slot] = lease_id
             return Placement(Outcome.ON_AIR, lease_id, slot, channel=name)
         if self._free(channel):
@@ -111,6 +130,24 @@ class SimScheduler:
             self._queue.append((lease_id, slot))
             return Placement(Outcome.QUEUED, lease_id, slot, channel=name)
         return Placement(Outcome.NO_CHANNEL, lease_id, slot)
+
+    def restore(self, lease_id: str, slot: int, *, on_air: bool) -> None:
+        """After a restart: a lease whose SIM was on air keeps it (its channel cannot be switched
+        away); one still waiting for its SIM queues first."""
+        if on_air:
+            self._leased[slot] = lease_id
+        else:
+            self._queue.appendleft((lease_id, slot))
+
+    def observe(self, channel: str, slot: int | None, now: float) -> list[Placement]:
+        """The channel's radio reports the SIM it holds (None: none, or one of no known slot)."""
+        state = self._channels[channel]
+        if state.switching_to is not None:
+            return []  # a switch in progress reports through switch_done
+        state.active, state.known = slot, True
+        if state.rotation_at == 0.0:
+            state.rotation_at = now + self.rotation_period  # first sight: a full cycle before it moves
+        return self._serve_queue(now)
 
     def release(self, slot: int, now: float) -> list[Placement]:
         """The lease on ``slot`` ended: its channel may serve the queue."""
@@ -129,6 +166,7 @@ class SimScheduler:
         channel with no known SIM; a lease waiting on it is handed back as ``NO_CHANNEL``."""
         state = self._channels[channel]
         target, state.switching_to = state.switching_to, None
+        state.known = True
         if ok:
             state.active = target
             return self._serve_queue(now)
@@ -147,12 +185,15 @@ class SimScheduler:
             target = self._next_idle_slot(channel)
             if target is not None and target != channel.active:
                 out.append(self._switch(channel, target, "rotation", now))
+            else:
+                channel.rotation_at = now + self.rotation_period  # nothing idle to move to: look again later
         return out
 
     # ---------------------------------------------------------------------------- internals
     def _free(self, channel: _Channel) -> bool:
         """No switch under way, and the SIM on air (if any) carries no lease."""
-        return channel.switching_to is None and (channel.active is None or channel.active not in self._leased)
+        return channel.known and channel.switching_to is None and (
+            channel.active is None or channel.active not in self._leased)
 
     def _switch(self, channel: _Channel, slot: int, reason: str, now: float) -> Switch:
         assert channel.active is None or channel.active not in self._leased, "a leased SIM is never switched out"
@@ -175,7 +216,7 @@ class SimScheduler:
         out = []
         for lease_id, slot in list(self._queue):
             channel = self._channels[self.channel_of(slot)]
-            if self._free(channel) or (channel.active == slot and channel.switching_to is None):
+            if self._free(channel) or (channel.known and channel.active == slot and channel.switching_to is None):
                 self._queue.remove((lease_id, slot))
                 out.append(self.request(lease_id, slot, now))
         return out

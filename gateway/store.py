@@ -58,6 +58,16 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE TABLE commands (command_id TEXT PRIMARY KEY, result TEXT NOT NULL, at REAL NOT NULL);
     """,
+    # 3: SIM banks: a lease may wait for its SIM (held SMS from before it are not its own), and the
+    #    inventory of every SIM in every bank slot
+    """
+    ALTER TABLE leases ADD COLUMN not_before REAL;
+    CREATE TABLE sims (
+        bank TEXT NOT NULL, slot INTEGER NOT NULL, status TEXT NOT NULL, iccid TEXT, imsi TEXT,
+        operator TEXT, msisdn TEXT, msisdn_source TEXT, detail TEXT, scan_run TEXT, seen_at REAL NOT NULL,
+        PRIMARY KEY (bank, slot));
+    CREATE INDEX sims_iccid ON sims (iccid);
+    """,
 )
 
 
@@ -86,6 +96,24 @@ class StoredLease:
     sms_count: int
     last_sms_at: float | None
     ended_at: float | None
+    not_before: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SimRow:
+    """One bank slot as last seen: ``status`` is ok, empty, wrong_sim, no_network or no_answer."""
+
+    bank: str
+    slot: int
+    status: str
+    iccid: str | None = None
+    imsi: str | None = None
+    operator: str | None = None
+    msisdn: str | None = None
+    msisdn_source: str | None = None  # cnum, ussd or config
+    detail: str | None = None
+    scan_run: str | None = None
+    seen_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,11 +264,11 @@ class Store:
     def save_lease(self, lease: StoredLease) -> None:
         self.db.execute(
             "INSERT INTO leases (id, number, service, category, state, opened_at, deadline, wait_window, sms_count,"
-            " last_sms_at, ended_at) VALUES (?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET state=excluded.state,"
-            " deadline=excluded.deadline, sms_count=excluded.sms_count, last_sms_at=excluded.last_sms_at,"
-            " ended_at=excluded.ended_at",
+            " last_sms_at, ended_at, not_before) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
+            " state=excluded.state, deadline=excluded.deadline, sms_count=excluded.sms_count,"
+            " last_sms_at=excluded.last_sms_at, ended_at=excluded.ended_at",
             (lease.id, lease.number, lease.service, lease.category, lease.state.value, lease.opened_at, lease.deadline,
-             lease.wait_window, lease.sms_count, lease.last_sms_at, lease.ended_at))
+             lease.wait_window, lease.sms_count, lease.last_sms_at, lease.ended_at, lease.not_before))
 
     def leases(self, *, active_only: bool = False) -> list[StoredLease]:
         if active_only:
@@ -254,6 +282,20 @@ class Store:
     def lease(self, lease_id: str) -> StoredLease | None:
         row = self.db.execute("SELECT * FROM leases WHERE id = ?", (lease_id,)).fetchone()
         return _lease(row) if row else None
+
+    # ------------------------------------------------------------------------------------ sims
+    def save_sim(self, row: SimRow) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO sims (bank, slot, status, iccid, imsi, operator, msisdn, msisdn_source, detail,"
+            " scan_run, seen_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (row.bank, row.slot, row.status, row.iccid, row.imsi, row.operator, row.msisdn, row.msisdn_source,
+             row.detail, row.scan_run, row.seen_at))
+
+    def sims(self, bank: str | None = None) -> list[SimRow]:
+        rows = (self.db.execute("SELECT * FROM sims WHERE bank = ? ORDER BY slot", (bank,)) if bank is not None
+                else self.db.execute("SELECT * FROM sims ORDER BY bank, slot"))
+        return [SimRow(r["bank"], r["slot"], r["status"], r["iccid"], r["imsi"], r["operator"], r["msisdn"],
+                       r["msisdn_source"], r["detail"], r["scan_run"], r["seen_at"]) for r in rows]
 
     def audit(self, lease_id: str, at: float, kind: str, detail: dict | None = None) -> None:
         self.db.execute("INSERT INTO lease_events (lease_id, at, kind, detail) VALUES (?,?,?,?)",
@@ -356,7 +398,7 @@ class Store:
 def _lease(row: sqlite3.Row) -> StoredLease:
     return StoredLease(row["id"], row["number"], row["service"], row["category"], LeaseState(row["state"]),
                        row["opened_at"], row["deadline"], row["wait_window"], row["sms_count"], row["last_sms_at"],
-                       row["ended_at"])
+                       row["ended_at"], row["not_before"])
 
 
 def _message(row: sqlite3.Row) -> MessageRow:
@@ -377,4 +419,4 @@ def engine_lease(stored: StoredLease, *, wall_now: float, mono_now: float, max_r
 
     return Lease(stored.id, stored.number, stored.service, stored.category, stored.state,
                  stored.opened_at + offset, mono_now + remaining, stored.wait_window, stored.sms_count,
-                 to_engine(stored.last_sms_at), to_engine(stored.ended_at))
+                 to_engine(stored.last_sms_at), to_engine(stored.ended_at), to_engine(stored.not_before))

@@ -194,3 +194,19 @@ def swap_nibbles(digits: str) -> str:
     """EF_ICCID as ``+CRSM`` returns it is BCD with the nibbles of each octet swapped."""
     out = "".join(digits[i + 1] + digits[i] for i in range(0, len(digits) - 1, 2))
     return out.rstrip("Ff")
+
+
+def parse_cusd(line: str) -> tuple[int, str | None]:
+    """``+CUSD: <m>[,<str>,<dcs>]`` -> (m, text). ``m`` 0/1: answered (1: more expected), 2:
+    ended by the network, 4: not supported, 5: timed out. UCS2 answers (dcs 72) are hex text."""
+    fields = split_args(_after_prefix(line, "+CUSD:"))
+    if not fields or not fields[0].isdigit():
+        raise AtParseError(f"+CUSD without a status: {line!r}")
+    status = int(fields[0])
+    if len(fields) < 2:
+        return status, None
+    text = fields[1]
+    dcs = int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else 15
+    if dcs & 0xFC == 0x48 and len(text) % 4 == 0 and all(c in "0123456789abcdefABCDEF" for c in text):
+        text = bytes.fromhex(text).decode("utf-16-be", errors="replace")
+    return status, text

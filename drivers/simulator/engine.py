@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from drivers.simulator.profiles import SimProfile
@@ -23,11 +24,18 @@ MAX_COMMAND = 1024
 
 @dataclass(slots=True)
 class SimCard:
+    """A SIM. Its SM storage and the SMS the network holds for it travel with it between radios."""
+
     iccid: str
     imsi: str
     msisdn: str
     operator: str = "SimNet"
     registered: bool = True
+    number_on_sim: bool = True  # EF_MSISDN filled in, so AT+CNUM answers; many SIMs leave it empty
+    ussd_number_reply: str | None = None  # what the operator's "my number" USSD answers, {msisdn} filled in
+    never_registers: bool = False
+    storage: dict[int, tuple[int, str]] = field(default_factory=dict)
+    held: deque[str] = field(default_factory=deque)
 
 
 @dataclass(slots=True)
@@ -94,9 +102,12 @@ class SimModem:
     _chained: bool = False
     _chain_failed: bool = False
     _rng: random.Random = field(default_factory=random.Random)
+    slot_select: Callable[[int], bool] | None = None  # an on-modem SIM switch (Cinterion, Quectel dual SIM)
 
     def __post_init__(self) -> None:
         self._rng.seed(self.seed)
+        if self.sim is not None:
+            self.storage, self.network_queue = self.sim.storage, self.sim.held
 
     # ------------------------------------------------------------------------------ host side
     def receive_data(self, data: bytes) -> None:
@@ -190,6 +201,23 @@ class SimModem:
         self.sim = sim
         self._urc("+CPIN: READY")
         self.release_held()
+
+    def swap_sim(self, card: SimCard | None) -> None:
+        """A bank or the modem's SIM switch connects another card. The outgoing card takes its SM
+        storage and held SMS along; the new one is not registered until the modem restarts."""
+        if self.sim is not None:
+            self.sim.storage, self.sim.held, self.sim.registered = self.storage, self.network_queue, False
+        self.sim = card
+        if card is None:
+            self.storage, self.network_queue = {}, deque()
+        else:
+            self.storage, self.network_queue, card.registered = card.storage, card.held, False
+
+    def register(self) -> None:
+        """The card in the slot registers with the network, which hands over what it held."""
+        if self.sim is not None and not self.sim.never_registers:
+            self.sim.registered = True
+            self.release_held()
 
     def fill_storage(self, pdus: list[str]) -> None:
         """Store messages without announcing them, as if they came while nobody listened."""
@@ -326,6 +354,10 @@ class SimModem:
         for prefix, handler in prefixed:
             if body.startswith(prefix):
                 return handler
+        if body.startswith("+CUSD="):
+            return self._cusd
+        if self.slot_select is not None and body.startswith(('^SCFG="SIM/CS"', "+QUIMSLOT=")):
+            return self._select_slot
         vendor_ok = {"huawei": ("^CURC=",), "quectel": ("+QURCCFG=",)}.get(self.profile.name, ())
         if body.startswith(vendor_ok) if vendor_ok else False:
             return self._noop
@@ -379,7 +411,38 @@ class SimModem:
 
     def _cnum(self, raw: str, body: str) -> None:
         if self._need_sim():
-            self._ok(f'+CNUM: "","{self.sim.msisdn}",145')
+            if self.sim.number_on_sim:
+                self._ok(f'+CNUM: "","{self.sim.msisdn}",145')
+            else:
+                self._ok()
+
+    def _cusd(self, raw: str, body: str) -> None:
+        """``AT+CUSD=1,"*111*0887#",15``: OK now, the network's answer later as ``+CUSD:``."""
+        match = re.fullmatch(r'\+CUSD=1,"([0-9*#]+)"(?:,\d+)?', body)
+        if match is None:
+            self._final("ERROR")
+            return
+        if not self._need_sim():
+            return
+        self._ok()
+        sim = self.sim
+        if not sim.registered:
+            self._urc("+CUSD: 4")  # the network is not there to ask
+        elif sim.ussd_number_reply is not None:
+            self._urc(f'+CUSD: 0,"{sim.ussd_number_reply.format(msisdn=sim.msisdn)}",15')
+        else:
+            self._urc('+CUSD: 0,"Unknown request",15')
+
+    def _select_slot(self, raw: str, body: str) -> None:
+        """Cinterion ``AT^SCFG="SIM/CS","0"|"3"`` (or "SIM1"/"SIM3"), Quectel ``AT+QUIMSLOT=1|2``."""
+        value = body.rsplit(",", 1)[-1] if body.startswith("^SCFG") else body.split("=", 1)[1]
+        value = value.strip().strip('"')
+        slot = {"0": 1, "SIM1": 1, "3": 2, "SIM3": 2}.get(value) if body.startswith("^SCFG") else \
+            (int(value) if value in ("1", "2") else None)
+        if slot is None or self.slot_select is None or not self.slot_select(slot):
+            self._cme(3, "operation not allowed")
+            return
+        self._ok()
 
     def _cpin(self, raw: str, body: str) -> None:
         if self._need_sim():

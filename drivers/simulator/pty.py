@@ -45,6 +45,7 @@ class PtyModem:
         self._out_queue: asyncio.Queue[bytes] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.bytes_to_host = 0
+        self.on_boot: Callable[[], None] | None = None  # e.g. a bank's SIM registers some time after boot
 
     @property
     def plugged(self) -> bool:
@@ -105,6 +106,8 @@ class PtyModem:
     def _boot_done(self) -> None:
         self.engine.finish_reboot()
         self.flush()
+        if self.on_boot is not None:
+            self.on_boot()
 
     def unplug(self) -> None:
         """The device disappears. Its old tty number stays taken until the replug, as the kernel

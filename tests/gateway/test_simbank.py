@@ -13,7 +13,21 @@ CHANNELS = ["ch0", "ch1", "ch2", "ch3"]
 
 
 def bank(queue_limit: int = 2) -> SimScheduler:
-    return SimScheduler(interleaved_reach(CHANNELS, 128), queue_limit=queue_limit, rotation_period=60.0)
+    s = SimScheduler(interleaved_reach(CHANNELS, 128), queue_limit=queue_limit, rotation_period=60.0)
+    for channel in CHANNELS:
+        s.observe(channel, None, 0.0)
+    return s
+
+
+def test_nothing_is_switched_on_a_channel_until_it_reports_its_sim():
+    s = SimScheduler(interleaved_reach(CHANNELS, 128), rotation_period=60.0)
+    s.restore("OLD", 1, on_air=True)  # a lease from before a restart, its SIM presumably on ch1
+    assert s.rotations_due(1e9) == []  # no channel known: no rotation
+    assert s.request("L1", 5, 0.0).outcome is Outcome.QUEUED
+    assert s.observe("ch1", 1, 1.0) == []  # ch1 holds the leased SIM: L1 still waits
+    assert all(sw.channel != "ch1" for sw in s.rotations_due(1e9))
+    served = s.release(1, 2.0)
+    assert [(p.lease_id, p.outcome) for p in served] == [("L1", Outcome.SWITCH)]
 
 
 def test_wiring_4_by_32():
@@ -77,7 +91,7 @@ def test_capacity_is_channels_not_slots():
     assert bank().capacity() == 4
 
 
-@given(st.lists(st.tuples(st.sampled_from(["request", "release", "done_ok", "done_fail", "rotate"]),
+@given(st.lists(st.tuples(st.sampled_from(["request", "release", "done_ok", "done_fail", "rotate", "observe"]),
                           st.integers(0, 127), st.sampled_from(CHANNELS)), max_size=80))
 @settings(max_examples=300, deadline=None)
 def test_random_walk_never_switches_out_a_leased_sim(steps):
@@ -96,6 +110,8 @@ def test_random_walk_never_switches_out_a_leased_sim(steps):
             s.switch_done(channel, action == "done_ok", now)
         elif action == "rotate":
             s.rotations_due(now)
+        elif action == "observe" and s.channel_of(slot) == channel and not s.is_leased(s.active_slot(channel) or -1):
+            s.observe(channel, slot, now)  # a radio reports its SIM (never replacing a leased one)
         for switch in s.switch_log[before:]:  # (a released SIM may go; the scheduler also asserts it)
             assert switch.from_slot is None or switch.from_slot not in s._leased, "a leased SIM was switched out"
         assert len(s.queued) <= 3

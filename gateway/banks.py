@@ -1,0 +1,98 @@
+"""SIM banks on the core thread: which SIM is in which slot, and the schedulers that move them.
+
+I/O-free like the rest of the core: it keeps the inventory rows (one per bank slot, as last
+seen by a switch or a scan), one :class:`~gateway.simbank.SimScheduler` per bank, and the
+switches decided but not yet handed to the switcher (the asyncio side), which performs them and
+reports back. Only a slot whose SIM was seen ``ok`` with a known number is offered for leases.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+from gateway.config import BankConfig
+from gateway.simbank import SimScheduler, Switch
+from gateway.store import SimRow
+
+LEASABLE = "ok"
+SLOT_FAILURES = frozenset({"empty", "wrong_sim", "no_network"})  # the slot's fault, not the radio's
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchOrder:
+    """A switch for the switcher to perform, with what it needs to address and verify it."""
+
+    bank: str
+    switch: Switch
+    channel_no: int  # 1-based, as bank commands count
+    slot_no: int  # 1-based, bank-wide
+    local: int  # 1-based within the channel
+    expected_iccid: str | None  # None: a slot not seen before; whatever SIM comes up is recorded
+
+
+class Banks:
+    def __init__(self, configs: tuple[BankConfig, ...]) -> None:
+        self.configs = {b.name: b for b in configs}
+        self.schedulers = {b.name: SimScheduler(b.reach(), queue_limit=b.queue,
+                                                rotation_period=b.rotation if b.rotation else math.inf)
+                           for b in configs}
+        self._channel_of_port = {port: b.name for b in configs for port in b.channels}
+        self.rows: dict[tuple[str, int], SimRow] = {}
+        self.orders: list[SwitchOrder] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.configs)
+
+    # ------------------------------------------------------------------------------ lookups
+    def bank_of(self, port: str) -> str | None:
+        """The bank whose channel ``port`` is, if any."""
+        return self._channel_of_port.get(port)
+
+    def load(self, rows: list[SimRow]) -> None:
+        self.rows = {(r.bank, r.slot): r for r in rows if r.bank in self.configs and r.slot < self.configs[r.bank].slots}
+
+    def locate(self, number: str) -> tuple[str, int] | None:
+        """The bank slot of a leasable number."""
+        for key, row in self.rows.items():
+            if row.msisdn == number and row.status == LEASABLE:
+                return key
+        return None
+
+    def slot_of_iccid(self, bank: str, iccid: str) -> int | None:
+        return next((slot for (b, slot), row in self.rows.items() if b == bank and row.iccid == iccid), None)
+
+    def number_for_iccid(self, iccid: str) -> str | None:
+        return next((row.msisdn for row in self.rows.values() if row.iccid == iccid and row.msisdn), None)
+
+    def leasable(self) -> list[SimRow]:
+        return [row for row in self.rows.values() if row.status == LEASABLE and row.msisdn]
+
+    def next_rotation(self) -> float | None:
+        times = [t for s in self.schedulers.values() if (t := s.next_rotation()) is not None and t != math.inf]
+        return min(times, default=None)
+
+    # ------------------------------------------------------------------------------- orders
+    def order(self, bank: str, switch: Switch) -> SwitchOrder:
+        config = self.configs[bank]
+        channel_index = config.channels.index(switch.channel)
+        reach = config.reach()[switch.channel]
+        row = self.rows.get((bank, switch.to_slot))
+        expected = row.iccid if row is not None and row.iccid and row.status in (LEASABLE, "no_network") else None
+        order = SwitchOrder(bank, switch, channel_index + 1, switch.to_slot + 1, reach.index(switch.to_slot) + 1,
+                            expected)
+        self.orders.append(order)
+        return order
+
+    def take_orders(self) -> list[SwitchOrder]:
+        orders, self.orders = self.orders, []
+        return orders
+
+    # ---------------------------------------------------------------------------- snapshots
+    def snapshot(self) -> tuple:
+        return copy.deepcopy(self.schedulers), dict(self.rows), list(self.orders)
+
+    def rollback(self, snapshot: tuple) -> None:
+        schedulers, rows, orders = snapshot
+        self.schedulers, self.rows, self.orders = copy.deepcopy(schedulers), dict(rows), list(orders)

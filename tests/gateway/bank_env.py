@@ -1,0 +1,99 @@
+"""A simulated SIM bank behind the real daemon: the rig the bank tests and the soak share."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import urllib.request
+from dataclasses import replace
+
+from drivers.simulator.bank import USSD_CODE, SimBank
+from gateway.app import Gateway
+from gateway.config import BankConfig, Config, LeaseConfig, ModemConfig, UssdNumber
+from gateway.leases import Policy
+from gateway.store import SimRow, Store
+from tests.conftest import FAST, wait_until
+
+BANK_OPTIONS = replace(FAST, reset_wait=0.05)
+SCALE = 0.01  # the simulated bank's 10 s switch and 5 s registration take 0.1 s and 0.05 s
+
+
+def bank_config(bank: SimBank, **overrides) -> BankConfig:
+    preset = dict(style="controller", command="AT+SWIT{channel:02d}-{slot:04d}", expect_ok=False, values=()) \
+        if bank.style == "controller" else dict(style="on_modem", command='AT^SCFG="SIM/CS","{value}"',
+                                                expect_ok=True, values=("0", "3"))
+    settings = dict(name="bank1", channels=tuple(m.link_path for m in bank.modems), slots=bank.slots,
+                    controller=bank.controller.link_path if bank.controller else None,
+                    switch_time=bank.switch_time * SCALE * 1.5, ok_timeout=0.3, settle_timeout=5.0, sim_timeout=0.5,
+                    register_timeout=1.0, poll=0.05, retries=2, rotation=None, queue=16)
+    settings.update(preset)
+    settings.update(overrides)
+    return BankConfig(**settings)
+
+
+def rig_config(bank: SimBank, state_dir: str, *, policy: Policy | None = None, numbers: dict[str, str] | None = None,
+               **bank_overrides) -> Config:
+    return Config(path="<test>", gateway_id="bank-test", state_dir=state_dir,
+                  modems=tuple(ModemConfig(m.link_path) for m in bank.modems),
+                  leases=LeaseConfig(policy or Policy()), control_listen=("127.0.0.1", 0),
+                  banks=(bank_config(bank, **bank_overrides),), numbers=dict(numbers or {}),
+                  ussd_numbers=(UssdNumber("SimNet", USSD_CODE, r"(\+\d{10,15})"),))
+
+
+def prefill_inventory(bank: SimBank, config: Config) -> None:
+    """The inventory as a completed scan leaves it (the scan itself has its own test)."""
+    store = Store(config.database)
+    store.open()
+    try:
+        with store.transaction():
+            for slot, card in enumerate(bank.cards):
+                if card is not None:
+                    store.save_sim(SimRow("bank1", slot, "ok", card.iccid, card.imsi, card.operator, card.msisdn,
+                                          "cnum", None, None, time.time()))
+    finally:
+        store.close()
+
+
+def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+class BankRig:
+    """A started simulated bank and a started daemon driving it."""
+
+    def __init__(self, bank: SimBank, config: Config) -> None:
+        self.bank, self.config = bank, config
+        self.gateway: Gateway | None = None
+
+    async def __aenter__(self) -> "BankRig":
+        await self.bank.start()
+        self.gateway = Gateway(self.config, modem_options=BANK_OPTIONS)
+        await self.gateway.start()
+        scheduler = self.gateway.core.banks.schedulers["bank1"]
+        await wait_until(lambda: all(scheduler._channels[c].known for c in scheduler.channels), 20,
+                         "every channel reporting its SIM")
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        if self.gateway is not None:
+            await self.gateway.stop()
+        await self.bank.stop()
+
+    @property
+    def base(self) -> str:
+        assert self.gateway is not None and self.gateway.control_address is not None
+        return f"http://127.0.0.1:{self.gateway.control_address[1]}"
+
+    async def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
+        return await asyncio.to_thread(http, method, self.base + path, body)
+
+    def lease_state(self, lease_id: str) -> str | None:
+        lease = self.gateway.core.engine.get(lease_id)
+        return lease.state.value if lease else None
