@@ -311,7 +311,8 @@ class GatewayCore:
             self.record_sim(self._slot_row(bank, slot, report, msisdn, msisdn_source))
             scheduler = self.banks.schedulers[bank]
             lease_id = scheduler.lease_on(slot)
-            placements = scheduler.switch_done(order.switch.channel, report.ok, now)
+            actual = self.banks.slot_of_iccid(bank, report.iccid) if report.iccid and not report.ok else None
+            placements = scheduler.switch_done(order.switch.channel, report.ok, now, actual)
             decisions: list[Decision] = self.engine.sim_ready(lease_id, now) if report.ok and lease_id else []
             detail = f"{report.failure.value}: {report.detail}" if report.failure else None
             return decisions + self._placed(bank, placements, now, detail)
@@ -526,7 +527,8 @@ class GatewayCore:
                 stored = self._stored(decision.lease)
                 self.store.save_lease(stored)
                 self.store.audit(stored.id, stored.opened_at, "opened",
-                                 {"number": stored.number, "service": stored.service, "deadline": stored.deadline})
+                                 {"number": stored.number, "service": stored.service, "deadline": stored.deadline,
+                                  "state": stored.state.value})
                 self._enqueue_lease(stored, "preparing" if stored.state is LeaseState.PREPARING else "opened")
             elif isinstance(decision, Transitioned):
                 stored = self._stored(decision.lease)

@@ -161,16 +161,17 @@ class SimScheduler:
                 return True
         return False
 
-    def switch_done(self, channel: str, ok: bool, now: float) -> list[Placement]:
-        """The driver finished a switch (ICCID verified when ``ok``). A failed switch leaves the
-        channel with no known SIM; a lease waiting on it is handed back as ``NO_CHANNEL``."""
+    def switch_done(self, channel: str, ok: bool, now: float, actual: int | None = None) -> list[Placement]:
+        """The driver finished a switch (ICCID verified when ``ok``). After a failed one the channel
+        holds ``actual`` (the slot whose SIM it reported, None if none or unknown); a lease waiting
+        on it is handed back as ``NO_CHANNEL``."""
         state = self._channels[channel]
         target, state.switching_to = state.switching_to, None
         state.known = True
         if ok:
             state.active = target
             return self._serve_queue(now)
-        state.active = None
+        state.active = actual if actual in state.slots else None
         out = []
         if target is not None and target in self._leased:
             out.append(Placement(Outcome.NO_CHANNEL, self._leased.pop(target), target))

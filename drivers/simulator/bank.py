@@ -22,6 +22,7 @@ import asyncio
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -94,7 +95,7 @@ class SimBank:
         self.cards: list[SimCard | None] = [self._card(first_sim + k, k, msisdn_mix) for k in range(slots)]
         self.active: list[int | None] = [None] * channels
         self._fail_next: set[int] = set()
-        self.switch_log: list[tuple[int, int | None, int, bool]] = []  # channel, from, to, done
+        self.switch_log: list[tuple[float, int, int | None, int, bool]] = []  # wall time, channel, from, to, done
         self.modems: list[PtyModem] = []
         for c in range(channels):
             engine = SimModem(SIM_PROFILES[profile], None, imei=f"35000000{c:06d}0", seed=c)
@@ -188,7 +189,7 @@ class SimBank:
     def _switch(self, channel: int, slot: int) -> None:
         done = channel not in self._fail_next
         self._fail_next.discard(channel)
-        self.switch_log.append((channel, self.active[channel], slot, done))
+        self.switch_log.append((time.time(), channel, self.active[channel], slot, done))
         if done:
             modem = self.modems[channel]
             modem.engine.swap_sim(self.cards[slot])

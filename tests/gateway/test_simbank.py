@@ -116,3 +116,54 @@ def test_random_walk_never_switches_out_a_leased_sim(steps):
             assert switch.from_slot is None or switch.from_slot not in s._leased, "a leased SIM was switched out"
         assert len(s.queued) <= 3
         assert sum(1 for c in s._channels.values() if c.active is not None) <= s.capacity()
+
+
+# ---------------------------------------------------------------------- the core's bank inventory
+def bank_core(tmp_path):
+    """A core with one 4x32 bank whose SIMs are of two operators, on a real SQLite file; no I/O."""
+    from gateway.config import BankConfig, LeaseConfig
+    from gateway.core import GatewayCore
+    from gateway.store import SimRow, Store
+
+    clock = [1000.0]
+    store = Store(str(tmp_path / "core.db"))
+    store.open()
+    config = BankConfig("bank1", "controller", "AT+SWIT{channel:02d}-{slot:04d}", False, (),
+                        tuple(f"/dev/ch{i}" for i in range(4)), 128, controller="/dev/ctl", rotation=None)
+    with store.transaction():
+        for slot in range(128):
+            operator = "Alpha" if slot % 8 < 4 else "Beta"  # each channel reaches SIMs of both
+            store.save_sim(SimRow("bank1", slot, "ok", f"8970{slot:015d}", "", operator, f"+7900{slot:07d}",
+                                  "cnum", None, None, 0.0))
+    core = GatewayCore(store, LeaseConfig(), mono=lambda: clock[0], wall=lambda: 1.8e9 + clock[0], banks=(config,))
+    core.start()
+    for i in range(4):
+        core.observe_channel(f"/dev/ch{i}", f"8970{i:015d}")
+    return core, clock
+
+
+def test_inventory_counts_radios_per_operator_and_service_never_slots(tmp_path):
+    core, clock = bank_core(tmp_path)
+    inventory = core.inventory()
+    assert inventory["capacity"] == {"RU/Alpha": 4, "RU/Beta": 4} and inventory["radios"] == 4
+    assert len(inventory["numbers"]) == 128
+    assert sum(1 for n in inventory["numbers"] if n["state"] == "online") == 4  # on air; the rest standby
+    # A lease on channel 0's SIM takes that radio out of every count.
+    assert core.open_lease("L1", "+79000000000", "svc")[-1].lease.state.value == "waiting"
+    assert core.inventory()["capacity"] == {"RU/Alpha": 3, "RU/Beta": 3}
+    # A lease on a SIM off air (slot 5, channel 1) switches and holds channel 1 while preparing.
+    decisions = core.open_lease("L2", "+79000000005", "svc")
+    assert decisions[-1].lease.state.value == "preparing" and len(core.take_switch_orders()) == 1
+    assert core.inventory()["capacity"] == {"RU/Alpha": 2, "RU/Beta": 2}
+    # Services: a channel counts for a service only through SIMs never activated for it. Every
+    # Beta SIM channel 3 reaches was used for "tg": for "tg", Beta is down to channel 0 (1 is held).
+    with core.store.transaction():
+        for slot in range(3, 128, 4):
+            if slot % 8 >= 4:
+                core.store.record_activation(f"+7900{slot:07d}", "tg", 1.8e9)
+                core.engine.restore_activation(f"+7900{slot:07d}", "tg", clock[0])
+    inventory = core.inventory()
+    assert inventory["capacity"] == {"RU/Alpha": 2, "RU/Beta": 2}
+    assert inventory["capacity_by_service"] == {"tg": {"RU/Alpha": 2, "RU/Beta": 1}}
+    core.cancel("L2")
+    assert core.inventory()["capacity"] == {"RU/Alpha": 3, "RU/Beta": 3}
