@@ -61,6 +61,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from drivers.simulator.control import farm_handler
     from drivers.simulator.farm import ModemFarm
 
+    if args.bank:
+        return _simulate_bank(args)
+
     async def main(stop: asyncio.Event) -> int:
         farm = ModemFarm(args.modems, profile=args.profile, directory=args.dir, baud=args.baud,
                          capacity=args.capacity)
@@ -78,6 +81,60 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return asyncio.run(_until_signal(main))
+
+
+def _simulate_bank(args: argparse.Namespace) -> int:
+    from drivers.simulator.bank import USSD_CODE, SimBank
+
+    try:
+        channels, per_channel = (int(x) for x in args.bank.lower().split("x"))
+        bank = SimBank(channels, channels * per_channel, style=args.bank_style, profile="generic" if args.profile == "mixed" else args.profile,
+                       directory=args.dir, time_scale=args.time_scale, msisdn_mix=True)
+    except ValueError as exc:
+        print(f"simgw: --bank {args.bank}: expected CHANNELSxSLOTS like 4x32 ({exc})", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+    async def main(stop: asyncio.Event) -> int:
+        await bank.start()
+        print(json.dumps({"simulator": "ready", "bank": {
+            "style": bank.style, "controller": bank.controller.link_path if bank.controller else None,
+            "channels": [m.link_path for m in bank.modems], "slots": bank.slots,
+            "ussd_code": USSD_CODE, "numbers_for_config": bank.config_numbers()}}), flush=True)
+        await stop.wait()
+        await bank.stop()
+        return EXIT_OK
+
+    return asyncio.run(_until_signal(main))
+
+
+# ---------------------------------------------------------------------------------------- sims
+def cmd_sims(args: argparse.Namespace) -> int:
+    if getattr(args, "sims_command", None) == "scan":
+        return _sims_scan(args)
+    store = _open_store(args)
+    rows = [(r.bank, r.slot + 1, r.status, r.iccid or "-", r.operator or "-", r.msisdn or "?",
+             r.msisdn_source or "-", _when(r.seen_at)) for r in store.sims()]
+    _table(("bank", "slot", "status", "iccid", "operator", "number", "from", "seen (UTC)"), rows)
+    return EXIT_OK
+
+
+def _sims_scan(args: argparse.Namespace) -> int:
+    from gateway.scan import ScanRefused, scan
+
+    config = _config(args)
+    if args.log_level == "info":  # the progress bar is the show
+        logs.configure(json_lines=True if args.log_json else None, level="warning", redact=not args.no_redact)
+    try:
+        counts = asyncio.run(scan(config, restart=args.restart))
+    except ScanRefused as exc:
+        print(f"simgw: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print("simgw: scan interrupted; what was scanned is kept: run 'simgw sims scan' again to resume",
+              file=sys.stderr)
+        return 130
+    print(json.dumps({"slots": counts}))
+    return EXIT_OK
 
 
 # -------------------------------------------------------------------------------------- listen
@@ -378,7 +435,19 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--baud", type=int, default=None, help="pace output at this line rate")
     sim.add_argument("--capacity", type=int, default=30, help="SIM storage slots per modem")
     sim.add_argument("--dir", default=None, help="directory for the stable port links")
+    sim.add_argument("--bank", default=None, metavar="CHANNELSxSLOTS",
+                     help="simulate a SIM bank instead: 4x32 is 4 radios with 32 SIMs behind each")
+    sim.add_argument("--bank-style", choices=("controller", "on_modem"), default="controller")
+    sim.add_argument("--time-scale", type=float, default=1.0, help="multiply the bank's switch and boot times")
     sim.set_defaults(func=cmd_simulate)
+
+    sims = with_config(sub.add_parser("sims", help="the SIM inventory of the banks, as a table"))
+    sims.set_defaults(func=cmd_sims)
+    sims_sub = sims.add_subparsers(dest="sims_command")
+    sims_scan = with_config(sims_sub.add_parser(
+        "scan", help="walk every bank slot: ICCID, IMSI, operator, number; resumable (the daemon must be stopped)"))
+    sims_scan.add_argument("--restart", action="store_true", help="scan every slot again instead of resuming")
+    sims_scan.set_defaults(func=cmd_sims)
 
     listen = sub.add_parser("listen", help="drive modems and print each complete SMS as a JSON line")
     listen.add_argument("--port", action="append", required=True, metavar="PATH")

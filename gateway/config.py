@@ -61,6 +61,7 @@ class BankConfig:
     retries: int = 2
     rotation: float | None = 15 * 60.0  # None: idle SIMs stay where they are
     queue: int = 16  # leases that may wait for a channel; 0 refuses with no_channel at once
+    reset_wait: float | None = None  # the radios' boot time after a reset (None: their vendor's figure)
 
     def reach(self) -> dict[str, tuple[int, ...]]:
         """Channel port -> the slots (0-based) it can hold: interleaved behind a controller
@@ -296,7 +297,7 @@ def _banks(path: str, raw: object, modems: tuple[ModemConfig, ...]) -> tuple[Ban
             reader.duration("settle_timeout", 90.0, 0.1, 900), reader.duration("sim_timeout", 15.0, 0.1, 600),
             reader.duration("register_timeout", 90.0, 0.1, 900), reader.duration("poll", 1.0, 0.01, 60),
             reader.integer("retries", 2, 0, 10), reader.duration("rotation", 15 * 60.0, 1, 7 * 86400, allow_never=True),
-            reader.integer("queue", 16, 0, 10_000))
+            reader.integer("queue", 16, 0, 10_000), reader.duration("reset_wait", None, 0, 300))
         reader.finish()
         out.append(bank)
     return tuple(out)
