@@ -423,6 +423,13 @@ class Gateway:
             metric(f"simgw_modem_{name}_total", "counter", help_text,
                    [({"port": m.path}, float(getattr(m.channel.stats, attr))) for m in modems if m.channel])
         metric("simgw_leases_active", "gauge", "leases waiting or receiving", [({}, float(len(self.core.engine.active())))])
+        banks = self.banks_status()
+        metric("simgw_bank_slots", "gauge", "bank slots by the state their SIM was last seen in",
+               [({"bank": b["name"], "status": k}, float(v)) for b in banks for k, v in b["slots"].items()])
+        metric("simgw_bank_queue_length", "gauge", "leases waiting for a radio",
+               [({"bank": b["name"]}, float(b["queued"])) for b in banks])
+        metric("simgw_bank_switches_total", "counter", "SIM switches performed, by outcome",
+               [({"bank": b["name"], "outcome": k}, float(v)) for b in banks for k, v in b["switches"].items()])
         if self.uplink is not None:
             metric("simgw_uplink_connected", "gauge", "1 while the marketplace session is up",
                    [({}, 1.0 if self.uplink.connected.is_set() else 0.0)])
@@ -430,9 +437,33 @@ class Gateway:
                    [({}, float(self.uplink.attempts))])
         return "\n".join(out) + "\n"
 
+    def banks_status(self) -> list[dict[str, object]]:
+        """Per bank: what each radio holds, the wait queue, slot states, switch outcomes."""
+        out = []
+        for name, scheduler in self.core.banks.schedulers.items():
+            slots: dict[str, int] = {}
+            for (bank, _), row in list(self.core.banks.rows.items()):
+                if bank == name:
+                    slots[row.status] = slots.get(row.status, 0) + 1
+            switches: dict[str, int] = {}
+            for _, order, report in list(self.switcher.log if self.switcher else []):
+                if order.bank == name:
+                    outcome = "ok" if report.ok else report.failure.value
+                    switches[outcome] = switches.get(outcome, 0) + 1
+            channels = []
+            for port in scheduler.channels:
+                slot = scheduler.active_slot(port)
+                channels.append({"port": port, "slot": None if slot is None else slot + 1,
+                                 "switching": scheduler.is_switching(port),
+                                 "lease": scheduler.lease_on(slot) if slot is not None else None})
+            out.append({"name": name, "channels": channels, "queued": len(scheduler.queued), "slots": slots,
+                        "switches": switches})
+        return out
+
     def status(self) -> dict[str, object]:
         return {
             "gateway": self.config.gateway_id,
+            "banks": self.banks_status(),
             "leases_active": len(self.core.engine.active()),
             "uplink": None if self.uplink is None else {"connected": self.uplink.connected.is_set(),
                                                          "attempts": self.uplink.attempts,

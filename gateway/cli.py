@@ -253,6 +253,14 @@ def cmd_status(args: argparse.Namespace) -> int:
         _table(("port", "state", "number", "signal", "operator", "sms"),
                [(m["port"], m["state"], m["number"] or "-", f"{m['signal_dbm']} dBm" if m["signal_dbm"] is not None
                  else "-", m["operator"] or "-", m["sms_received"]) for m in body["modems"]])
+        for bank in body.get("banks", []):
+            slots = ", ".join(f"{n} {state}" for state, n in sorted(bank["slots"].items())) or "not scanned"
+            switches = ", ".join(f"{n} {outcome}" for outcome, n in sorted(bank["switches"].items())) or "none yet"
+            print(f"bank {bank['name']}: slots {slots}; {bank['queued']} lease(s) waiting for a radio; "
+                  f"switches {switches}")
+            _table(("channel", "slot on air", "switching", "lease"),
+                   [(c["port"], c["slot"] or "-", "yes" if c["switching"] else "", c["lease"] or "-")
+                    for c in bank["channels"]])
         if not args.watch:
             return EXIT_OK
         time.sleep(args.watch)

@@ -288,3 +288,108 @@ def test_on_modem_sim_switch_cinterion_style(tmp_path):
             assert bank.active[0] == 1 and bank.switch_log[-1][1:] == (0, 0, 1, True)
 
     run(scenario(), 60)
+
+
+def test_the_marketplace_sees_preparing_then_waiting_failed_with_a_reason_and_radios_not_slots(tmp_path):
+    from dataclasses import replace as dc_replace
+
+    from gateway.config import UplinkConfig
+    from gateway.market import Market
+    from tests.gateway.uplink_env import TOKEN, validate_frames
+
+    bank = SimBank(2, 8, time_scale=SCALE)
+    market = Market(str(tmp_path / "market.db"), TOKEN)
+    market.record = True
+
+    async def scenario():
+        await market.start("127.0.0.1", 0)
+        config = rig_config(bank, str(tmp_path / "gw"), policy=POLICY, retries=0)
+        config = dc_replace(config, uplink=UplinkConfig(f"ws://127.0.0.1:{market.address[1]}/v1", TOKEN,
+                                                        backoff_max=2.0))
+        prefill_inventory(bank, config)
+        try:
+            async with BankRig(bank, config) as rig:
+                await wait_until(lambda: rig.gateway.uplink.connected.is_set(), 10, "uplink connected")
+                result = await market.command({"type": "lease.open", "command_id": "c1", "lease_id": "M1",
+                                               "service": "svc", "number": bank.cards[2].msisdn}, gateway_id="bank-test")
+                assert result["ok"] and result["state"] == "preparing"
+                await wait_until(lambda: rig.lease_state("M1") == "waiting", 10, "M1 waiting")
+                bank.send_sms(2, "Service", "code 4242")
+                await wait_until(lambda: len(market.sms("M1")) == 1, 10, "the SMS at the marketplace")
+                number = bank.cards[5].msisdn
+                bank.cards[5] = None
+                result = await market.command({"type": "lease.open", "command_id": "c2", "lease_id": "M2",
+                                               "service": "svc", "number": number}, gateway_id="bank-test")
+                assert result["state"] == "preparing"
+                await wait_until(lambda: any(f.get("lease_id") == "M2" and f.get("state") == "failed"
+                                             for f in market.frames_in), 10, "M2 failed at the marketplace")
+                await asyncio.sleep(0.3)
+        finally:
+            await market.stop()
+            market.close()
+
+    run(scenario(), 60)
+    states = [(f["lease_id"], f["state"]) for f in market.frames_in if f.get("type") == "lease"]
+    assert states.index(("M1", "preparing")) < states.index(("M1", "waiting")) < states.index(("M1", "delivered"))
+    failed = next(f for f in market.frames_in if f.get("type") == "lease" and f["state"] == "failed")
+    assert failed["lease_id"] == "M2" and failed["reason"].startswith("empty")
+    inventories = [f for f in market.frames_in if f.get("type") == "inventory"]
+    assert inventories and all(n <= 2 for f in inventories for n in f.get("capacity", {}).values())
+    assert any(n["state"] == "standby" for f in inventories for n in f["numbers"])
+    assert {"lease", "sms", "inventory"} <= validate_frames(market.frames_in)
+
+
+def test_status_and_metrics_show_the_bank(tmp_path):
+    bank, config = _fault_rig(tmp_path)
+
+    async def scenario():
+        async with BankRig(bank, config) as rig:
+            await _lease(rig, 2, "S1")
+            await wait_until(lambda: rig.lease_state("S1") == "waiting", 10, "S1 waiting")
+            status, body = await rig.call("GET", "/status")
+            (entry,) = body["banks"]
+            assert entry["slots"] == {"ok": 8} and entry["switches"] == {"ok": 1} and entry["queued"] == 0
+            assert {"port": bank.modems[0].link_path, "slot": 3, "switching": False, "lease": "S1"} in entry["channels"]
+            metrics = rig.gateway.metrics()
+            assert 'simgw_bank_switches_total{bank="bank1",outcome="ok"} 1.0' in metrics
+            assert 'simgw_bank_slots{bank="bank1",status="ok"} 8.0' in metrics
+
+    run(scenario(), 60)
+
+
+def test_rotation_collects_held_sms_and_never_moves_a_leased_sim_even_across_a_restart(tmp_path):
+    bank, config = _fault_rig(tmp_path, rotation=0.3)
+
+    async def scenario():
+        await bank.start()
+        try:
+            gateway = None
+            for life in range(2):  # the daemon's first life, then a restart on the same database
+                from gateway.app import Gateway
+                from tests.gateway.bank_env import BANK_OPTIONS
+
+                gateway = Gateway(config, modem_options=BANK_OPTIONS)
+                await gateway.start()
+                if life == 0:
+                    scheduler = gateway.core.banks.schedulers["bank1"]
+                    await wait_until(lambda: all(scheduler._channels[c].known for c in scheduler.channels), 20, "known")
+                    decisions = await gateway.call(gateway.core.open_lease, "R1", bank.cards[0].msisdn, "svc")
+                    assert decisions[-1].lease.state.value == "waiting"  # slot 0 is on air on channel 1
+                    for slot in (3, 5, 7):  # idle SIMs off air: the network holds these
+                        bank.send_sms(slot, "+79990000003", f"held for idle {slot}")
+                    await asyncio.sleep(1.5)
+                    await gateway.stop()
+            assert gateway.core.engine.get("R1").state.value == "waiting"
+            await asyncio.sleep(1.5)  # rotations go on around the leased SIM
+            bank.send_sms(0, "Service", "code after restart")
+            await wait_until(lambda: gateway.core.engine.get("R1").state.value == "received", 10, "R1 received")
+            await wait_until(lambda: sum(1 for m in gateway.store_messages() if m.quarantined) == 3, 10,
+                             "held SMS collected by rotation, into quarantine")
+            await gateway.stop()
+        finally:
+            await bank.stop()
+        moved_off_0 = [entry for entry in bank.switch_log if entry[2] == 0 and entry[4]]
+        rotated_on_channel_2 = [entry for entry in bank.switch_log if entry[1] == 1 and entry[4]]
+        assert not moved_off_0 and len(rotated_on_channel_2) >= 3
+
+    run(scenario(), 60)
