@@ -27,6 +27,7 @@ from gateway.simbank import Outcome, Placement
 from gateway.store import MessageRow, SimRow, Store, StoredLease, engine_lease, message_id
 
 log = structlog.get_logger("gateway.core")
+PLAUSIBLE_CLOCK_SKEW = 15 * 60.0  # a network timestamp further from our clock is not trusted for routing
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,10 +222,7 @@ class GatewayCore:
         if number is None:
             decisions: list[Decision] = [*self.engine.tick(now), Quarantine(msg_id, "", "the SIM's number is unknown")]
         else:
-            # The network's timestamp in engine time; it has whole seconds, so the SMS left at most
-            # a second after it: the benefit of that doubt goes to the lease.
-            sent_at = message.timestamp.timestamp() + 1.0 - self._wall() + now
-            decisions = self.engine.sms_arrived(msg_id, number, now, sent_at=sent_at)
+            decisions = self.engine.sms_arrived(msg_id, number, now, sent_at=self._sent_at(message, number, now))
         deliver = next((d for d in decisions if isinstance(d, Deliver)), None)
         wall = self._wall()
         row = MessageRow(msg_id, iccid, number, port, message.sender, message.text, message.encoding.value,
@@ -233,6 +231,19 @@ class GatewayCore:
         self.store.insert_message(row, list(message.pdus))
         self._persist(decisions, message=row)
         return Ingested("routed", msg_id, row.lease_id, row.quarantined)
+
+    def _sent_at(self, message: AssembledSms, number: str, now: float) -> float | None:
+        """When the network says the SMS was sent, in engine time, for telling an SMS that reached
+        the SIM before a lease opened (read late: a lost +CMTI, a held SMS) from the lease's own.
+        Used only where the network's clock can be trusted: within PLAUSIBLE_CLOCK_SKEW of ours;
+        for bank SIMs always, since SMS held for days are exactly what it must keep from a buyer.
+        The timestamp has whole seconds, so the SMS left up to a second later: that benefit of
+        the doubt goes to the lease."""
+        sent_wall = message.timestamp.timestamp() + 1.0
+        wall = self._wall()
+        if abs(wall - sent_wall) > PLAUSIBLE_CLOCK_SKEW and self.banks.locate(number) is None:
+            return None
+        return sent_wall - wall + now
 
     def flush_stale_parts(self) -> list[Ingested]:
         """Messages whose missing parts never came: routed as incomplete, marked so."""

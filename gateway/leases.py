@@ -12,8 +12,10 @@ Every rule of the marketplace's published policy lives in this file, the transit
   again, for ever or for the supplier's cool-down; denied services are never leased;
 * PREPARING (SIM banks): the SIM is being brought onto a radio. The buyer's window has not started;
   it starts at READY (the SIM registered). A SIM that cannot be brought in, or not within
-  ``prepare_timeout``, ends the lease FAILED (nothing to pay). SMS the network held for the SIM
-  and sent before the lease opened (``not_before``) are not the buyer's: they go to quarantine.
+  ``prepare_timeout``, ends the lease FAILED (nothing to pay);
+* an SMS sent before the lease opened (``not_before``, with ``held_sms_tolerance`` for clock
+  skew) is not the buyer's, even if it is read during the lease (held by the network for a SIM
+  off air, or left on the SIM by a lost ``+CMTI``): it goes to quarantine.
 
 Times are engine-clock seconds (monotonic while running: a wall-clock jump from NTP neither ends
 every lease nor stretches them); the store converts to and from absolute wall-clock deadlines.
@@ -248,7 +250,8 @@ class LeaseEngine:
             lease = Lease(lease_id, number, service, category, LeaseState.PREPARING, now,
                           now + self.policy.prepare_timeout, window, not_before=now - self.policy.held_sms_tolerance)
         else:
-            lease = Lease(lease_id, number, service, category, LeaseState.WAITING, now, now + window, window)
+            lease = Lease(lease_id, number, service, category, LeaseState.WAITING, now, now + window, window,
+                          not_before=now - self.policy.held_sms_tolerance)
         self._active[lease_id] = lease
         self._by_number[number] = lease_id
         return [*decisions, Opened(lease)]

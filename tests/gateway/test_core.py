@@ -14,7 +14,7 @@ from drivers.sms.encode import DeliverSpec, encode_deliver
 from drivers.sms.pdu import decode_pdu
 from gateway.config import LeaseConfig
 from gateway.core import GatewayCore
-from gateway.leases import LeaseState
+from gateway.leases import LeaseState, Policy
 from gateway.store import MIGRATIONS, Store, StoreError
 
 NUMBER_A, NUMBER_B = "+79000000001", "+79000000002"
@@ -283,3 +283,24 @@ def test_routing_does_not_wait_for_the_sim_binding(db):
     early = ReceivedPart("/dev/ttyUSB0", ModemIdentity(iccid=ICCID_A, msisdn=NUMBER_A), "SM", 1, pdus("early")[0],
                          decode_pdu(pdus("early")[0]), None, datetime.now(timezone.utc), 0.0)
     assert fresh.ingest(early).lease_id == "L1"
+
+
+def test_sms_that_reached_the_sim_before_the_lease_is_not_the_buyers_even_if_read_during_it(db):
+    """A lost +CMTI leaves an SMS on the SIM until the next sweep; a lease opened meanwhile must not
+    get it. The network's timestamp tells; a timestamp far from our clock is not trusted."""
+    clocks = Clocks()
+    core = make_core(db, clocks, policy=Policy(held_sms_tolerance=5.0))
+
+    def sent(text: str, seconds_ago: float, ref: int) -> str:
+        at = datetime.fromtimestamp(clocks.wall - seconds_ago, timezone.utc).replace(microsecond=0)
+        return encode_deliver(DeliverSpec("+79161234567", text, concat_ref=ref, timestamp=at))[0]
+
+    early = sent("sent a minute before the lease", 60, 1)
+    core.open_lease("L1", NUMBER_A, "telegram")
+    clocks.advance(20)
+    assert core.ingest(part(ICCID_A, early)).quarantined
+    assert core.ingest(part(ICCID_A, sent("sent just before, within the skew allowed", 22, 2))).lease_id == "L1"
+    assert core.ingest(part(ICCID_A, sent("sent during the lease", 5, 3))).lease_id == "L1"
+    assert core.ingest(part(ICCID_A, sent("a network clock a day off is not trusted", 86400, 4))).lease_id == "L1"
+    row = next(m for m in core.store.messages() if m.text == "sent a minute before the lease")
+    assert row.quarantined and row.lease_id is None
