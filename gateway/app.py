@@ -13,11 +13,10 @@ import glob
 import os
 import random
 import re
-import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import structlog
@@ -29,6 +28,7 @@ from gateway.config import Config
 from gateway.core import GatewayCore, Ingested, decisions_json
 from gateway.leases import Refusal, Refused
 from gateway.banks import SwitchOrder
+from gateway.faults import CrashPoints, FaultFiles
 from gateway.notify import Notifier
 from gateway.store import Store, StoreError
 from gateway.switcher import Switcher
@@ -42,39 +42,19 @@ PURGE_INTERVAL = 3600.0
 PART_FLUSH_INTERVAL = 30.0
 
 
-@dataclass(frozen=True, slots=True)
-class CrashPoints:
-    """Fault injection for the crash tests: ``SIMGW_CRASHPOINTS="after_ingest:0.05,before_ingest:0.02"``
-    makes the daemon SIGKILL itself at that point with that probability. Unset in production."""
-
-    odds: dict[str, float]
-
-    @classmethod
-    def from_env(cls, value: str | None) -> "CrashPoints":
-        odds: dict[str, float] = {}
-        for item in (value or "").split(","):
-            name, _, p = item.partition(":")
-            if name.strip() and re.fullmatch(r"0?\.\d+|1(\.0*)?|0", p.strip()):
-                odds[name.strip()] = float(p)
-        return cls(odds)
-
-    def maybe_crash(self, point: str) -> None:
-        if self.odds.get(point, 0.0) > random.random():
-            os.kill(os.getpid(), signal.SIGKILL)
-
-
 class Gateway:
     def __init__(self, config: Config, *, modem_options: ModemOptions | None = None,
                  mono: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
-                 crash_points: CrashPoints | None = None, rescan_interval: float = 10.0) -> None:
+                 crash_points: CrashPoints | None = None, rescan_interval: float = 10.0,
+                 faults: FaultFiles | None = None) -> None:
         self.config = config
         self._rescan_interval = rescan_interval
         self._mono, self._wall = mono, wall
         self._modem_options = modem_options or ModemOptions()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simgw-core")
-        self.store = Store(config.database)
+        self.store = Store(config.database, commit_fault=faults.commit_error if faults else None)
         self.core = GatewayCore(self.store, config.leases, mono=mono, wall=wall, numbers=config.numbers,
-                                banks=config.banks)
+                                banks=config.banks, boot_id=_boot_id() if mono is time.monotonic else None)
         self.switcher = Switcher(config.banks, self._modem_at, self._switch_done, rules=config.ussd_numbers,
                                  numbers=config.numbers) if config.banks else None
         self.modems: list[Modem] = []
@@ -480,6 +460,15 @@ def lease_json(lease, now: float) -> dict[str, object]:
             "sms_count": lease.sms_count, "seconds_left": max(0.0, round(lease.deadline - now, 1))}
 
 
+def _boot_id() -> str | None:
+    """This boot's id: while it holds, time.monotonic() runs on across our restarts."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as fh:
+            return fh.read().strip() or None
+    except OSError:
+        return None
+
+
 def _expand(port: str) -> list[str]:
     """A port path, or every path a glob pattern matches right now."""
     if not any(ch in port for ch in "*?["):
@@ -494,7 +483,8 @@ def _escape(value: str) -> str:
 async def run_daemon(config: Config, stop: asyncio.Event, *, reload: asyncio.Event | None = None) -> int:
     """The daemon's life: start, tell systemd, serve until ``stop``, reload on ``reload``."""
     notifier = Notifier.from_env()
-    gateway = Gateway(config)
+    faults = FaultFiles.from_env()
+    gateway = Gateway(config, wall=faults.wall, faults=faults) if faults.directory else Gateway(config)
     await gateway.start()
     host, port = gateway.control_address or ("?", 0)
     log.info("gateway.ready", control=f"{host}:{port}", modems=len(config.modems))

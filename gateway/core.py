@@ -60,6 +60,7 @@ class GatewayCore:
         part_timeout: float = 600.0,
         numbers: dict[str, str] | None = None,
         banks: tuple[BankConfig, ...] = (),
+        boot_id: str | None = None,
     ) -> None:
         self.store = store
         self.config = leases
@@ -71,6 +72,7 @@ class GatewayCore:
         self._sims: dict[str, SimBinding] = {}  # by port
         self._operators: dict[str, str | None] = {}  # by port, from AT+COPS
         self.banks = Banks(banks)
+        self._boot_id = boot_id  # given when ``mono`` is the system's monotonic clock (same across restarts)
 
     def _snapshot(self) -> tuple:
         return self.engine.snapshot(), self.banks.snapshot() if self.banks else None
@@ -88,8 +90,13 @@ class GatewayCore:
         mono, wall = self._mono(), self._wall()
         policy = self.config.policy
         bound = max(policy.max_wait_window, policy.finish_after, policy.prepare_timeout)
+        same_boot = self._boot_id is not None and self.store.meta("boot_id") == self._boot_id
         for stored in self.store.leases(active_only=True):
-            self.engine.restore(engine_lease(stored, wall_now=wall, mono_now=mono, max_remaining=bound))
+            self.engine.restore(engine_lease(stored, wall_now=wall, mono_now=mono, max_remaining=bound,
+                                             same_boot=same_boot))
+        if self._boot_id is not None and not same_boot:
+            with self.store.transaction():
+                self.store.set_meta("boot_id", self._boot_id)
         for number, service, at in self.store.activations():
             self.engine.restore_activation(number, service, at - wall + mono)
         if self.banks:
@@ -530,7 +537,7 @@ class GatewayCore:
         return StoredLease(lease.id, lease.number, lease.service, lease.category, lease.state,
                            self._to_wall(lease.opened_at), self._to_wall(lease.deadline), lease.wait_window,
                            lease.sms_count, self._to_wall(lease.last_sms_at), self._to_wall(lease.ended_at),
-                           self._to_wall(lease.not_before))
+                           self._to_wall(lease.not_before), self._wall() - self._mono())
 
     def _persist(self, decisions: list[Decision], *, message: MessageRow | None = None) -> None:
         for decision in decisions:

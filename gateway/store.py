@@ -19,7 +19,7 @@ import hashlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from gateway.leases import Lease, LeaseState
@@ -59,9 +59,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TABLE commands (command_id TEXT PRIMARY KEY, result TEXT NOT NULL, at REAL NOT NULL);
     """,
     # 3: SIM banks: a lease may wait for its SIM (held SMS from before it are not its own), and the
-    #    inventory of every SIM in every bank slot
+    #    inventory of every SIM in every bank slot; each lease keeps the wall-minus-monotonic offset
+    #    its times were written with, so a restart on the same boot ignores wall-clock jumps
     """
     ALTER TABLE leases ADD COLUMN not_before REAL;
+    ALTER TABLE leases ADD COLUMN clock_offset REAL;
     CREATE TABLE sims (
         bank TEXT NOT NULL, slot INTEGER NOT NULL, status TEXT NOT NULL, iccid TEXT, imsi TEXT,
         operator TEXT, msisdn TEXT, msisdn_source TEXT, detail TEXT, scan_run TEXT, seen_at REAL NOT NULL,
@@ -97,6 +99,7 @@ class StoredLease:
     last_sms_at: float | None
     ended_at: float | None
     not_before: float | None = None
+    clock_offset: float | None = None  # wall - monotonic when written
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,8 +138,9 @@ class MessageRow:
 
 
 class Store:
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, commit_fault: Callable[[], str | None] | None = None) -> None:
         self.path = path
+        self._commit_fault = commit_fault  # injected by the soak: the error a full disk would give
         self._db: sqlite3.Connection | None = None
         self.writes = 0  # committed write transactions (the SD card's wear)
 
@@ -191,6 +195,9 @@ class Store:
             db.execute("ROLLBACK")
             raise
         try:
+            fault = self._commit_fault() if self._commit_fault is not None else None
+            if fault is not None:
+                raise sqlite3.OperationalError(fault)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
@@ -264,11 +271,13 @@ class Store:
     def save_lease(self, lease: StoredLease) -> None:
         self.db.execute(
             "INSERT INTO leases (id, number, service, category, state, opened_at, deadline, wait_window, sms_count,"
-            " last_sms_at, ended_at, not_before) VALUES (?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id) DO UPDATE SET"
-            " state=excluded.state, deadline=excluded.deadline, sms_count=excluded.sms_count,"
-            " last_sms_at=excluded.last_sms_at, ended_at=excluded.ended_at",
+            " last_sms_at, ended_at, not_before, clock_offset) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id)"
+            " DO UPDATE SET state=excluded.state, deadline=excluded.deadline, sms_count=excluded.sms_count,"
+            " last_sms_at=excluded.last_sms_at, ended_at=excluded.ended_at, opened_at=excluded.opened_at,"
+            " not_before=excluded.not_before, clock_offset=excluded.clock_offset",
             (lease.id, lease.number, lease.service, lease.category, lease.state.value, lease.opened_at, lease.deadline,
-             lease.wait_window, lease.sms_count, lease.last_sms_at, lease.ended_at, lease.not_before))
+             lease.wait_window, lease.sms_count, lease.last_sms_at, lease.ended_at, lease.not_before,
+             lease.clock_offset))
 
     def leases(self, *, active_only: bool = False) -> list[StoredLease]:
         if active_only:
@@ -398,7 +407,7 @@ class Store:
 def _lease(row: sqlite3.Row) -> StoredLease:
     return StoredLease(row["id"], row["number"], row["service"], row["category"], LeaseState(row["state"]),
                        row["opened_at"], row["deadline"], row["wait_window"], row["sms_count"], row["last_sms_at"],
-                       row["ended_at"], row["not_before"])
+                       row["ended_at"], row["not_before"], row["clock_offset"])
 
 
 def _message(row: sqlite3.Row) -> MessageRow:
@@ -407,16 +416,23 @@ def _message(row: sqlite3.Row) -> MessageRow:
                       row["lease_id"], bool(row["quarantined"]), row["purged_at"])
 
 
-def engine_lease(stored: StoredLease, *, wall_now: float, mono_now: float, max_remaining: float) -> Lease:
-    """Convert a stored lease to engine time. The remaining time is clamped to the policy bound, so
-    a wall clock set back while we were down cannot stretch a lease; a deadline already past keeps
-    its order (it lies in the engine's past and the first tick resolves it)."""
-    remaining = min(stored.deadline - wall_now, max_remaining)
-    offset = mono_now - wall_now
+def engine_lease(stored: StoredLease, *, wall_now: float, mono_now: float, max_remaining: float,
+                 same_boot: bool = False) -> Lease:
+    """Convert a stored lease to engine time. On the same boot the monotonic clock has run on
+    across the restart, so the offset the times were written with gives them back exactly, whatever
+    the wall clock did meanwhile. Otherwise the wall clock is all there is: the remaining time is
+    clamped to the policy bound, so a wall clock set back while we were down cannot stretch a
+    lease; a deadline already past keeps its order (the first tick resolves it)."""
+    if same_boot and stored.clock_offset is not None:
+        offset = -stored.clock_offset
+        deadline = stored.deadline + offset
+    else:
+        offset = mono_now - wall_now
+        deadline = mono_now + min(stored.deadline - wall_now, max_remaining)
 
     def to_engine(wall: float | None) -> float | None:
         return None if wall is None else wall + offset
 
     return Lease(stored.id, stored.number, stored.service, stored.category, stored.state,
-                 stored.opened_at + offset, mono_now + remaining, stored.wait_window, stored.sms_count,
+                 stored.opened_at + offset, deadline, stored.wait_window, stored.sms_count,
                  to_engine(stored.last_sms_at), to_engine(stored.ended_at), to_engine(stored.not_before))

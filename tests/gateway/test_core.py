@@ -304,3 +304,28 @@ def test_sms_that_reached_the_sim_before_the_lease_is_not_the_buyers_even_if_rea
     assert core.ingest(part(ICCID_A, sent("a network clock a day off is not trusted", 86400, 4))).lease_id == "L1"
     row = next(m for m in core.store.messages() if m.text == "sent a minute before the lease")
     assert row.quarantined and row.lease_id is None
+
+
+def test_a_wall_clock_jump_across_a_restart_on_the_same_boot_changes_no_deadline(db):
+    """The monotonic clock runs on across restarts of one boot: leases come back exactly, however
+    far the wall clock jumped while the daemon was down. After a reboot only the wall clock is left."""
+    clocks = Clocks()
+
+    def core_on(boot_id: str) -> GatewayCore:
+        store = Store(db)
+        store.open()
+        core = GatewayCore(store, LeaseConfig(), mono=lambda: clocks.mono, wall=lambda: clocks.wall, boot_id=boot_id)
+        core.start()
+        return core
+
+    first = core_on("boot-1")
+    first.bind_sim("/dev/ttyUSB0", ICCID_A, NUMBER_A, True)
+    deadline = first.open_lease("L1", NUMBER_A, "telegram")[-1].lease.deadline
+    first.store.close()
+    clocks.advance(60)
+    clocks.wall += 3 * 3600  # NTP, or someone, moved the clock three hours on while we were down
+    again = core_on("boot-1")
+    assert again.engine.get("L1").deadline == deadline and again.engine.get("L1").state is LeaseState.WAITING
+    again.store.close()
+    rebooted = core_on("boot-2")  # a new boot: the wall clock says three hours passed, so the lease is over
+    assert rebooted.engine.get("L1").state is LeaseState.EXPIRED
