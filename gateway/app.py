@@ -9,6 +9,7 @@ the core thread has committed it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import glob
 import os
 import random
@@ -53,6 +54,9 @@ class Gateway:
         self._modem_options = modem_options or ModemOptions()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simgw-core")
         self.store = Store(config.database, commit_fault=faults.commit_error if faults else None)
+        # Outbox rows as they commit, handed to the uplink without asking the core thread again.
+        self._fresh_outbox: collections.deque[tuple[int, str, dict]] = collections.deque(maxlen=4096)
+        self.store.on_committed = self._fresh_outbox.extend
         self.core = GatewayCore(self.store, config.leases, mono=mono, wall=wall, numbers=config.numbers,
                                 banks=config.banks, boot_id=_boot_id() if mono is time.monotonic else None)
         self.switcher = Switcher(config.banks, self._modem_at, self._switch_done, rules=config.ussd_numbers,
@@ -76,7 +80,7 @@ class Gateway:
                                                       window=u.window, backoff_max=u.backoff_max,
                                                       health_interval=u.health_interval),
                                        self, outbox_changed=self.outbox_changed,
-                                       inventory_changed=self.inventory_changed)
+                                       inventory_changed=self.inventory_changed, fresh_outbox=self._fresh_outbox)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on the core thread, after everything submitted before it."""
@@ -255,7 +259,8 @@ class Gateway:
             if now >= next_flush:
                 await self.call(self.core.flush_stale_parts)
                 next_flush = now + PART_FLUSH_INTERVAL
-            decisions = await self.call(self.core.tick)
+            due = self.core.due_at
+            decisions = await self.call(self.core.tick) if due is not None and due <= now else []
             if decisions:
                 self.outbox_changed.set()
             for decision in decisions:
@@ -265,7 +270,7 @@ class Gateway:
                 await self._dispatch_switches()
                 await self._dispatch_switches(await self.call(self.core.rotate))
                 rotation = self.core.banks.next_rotation()
-            deadline = self.core.next_deadline()
+            deadline = self.core.due_at
             wake_at = min(x for x in (deadline, next_purge, next_flush, rotation) if x is not None)
             self._wake.clear()
             try:

@@ -73,6 +73,7 @@ class GatewayCore:
         self._operators: dict[str, str | None] = {}  # by port, from AT+COPS
         self.banks = Banks(banks)
         self._boot_id = boot_id  # given when ``mono`` is the system's monotonic clock (same across restarts)
+        self.due_at: float | None = None  # the engine's next deadline, kept for readers on other threads
 
     def _snapshot(self) -> tuple:
         return self.engine.snapshot(), self.banks.snapshot() if self.banks else None
@@ -80,6 +81,7 @@ class GatewayCore:
     def _rollback(self, snapshot: tuple) -> None:
         engine, banks = snapshot
         self.engine.rollback(engine)
+        self._note_due()
         if banks is not None:
             self.banks.rollback(banks)
 
@@ -108,6 +110,7 @@ class GatewayCore:
                 if where is not None:
                     self.banks.schedulers[where[0]].restore(lease.id, where[1],
                                                             on_air=lease.state is not LeaseState.PREPARING)
+        self._note_due()
         return self.tick()
 
     def set_lease_config(self, leases: LeaseConfig) -> None:
@@ -189,7 +192,7 @@ class GatewayCore:
         rows = self.store.parts(key)
         if len(rows) < total:
             return Ingested("pending")
-        return self._route(key, rows, total, part.identity.msisdn or None)
+        return self._route(key, rows, total, part.identity.msisdn or None, part)
 
     def _ingest_unroutable(self, part: ReceivedPart, iccid: str, now_wall: float) -> Ingested:
         """A PDU that did not decode, or a status report: kept on the Pi, never forwarded."""
@@ -202,13 +205,17 @@ class GatewayCore:
         self.store.insert_message(row, [part.pdu_hex])
         return Ingested("routed", msg_id, None, True)
 
-    def _route(self, key: str, rows: list, total: int, msisdn: str | None = None) -> Ingested:
+    def _route(self, key: str, rows: list, total: int, msisdn: str | None = None,
+               known: ReceivedPart | None = None) -> Ingested:
         parts = []
         for row in rows:
-            try:
-                decoded = decode_pdu(row["pdu"])
-            except PduError:
-                continue  # cannot happen for rows we decoded on the way in; kept defensive
+            if known is not None and row["pdu"] == known.pdu_hex:
+                decoded = known.sms  # the driver decoded this one already
+            else:
+                try:
+                    decoded = decode_pdu(row["pdu"])
+                except PduError:
+                    continue  # cannot happen for rows we decoded on the way in; kept defensive
             if isinstance(decoded, SmsDeliver):
                 parts.append(decoded)
         first = rows[0]
@@ -402,6 +409,10 @@ class GatewayCore:
         return self._transact(lambda now: self.engine.cancel(lease_id, now))
 
     def tick(self) -> list[Decision]:
+        """End what is due; nothing due costs no transaction (no fsync on an SD card)."""
+        due = self.engine.next_deadline()
+        if due is None or due > self._mono():
+            return []
         return self._transact(self.engine.tick)
 
     def command(self, command_id: str, run: Callable[[float], list[Decision]]) -> dict[str, object]:
@@ -513,6 +524,9 @@ class GatewayCore:
     def next_deadline(self) -> float | None:
         return self.engine.next_deadline()
 
+    def _note_due(self) -> None:
+        self.due_at = self.engine.next_deadline()
+
     def purge(self) -> dict[str, int]:
         cfg = self.config
         return self.store.purge(self._wall(), quarantine_retention=cfg.quarantine_retention,
@@ -572,6 +586,7 @@ class GatewayCore:
             followups = self._bank_followups(decisions)
             if followups:
                 self._persist(followups)
+        self._note_due()
 
     def _enqueue_lease(self, lease: StoredLease, state: str, *, reason: str | None = None) -> None:
         payload = {"lease_id": lease.id, "state": state, "at": self._wall(), "number": lease.number,

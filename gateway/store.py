@@ -141,6 +141,8 @@ class Store:
     def __init__(self, path: str, *, commit_fault: Callable[[], str | None] | None = None) -> None:
         self.path = path
         self._commit_fault = commit_fault  # injected by the soak: the error a full disk would give
+        self.on_committed: Callable[[list[tuple[int, str, dict]]], None] | None = None  # outbox rows, once durable
+        self._enqueued: list[tuple[int, str, dict]] = []
         self._db: sqlite3.Connection | None = None
         self.writes = 0  # committed write transactions (the SD card's wear)
 
@@ -189,10 +191,12 @@ class Store:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot begin a write: {exc}") from None
+        self._enqueued = []
         try:
             yield db
         except BaseException:
             db.execute("ROLLBACK")
+            self._enqueued = []
             raise
         try:
             fault = self._commit_fault() if self._commit_fault is not None else None
@@ -202,8 +206,12 @@ class Store:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
+            self._enqueued = []
             raise StoreError(f"{self.path}: commit failed: {exc}") from None
         self.writes += 1
+        if self._enqueued and self.on_committed is not None:
+            self.on_committed(self._enqueued)
+        self._enqueued = []
 
     def schema_version(self) -> int:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -327,7 +335,9 @@ class Store:
         cursor = self.db.execute(
             "INSERT INTO outbox (kind, lease_id, message_id, payload, created_at) VALUES (?,?,?,?,?)",
             (kind, lease_id, message_id, json.dumps(payload, ensure_ascii=False), at))
-        return int(cursor.lastrowid)
+        seq = int(cursor.lastrowid)
+        self._enqueued.append((seq, kind, payload))
+        return seq
 
     def outbox(self, after_seq: int = 0, limit: int = 1000) -> list[tuple[int, str, str | None, str | None, dict]]:
         rows = self.db.execute("SELECT seq, kind, lease_id, message_id, payload FROM outbox WHERE seq > ?"

@@ -8,6 +8,8 @@ never raises on input: bad bytes become a ``Garbage`` item that the caller count
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 
 DEFAULT_MAX_LINE = 2048
@@ -37,7 +39,8 @@ class Garbage:
 
 FramedItem = Line | Prompt | Garbage
 
-_TERMINATORS = b"\r\n"
+_TERMINATOR_RE = re.compile(rb"[\r\n]")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f]")  # control characters but TAB
 
 
 class LineFramer:
@@ -61,23 +64,26 @@ class LineFramer:
 
     def feed(self, data: bytes) -> list[FramedItem]:
         items: list[FramedItem] = []
-        for byte in data:
-            if byte in _TERMINATORS:
-                self._end_line(items)
-            elif byte == 0:
-                continue  # NUL padding (seen after power-up on SIMCom and Huawei): never content
-            elif self._overflowed:
-                continue
-            else:
-                self._buffer.append(byte)
-                if len(self._buffer) > self._max_line:
-                    items.append(Garbage(bytes(self._buffer[:64]), f"line longer than {self._max_line} bytes"))
-                    self._buffer.clear()
-                    self._overflowed = True
+        if 0 in data:
+            data = data.replace(b"\x00", b"")  # NUL padding (seen after power-up on SIMCom and Huawei): never content
+        pieces = _TERMINATOR_RE.split(data)  # every piece but the last ended at a terminator
+        for piece in pieces[:-1]:
+            self._append(piece, items)
+            self._end_line(items)
+        self._append(pieces[-1], items)
         if self.prompt_armed and self._buffer.strip() == b">":
             self._buffer.clear()
             items.append(Prompt())
         return items
+
+    def _append(self, piece: bytes, items: list[FramedItem]) -> None:
+        if self._overflowed or not piece:
+            return
+        self._buffer += piece
+        if len(self._buffer) > self._max_line:
+            items.append(Garbage(bytes(self._buffer[:64]), f"line longer than {self._max_line} bytes"))
+            self._buffer.clear()
+            self._overflowed = True  # the rest of this line is dropped, up to its terminator
 
     def reset(self) -> bytes:
         """Drop any partial line (after a resync or a reopened port); returns what was dropped."""
@@ -106,7 +112,7 @@ def _decode(raw: bytes) -> Line | Garbage:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         return Garbage(raw, "not valid UTF-8")
-    if any(ord(ch) < 0x20 for ch in text if ch != "\t"):
+    if _CONTROL_RE.search(text):
         if text.endswith("\x1a") and text[:-1].isprintable():
             return Line(text[:-1])  # payload echo ending in Ctrl-Z
         return Garbage(raw, "control characters in line")

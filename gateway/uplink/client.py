@@ -10,6 +10,7 @@ then every outbox event after the seq it acknowledged, in order, within a bounde
 from __future__ import annotations
 
 import asyncio
+import collections
 import ipaddress
 import ssl
 import time
@@ -37,6 +38,7 @@ from gateway.uplink.protocol import (
 
 log = structlog.get_logger("gateway.uplink")
 HARD_MAX_SIZE = 1024 * 1024  # beyond this websockets closes (1009); below it we answer with an error frame
+ACK_COALESCE = 0.5  # seconds acks gather before one commit records them all
 
 
 class UplinkConfigError(ValueError):
@@ -93,8 +95,10 @@ def check_url(settings: UplinkSettings) -> None:
 class UplinkClient:
     def __init__(self, settings: UplinkSettings, port: UplinkPort, *, outbox_changed: asyncio.Event,
                  inventory_changed: asyncio.Event | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 fresh_outbox: collections.deque[tuple[int, str, dict]] | None = None) -> None:
         check_url(settings)
+        self._fresh = fresh_outbox  # rows the store just committed, in seq order (filled from another thread)
         self.settings = settings
         self._port = port
         self._outbox_changed = outbox_changed
@@ -223,7 +227,9 @@ class UplinkClient:
             if session.ready and session.room > 0:
                 self._outbox_changed.clear()
                 limit = session.room
-                rows = await self._port.outbox_after(session.sent_seq, limit)
+                rows = self._take_fresh(session.sent_seq, limit)
+                if rows is None:
+                    rows = await self._port.outbox_after(session.sent_seq, limit)
                 for seq, kind, payload in rows:
                     await ws.send(session.sequenced_frame(seq, kind, payload))
                 if len(rows) == limit or (rows and self._outbox_changed.is_set()):
@@ -239,12 +245,28 @@ class UplinkClient:
                     task.cancel()
             room_changed.clear()
 
+    def _take_fresh(self, after: int, limit: int) -> list[tuple[int, str, dict]] | None:
+        """The next rows from what the store just committed, if they follow ``after`` without a
+        gap; None sends the sender to the store (after a reconnect, or if rows were dropped)."""
+        fresh = self._fresh
+        if fresh is None:
+            return None
+        while fresh and fresh[0][0] <= after:
+            fresh.popleft()
+        if not fresh or fresh[0][0] != after + 1:
+            return None
+        rows: list[tuple[int, str, dict]] = []
+        while fresh and len(rows) < limit and fresh[0][0] == after + len(rows) + 1:
+            rows.append(fresh.popleft())
+        return rows
+
     async def _acker(self) -> None:
         """Persist acknowledgements, coalesced: under load one commit covers many acks. A late
         persist is safe: at worst an event is resent and the marketplace knows its msg_id."""
         persisted = 0
         while True:
             await self._ack_arrived.wait()
+            await asyncio.sleep(ACK_COALESCE)  # let the acks of a busy moment gather into one commit
             self._ack_arrived.clear()
             seq = self._ack_to_persist
             if seq > persisted:

@@ -212,9 +212,19 @@ def main() -> int:
     parser.add_argument("--baud", type=int, default=None)
     parser.add_argument("--burst", action="store_true")
     parser.add_argument("--out", default="bench-results/e2e.json")
+    parser.add_argument("--profile", default=None, metavar="FILE", help="cProfile the gateway's process into FILE")
     args = parser.parse_args()
     logs.configure(json_lines=True, level="error")
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     results = [asyncio.run(bench(n, args.rate, args.seconds, args.baud, args.burst)) for n in args.modems]
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     print("+CMTI at the simulator -> sms frame stored at the marketplace (3 processes, ptys, SQLite, WebSocket)")
     print(f"{'modems':>6} {'mode':>20} {'sent':>5} {'recv':>5} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
           f"{'max ms':>7} {'floor':>6} {'CPU idle':>8} {'CPU load':>8} {'RSS MB':>6} {'ready s':>7} {'commits/SMS':>11}")
