@@ -194,7 +194,8 @@ def _config(args: argparse.Namespace):
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _config(args)
-    print(f"{config.path}: ok ({len(config.modems)} modem(s), database {config.database}, "
+    banks = f", {len(config.banks)} SIM bank(s) of {sum(b.slots for b in config.banks)} slots" if config.banks else ""
+    print(f"{config.path}: ok ({len(config.modems)} modem(s){banks}, database {config.database}, "
           f"control {config.control_listen[0]}:{config.control_listen[1]})")
     return EXIT_OK
 

@@ -33,6 +33,19 @@ BROKEN = [  # (name, file text, the key the message must name, a word the messag
     ("uplink bad url", '[uplink]\nurl = "http://m.example"\ntoken = "t"\n', "uplink.url", "wss://"),
     ("modems not an array", '[modems]\nport = "/dev/ttyUSB0"\n', "modems", "array of tables"),
     ("denied list not a list", '[leases]\ndenied_services = "tinder"\n', "leases.denied_services", "list"),
+    ("bank channel not a modem", '[[modems]]\nport = "/dev/a"\n[[banks]]\ncontroller = "/dev/c"\nchannels = ["/dev/b"]\n',
+     "banks[0].channels", "[[modems]]"),
+    ("bank without controller", '[[modems]]\nport = "/dev/a"\n[[banks]]\nchannels = ["/dev/a"]\n',
+     "banks[0].controller", "controller"),
+    ("bank bad template", '[[modems]]\nport = "/dev/a"\n[[banks]]\ncontroller = "/dev/c"\nchannels = ["/dev/a"]\n'
+     'command = "AT+SW{chan}"\n', "banks[0].command", "template"),
+    ("on-modem slots", '[[modems]]\nport = "/dev/a"\n[[modems]]\nport = "/dev/b"\n[[banks]]\npreset = "quectel"\n'
+     'channels = ["/dev/a", "/dev/b"]\nslots = 3\n', "banks[0].slots", "multiple"),
+    ("bank unknown preset", '[[modems]]\nport = "/dev/a"\n[[banks]]\npreset = "foo"\nchannels = ["/dev/a"]\n',
+     "banks[0].preset", "one of"),
+    ("ussd bad code", '[[ussd_numbers]]\noperator = "X"\ncode = "call me"\n', "ussd_numbers[0].code", "USSD"),
+    ("ussd bad pattern", '[[ussd_numbers]]\noperator = "X"\ncode = "*1#"\npattern = "(+"\n',
+     "ussd_numbers[0].pattern", "regular expression"),
 ]
 
 
