@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import structlog
 
 from drivers.channel import AtChannel, CommandTimeout, PortGone
-from drivers.modem import Modem, ModemState, ModemUnresponsive
+from drivers.modem import Modem, ModemState, ModemUnresponsive, SimSelect
 from drivers.serial_port import PortOpenError
 
 log = structlog.get_logger("drivers.bank")
@@ -125,7 +125,7 @@ class BankController:
 
 
 def selector(style: SwitchStyle, controller: BankController | None, timing: SwitchTiming, *,
-             channel: int, slot: int, local: int) -> Callable[[Modem], object]:
+             channel: int, slot: int, local: int) -> SimSelect:
     """The :data:`~drivers.modem.SimSelect` for one switch: send the command, wait the switch time."""
     command = style.command(channel, slot, local)
 
@@ -142,7 +142,7 @@ def selector(style: SwitchStyle, controller: BankController | None, timing: Swit
     return select
 
 
-async def bring_in(modem: Modem, select: Callable[[Modem], object], *, expected_iccid: str | None,
+async def bring_in(modem: Modem, select: SimSelect, *, expected_iccid: str | None,
                    timing: SwitchTiming, clock: Callable[[], float] = time.monotonic) -> SwitchReport:
     """Connect a SIM to ``modem`` through ``select`` and verify it; retried as :class:`SwitchTiming` says.
     ``expected_iccid`` None accepts whatever SIM comes up (a slot seen for the first time)."""
@@ -160,7 +160,7 @@ async def bring_in(modem: Modem, select: Callable[[Modem], object], *, expected_
     return report
 
 
-async def _attempt(modem: Modem, select, expected: str | None, timing: SwitchTiming, attempts: int,
+async def _attempt(modem: Modem, select: SimSelect, expected: str | None, timing: SwitchTiming, attempts: int,
                    started: float, clock: Callable[[], float]) -> SwitchReport:
     def failed(failure: Failure, detail: str) -> SwitchReport:
         return SwitchReport(False, failure, detail, attempts, clock() - started, modem.identity.iccid)

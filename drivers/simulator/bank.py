@@ -132,9 +132,6 @@ class SimBank:
         """ICCID -> MSISDN for the cards that know their number neither way (for the config)."""
         return {c.iccid: c.msisdn for c in self.cards if c and not c.number_on_sim and c.ussd_number_reply is None}
 
-    def slot_of(self, iccid: str) -> int | None:
-        return next((k for k, c in enumerate(self.cards) if c is not None and c.iccid == iccid), None)
-
     async def start(self) -> None:
         for modem in self.modems:
             await modem.start()

@@ -393,3 +393,19 @@ def test_rotation_collects_held_sms_and_never_moves_a_leased_sim_even_across_a_r
         assert not moved_off_0 and len(rotated_on_channel_2) >= 3
 
     run(scenario(), 60)
+
+
+def test_on_modem_sim_switch_quectel_dual_sim(tmp_path):
+    bank = SimBank(2, 4, style="on_modem", profile="quectel", time_scale=SCALE, switch_time=1.0)
+    config = rig_config(bank, str(tmp_path), policy=POLICY, command="AT+QUIMSLOT={local}", values=())
+    prefill_inventory(bank, config)
+
+    async def scenario():
+        async with BankRig(bank, config) as rig:
+            await _lease(rig, 3, "Q1")  # the second SIM of the second modem
+            await wait_until(lambda: rig.lease_state("Q1") == "waiting", 10, "Q1 waiting")
+            bank.send_sms(3, "Service", "code via AT+QUIMSLOT")
+            await wait_until(lambda: rig.lease_state("Q1") == "received", 10, "Q1 received")
+            assert bank.active[1] == 3
+
+    run(scenario(), 60)
