@@ -111,10 +111,13 @@ def _simulate_bank(args: argparse.Namespace) -> int:
 def cmd_sims(args: argparse.Namespace) -> int:
     if getattr(args, "sims_command", None) == "scan":
         return _sims_scan(args)
+    from gateway.core import country_of, country_of_imsi
+
     store = _open_store(args)
-    rows = [(r.bank, r.slot + 1, r.status, r.iccid or "-", r.operator or "-", r.msisdn or "?",
-             r.msisdn_source or "-", _when(r.seen_at)) for r in store.sims()]
-    _table(("bank", "slot", "status", "iccid", "operator", "number", "from", "seen (UTC)"), rows)
+    rows = [(r.bank, r.slot + 1, r.status, r.iccid or "-", r.imsi or "-",
+             country_of_imsi(r.imsi) or (country_of(r.msisdn) if r.msisdn else None) or "-", r.operator or "-",
+             r.msisdn or "?", r.msisdn_source or "-", _when(r.seen_at)) for r in store.sims()]
+    _table(("bank", "slot", "status", "iccid", "imsi", "country", "operator", "number", "from", "seen (UTC)"), rows)
     return EXIT_OK
 
 

@@ -482,12 +482,13 @@ class GatewayCore:
         numbers: list[dict[str, object]] = []
         radios: list[list[tuple[str, str]]] = []  # per radio: (key, number) of the SIMs it could serve now
 
-        def entry(number_id: str, number: str, operator: str | None, state: str) -> None:
-            numbers.append({"number_id": number_id, "msisdn": number, "country": country_of(number),
-                            "operator": operator, "state": state, "services_used": sorted(used.get(number, ()))})
+        def entry(number_id: str, number: str, operator: str | None, state: str, imsi: str | None = None) -> None:
+            numbers.append({"number_id": number_id, "msisdn": number, "country": country_of(number) or
+                            country_of_imsi(imsi), "operator": operator, "state": state,
+                            "services_used": sorted(used.get(number, ()))})
 
-        def key(number: str, operator: str | None) -> str:
-            return f"{country_of(number) or '?'}/{operator or '?'}"
+        def key(number: str, operator: str | None, imsi: str | None = None) -> str:
+            return f"{country_of(number) or country_of_imsi(imsi) or '?'}/{operator or '?'}"
 
         for binding in sorted(self._sims.values(), key=lambda b: b.port):
             if not binding.number or self.banks.bank_of(binding.port) is not None:
@@ -510,9 +511,10 @@ class GatewayCore:
                     leasable = row.status == LEASABLE and self.engine.is_online(row.msisdn)
                     on_air = scheduler.active_slot(channel) == slot
                     entry(row.iccid or f"{bank}:{slot}", row.msisdn, row.operator,
-                          "busy" if busy else ("offline" if not leasable else ("online" if on_air else "standby")))
+                          "busy" if busy else ("offline" if not leasable else ("online" if on_air else "standby")),
+                          row.imsi)
                     if leasable and not busy and not spoken_for:
-                        free.append((key(row.msisdn, row.operator), row.msisdn))
+                        free.append((key(row.msisdn, row.operator, row.imsi), row.msisdn))
                 radios.append(free)
         now = self._mono()
         capacity = _count_radios(radios, lambda number: True)
@@ -611,6 +613,19 @@ def _count_radios(radios: list[list[tuple[str, str]]], eligible: Callable[[str],
         for k in {k for k, number in candidates if eligible(number)}:
             counts[k] = counts.get(k, 0) + 1
     return counts
+
+
+# Mobile country codes (the IMSI's first three digits) of the same markets.
+_MCC = {"250": "RU", "255": "UA", "257": "BY", "401": "KZ", "283": "AM", "259": "MD", "247": "LV", "246": "LT",
+        "248": "EE", "282": "GE", "434": "UZ", "437": "KG", "436": "TJ", "438": "TM", "400": "AZ", "260": "PL",
+        "262": "DE", "234": "GB", "235": "GB", "208": "FR", "214": "ES", "222": "IT", "204": "NL", "286": "TR",
+        "404": "IN", "405": "IN", "510": "ID", "515": "PH", "452": "VN", "520": "TH", "724": "BR", "334": "MX",
+        **{str(mcc): "US" for mcc in range(310, 317)}}
+
+
+def country_of_imsi(imsi: str | None) -> str | None:
+    """ISO country of a SIM from its IMSI's mobile country code; None if unknown."""
+    return _MCC.get((imsi or "")[:3])
 
 
 def country_of(number: str) -> str | None:

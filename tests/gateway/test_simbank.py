@@ -167,3 +167,10 @@ def test_inventory_counts_radios_per_operator_and_service_never_slots(tmp_path):
     assert inventory["capacity_by_service"] == {"tg": {"RU/Alpha": 2, "RU/Beta": 1}}
     core.cancel("L2")
     assert core.inventory()["capacity"] == {"RU/Alpha": 3, "RU/Beta": 3}
+
+
+def test_country_from_the_imsi_when_the_number_does_not_say():
+    from gateway.core import country_of, country_of_imsi
+
+    assert country_of_imsi("250011234567890") == "RU" and country_of_imsi("310260000000000") == "US"
+    assert country_of_imsi("") is None and country_of("79001234567") is None  # a national number: no country
