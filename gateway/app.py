@@ -413,6 +413,9 @@ class Gateway:
                [({"bank": b["name"], "status": k}, float(v)) for b in banks for k, v in b["slots"].items()])
         metric("simgw_bank_queue_length", "gauge", "leases waiting for a radio",
                [({"bank": b["name"]}, float(b["queued"])) for b in banks])
+        metric("simgw_bank_lease_wait_seconds", "gauge", "recent leases: time from opening until the SIM was on air",
+               [({"bank": b["name"], "quantile": q}, float(b["lease_wait"][f"p{q[2:]}_s"]))
+                for b in banks if b["lease_wait"]["count"] for q in ("0.50", "0.90")])
         metric("simgw_bank_switches_total", "counter", "SIM switches performed, by outcome",
                [({"bank": b["name"], "outcome": k}, float(v)) for b in banks for k, v in b["switches"].items()])
         if self.uplink is not None:
@@ -442,7 +445,7 @@ class Gateway:
                                  "switching": scheduler.is_switching(port),
                                  "lease": scheduler.lease_on(slot) if slot is not None else None})
             out.append({"name": name, "channels": channels, "queued": len(scheduler.queued), "slots": slots,
-                        "switches": switches})
+                        "switches": switches, "lease_wait": self.core.banks.wait_summary(name)})
         return out
 
     def status(self) -> dict[str, object]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import math
+import statistics
+from collections import deque
 from dataclasses import dataclass
 
 from gateway.config import BankConfig
@@ -41,6 +43,15 @@ class Banks:
         self._channel_of_port = {port: b.name for b in configs for port in b.channels}
         self.rows: dict[tuple[str, int], SimRow] = {}
         self.orders: list[SwitchOrder] = []
+        self.waits: dict[str, deque[float]] = {b.name: deque(maxlen=1000) for b in configs}  # open -> on air, s
+
+    def wait_summary(self, bank: str) -> dict[str, float | int | None]:
+        """How long the recent leases of ``bank`` waited from opening until their SIM was on air."""
+        waits = sorted(self.waits[bank])
+        if not waits:
+            return {"count": 0, "p50_s": None, "p90_s": None, "max_s": None}
+        return {"count": len(waits), "p50_s": round(statistics.median(waits), 2),
+                "p90_s": round(waits[min(len(waits) - 1, int(len(waits) * 0.9))], 2), "max_s": round(waits[-1], 2)}
 
     def __bool__(self) -> bool:
         return bool(self.configs)

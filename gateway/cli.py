@@ -260,8 +260,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         for bank in body.get("banks", []):
             slots = ", ".join(f"{n} {state}" for state, n in sorted(bank["slots"].items())) or "not scanned"
             switches = ", ".join(f"{n} {outcome}" for outcome, n in sorted(bank["switches"].items())) or "none yet"
+            wait = bank.get("lease_wait") or {}
+            waited = (f"leases waited for their SIM p50 {wait['p50_s']} s, p90 {wait['p90_s']} s, max {wait['max_s']} s"
+                      f" (last {wait['count']})" if wait.get("count") else "no lease has waited for a SIM yet")
             print(f"bank {bank['name']}: slots {slots}; {bank['queued']} lease(s) waiting for a radio; "
-                  f"switches {switches}")
+                  f"switches {switches}; {waited}")
             _table(("channel", "slot on air", "switching", "lease"),
                    [(c["port"], c["slot"] or "-", "yes" if c["switching"] else "", c["lease"] or "-")
                     for c in bank["channels"]])

@@ -383,6 +383,14 @@ class GatewayCore:
                 out += self.engine.sim_failed(placement.lease_id, now, detail or "no radio could take the SIM")
         return out
 
+    def _note_wait(self, decision: Transitioned) -> None:
+        """A lease that waited for its SIM got it (or gave up): how long, for the bank's report."""
+        if decision.lease.state not in (LeaseState.WAITING, LeaseState.RECEIVED):
+            return  # it gave up (cancelled, failed): it never got its SIM
+        where = self.banks.locate(decision.lease.number)
+        if where is not None:
+            self.banks.waits[where[0]].append(decision.at - decision.lease.opened_at)
+
     def _bank_followups(self, decisions: list[Decision]) -> list[Decision]:
         """A lease on a bank SIM ended: its channel may now serve a lease waiting for one."""
         out: list[Decision] = []
@@ -565,6 +573,8 @@ class GatewayCore:
                                   "state": stored.state.value})
                 self._enqueue_lease(stored, "preparing" if stored.state is LeaseState.PREPARING else "opened")
             elif isinstance(decision, Transitioned):
+                if decision.previous is LeaseState.PREPARING and self.banks:
+                    self._note_wait(decision)
                 stored = self._stored(decision.lease)
                 at = self._to_wall(decision.at)
                 self.store.save_lease(stored)

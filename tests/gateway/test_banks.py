@@ -133,9 +133,10 @@ def test_100_leases_on_a_4x32_bank_exactly_once_and_no_leased_sim_switched_out(t
             await asyncio.gather(*background)
             await asyncio.sleep(1.0)  # let the last quarantined SMS land
             switcher_log = list(rig.gateway.switcher.log)
-        return switcher_log
+            _, status = await rig.call("GET", "/status")
+        return switcher_log, status["banks"][0]["lease_wait"]
 
-    switcher_log = run(scenario(), 240)
+    switcher_log, reported_wait = run(scenario(), 240)
     got, copies = stored(config)
     held = {text for card in bank.cards if card for text in _held_texts(card)}
     for text, lease_id in expected.items():
@@ -157,7 +158,9 @@ def test_100_leases_on_a_4x32_bank_exactly_once_and_no_leased_sim_switched_out(t
     counts = [n for frame in capacity_seen for n in (*frame["capacity"].values(),
               *(n for per in frame["capacity_by_service"].values() for n in per.values()))]
     assert counts and max(counts) <= 4 and min(frame["capacity"].get("RU/SimNet", 0) for frame in capacity_seen) < 4
-    print(f"\nbank 4x32, 100 leases: {len(physical)} switches, {refusals} no_channel refusals; "
+    assert reported_wait["count"] >= 80 and reported_wait["max_s"] <= max(waits) + 0.5  # what /status reports
+    print(f"\n/status lease_wait: {reported_wait}")
+    print(f"bank 4x32, 100 leases: {len(physical)} switches, {refusals} no_channel refusals; "
           f"wait for a radio p50 {statistics.median(waits):.2f}s, p90 {sorted(waits)[int(len(waits) * 0.9)]:.2f}s, "
           f"max {max(waits):.2f}s (switch 10s and registration 5s scaled by {SCALE})")
 
@@ -349,6 +352,7 @@ def test_status_and_metrics_show_the_bank(tmp_path):
             status, body = await rig.call("GET", "/status")
             (entry,) = body["banks"]
             assert entry["slots"] == {"ok": 8} and entry["switches"] == {"ok": 1} and entry["queued"] == 0
+            assert entry["lease_wait"]["count"] == 1 and 0 < entry["lease_wait"]["max_s"] < 5
             assert {"port": bank.modems[0].link_path, "slot": 3, "switching": False, "lease": "S1"} in entry["channels"]
             metrics = rig.gateway.metrics()
             assert 'simgw_bank_switches_total{bank="bank1",outcome="ok"} 1.0' in metrics
