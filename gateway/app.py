@@ -65,6 +65,7 @@ class Gateway:
         self._tasks: list[asyncio.Task[Any]] = []
         self._server: asyncio.AbstractServer | None = None
         self._wake = asyncio.Event()
+        self._timer_wake_at = 0.0  # when the timer loop next wakes by itself (engine time)
         self._crash = crash_points or CrashPoints.from_env(os.environ.get("SIMGW_CRASHPOINTS"))
         self.control_address: tuple[str, int] | None = None
         self.outbox_changed = asyncio.Event()
@@ -176,7 +177,9 @@ class Gateway:
         log.info("sms.stored", port=part.port, status=result.status, msg_id=result.message_id,
                  lease=result.lease_id, quarantined=result.quarantined)
         if result.lease_id:
-            self._wake.set()
+            due = self.core.due_at
+            if due is not None and due < self._timer_wake_at:
+                self._wake.set()  # a deadline now comes before the timer's next wake-up
             self.outbox_changed.set()
             await self._dispatch_switches()
 
@@ -272,6 +275,7 @@ class Gateway:
                 rotation = self.core.banks.next_rotation()
             deadline = self.core.due_at
             wake_at = min(x for x in (deadline, next_purge, next_flush, rotation) if x is not None)
+            self._timer_wake_at = wake_at
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - self._mono()) + 0.001)

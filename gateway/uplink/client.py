@@ -198,6 +198,7 @@ class UplinkClient:
 
     async def _reader(self, ws, session: UplinkSession, room_changed: asyncio.Event) -> None:
         async for message in ws:
+            window_was_full = session.ready and session.room == 0
             event = session.receive(message)
             if isinstance(event, Welcomed):
                 self.sessions += 1
@@ -211,7 +212,8 @@ class UplinkClient:
                 if event.seq == session.acked_seq:
                     self._ack_to_persist = event.seq
                     self._ack_arrived.set()
-                room_changed.set()
+                if window_was_full:
+                    room_changed.set()  # otherwise the sender is not waiting for room
             elif isinstance(event, (OpenLease, LeaseAction)):
                 result = await self._port.command(event)
                 await ws.send(result_frame(event.command_id, result))
