@@ -411,6 +411,8 @@ class Gateway:
                                       ("garbage", "garbage", "undecodable byte runs dropped by the framer")):
             metric(f"simgw_modem_{name}_total", "counter", help_text,
                    [({"port": m.path}, float(getattr(m.channel.stats, attr))) for m in modems if m.channel])
+        metric("simgw_store_commits_total", "counter", "SQLite write transactions committed (the SD card's wear)",
+               [({}, float(self.store.writes))])
         metric("simgw_leases_active", "gauge", "leases waiting or receiving", [({}, float(len(self.core.engine.active())))])
         banks = self.banks_status()
         metric("simgw_bank_slots", "gauge", "bank slots by the state their SIM was last seen in",

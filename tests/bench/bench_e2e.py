@@ -3,13 +3,14 @@
     .venv/bin/python tests/bench/bench_e2e.py [--modems 1 16 64] [--rate 3.6] [--seconds 10] [--baud 115200]
                                               [--burst]
 
-Three processes, as in the field: the simulated modems (real ptys), the gateway daemon under test
-(the real ``Gateway``: driver, SQLite with synchronous=FULL, uplink), and the reference
-marketplace (real WebSocket on 127.0.0.1, fsync before each ack). The simulator stamps the moment
+Four processes: the simulated modems (real ptys), the daemon under test exactly as in production
+(``simgw run`` with a config file: drivers, SQLite with synchronous=FULL, uplink), the reference
+marketplace (real WebSocket on 127.0.0.1, fsync before each ack), and this script. The simulator stamps the moment
 it writes the ``+CMTI`` of an SMS's last part, the marketplace the moment the ``sms`` frame is
-stored; both read CLOCK_MONOTONIC, which Linux shares between processes. CPU and RSS are the
-gateway process's own (its modem drivers run with production settings: health probes every 30 s,
-sweeps every 60 s); idle CPU is measured over ``--idle`` seconds with leases open and no SMS.
+stored; both read CLOCK_MONOTONIC, which Linux shares between processes. CPU (user + system) and
+peak RSS are the daemon process's own, from /proc, as the other daemons are measured; its modem
+drivers run with production settings (health probes every 30 s, sweeps every 60 s); idle CPU is
+measured over ``--idle`` seconds with leases open and no SMS; commits come from its /metrics.
 Steady load: Poisson arrivals at ``--rate`` SMS/s per modem. ``--burst``:
 every modem receives a 3-part SMS at the same instant, every 2 s. Prints a table, writes JSON.
 """
@@ -24,8 +25,9 @@ import os
 import queue
 import random
 import re
-import resource
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -35,10 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from common import percentile, write_results  # noqa: E402
 
-from drivers.modem import ModemOptions  # noqa: E402
 from gateway import logs  # noqa: E402
-from gateway.app import Gateway  # noqa: E402
-from gateway.config import Config, LeaseConfig, ModemConfig, UplinkConfig  # noqa: E402
 
 CMTI_RE = re.compile(r'\+CMTI: "\w+",(\d+)')
 TOKEN = "bench-token"
@@ -112,7 +111,53 @@ def http_post(port: int, path: str, body: dict) -> dict:
 
 
 # ------------------------------------------------------------------------------------ a run
-async def bench(modems: int, rate: float, seconds: float, baud: int | None, burst: bool, idle: float = 31.0) -> dict:
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get(port: int, path: str) -> str | None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return response.read().decode()
+    except OSError:
+        return None
+
+
+def _all_ready(control: int, modems: int) -> bool:
+    body = _get(control, "/status")
+    if body is None:
+        return False
+    status = json.loads(body)
+    return (sum(1 for m in status["modems"] if m["state"] == "ok") == modems
+            and bool(status["uplink"] and status["uplink"]["connected"]))
+
+
+def _commits(control: int) -> int:
+    metrics = _get(control, "/metrics") or ""
+    match = re.search(r"^simgw_store_commits_total (\S+)$", metrics, re.MULTILINE)
+    return int(float(match.group(1))) if match else 0
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+async def bench(modems: int, rate: float, seconds: float, baud: int | None, burst: bool, idle: float = 31.0,
+                profile: str | None = None) -> dict:
     tmp = tempfile.mkdtemp(prefix="simgw-bench-")
     ctx = mp.get_context("spawn")
     commands, reports, ports = ctx.Queue(), ctx.Queue(), ctx.Queue()
@@ -123,26 +168,35 @@ async def bench(modems: int, rate: float, seconds: float, baud: int | None, burs
     ws_port, http_port = ports.get(timeout=60)
     kind, farm_info, _ = reports.get(timeout=60)
     assert kind == "ready"
-    config = Config(path="<bench>", gateway_id="bench", state_dir=os.path.join(tmp, "state"),
-                    modems=tuple(ModemConfig(port, baud=baud or 115200) for port, _ in farm_info),
-                    leases=LeaseConfig(), control_listen=("127.0.0.1", 0),
-                    uplink=UplinkConfig(f"ws://127.0.0.1:{ws_port}/v1", TOKEN))
-    gateway = Gateway(config, modem_options=ModemOptions())  # production settings: health every 30 s, sweep every 60 s
+    state = os.path.join(tmp, "state")
+    control = _free_port()
+    conf = os.path.join(tmp, "simgw.toml")
+    with open(conf, "w") as fh:  # the daemon as in production: its own process, its config file
+        fh.write(f'[gateway]\nid = "bench"\nstate_dir = "{state}"\nlog_level = "warning"\n\n'
+                 f'[control]\nlisten = "127.0.0.1:{control}"\n\n'
+                 f'[uplink]\nurl = "ws://127.0.0.1:{ws_port}/v1"\ntoken = "{TOKEN}"\n\n'
+                 + "".join(f'[[modems]]\nport = "{port}"\nbaud = {baud or 115200}\n' for port, _ in farm_info))
+    command = [sys.executable, "-m", "gateway.cli", "--log-json", "--log-level", "warning", "--config", conf, "run"]
+    if profile:
+        command[1:1] = ["-m", "cProfile", "-o", profile]
     t_start = time.monotonic()
-    await gateway.start()
-    while len(gateway.core.engine._online) < modems or not gateway.uplink.connected.is_set():
+    daemon = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "daemon.log"), "wb"))
+    while not _all_ready(control, modems):
+        if daemon.poll() is not None or time.monotonic() - t_start > 120:
+            raise RuntimeError(f"the daemon did not come up; see {tmp}/daemon.log")
         await asyncio.sleep(0.02)
     ready_after = time.monotonic() - t_start
     for i, (_, number) in enumerate(farm_info):
         result = await asyncio.to_thread(http_post, http_port, "/leases",
                                          {"service": "bench", "lease_id": f"b{i}", "number": number})
         assert result.get("ok"), result
-    idle_cpu0, idle_t0 = time.process_time(), time.monotonic()
+    idle_cpu0, idle_t0 = _cpu_seconds(daemon.pid), time.monotonic()
     await asyncio.sleep(idle)  # 31 s: a whole health-probe cycle of every modem falls inside
-    idle_cpu = (time.process_time() - idle_cpu0) / (time.monotonic() - idle_t0) if idle else float("nan")
+    idle_cpu = (_cpu_seconds(daemon.pid) - idle_cpu0) / (time.monotonic() - idle_t0) if idle else float("nan")
+    commits0 = _commits(control)
 
     rng = random.Random(3)
-    cpu0, t0, sent = time.process_time(), time.monotonic(), 0
+    cpu0, t0, sent = _cpu_seconds(daemon.pid), time.monotonic(), 0
     if burst:
         for r in range(max(1, int(seconds // 2))):
             for m in range(modems):
@@ -181,9 +235,11 @@ async def bench(modems: int, rate: float, seconds: float, baud: int | None, burs
             stored[text] = at
         else:
             arrived[text] = at
-    load_cpu = (time.process_time() - cpu0) / (time.monotonic() - t0)
-    writes = gateway.store.writes
-    await gateway.stop()
+    load_cpu = (_cpu_seconds(daemon.pid) - cpu0) / (time.monotonic() - t0)
+    writes = _commits(control) - commits0
+    peak_rss = _peak_rss_mb(daemon.pid)
+    daemon.send_signal(signal.SIGTERM)
+    daemon.wait(30)
     commands.put(None)
     sim.join(10)
     market.terminate()
@@ -201,7 +257,7 @@ async def bench(modems: int, rate: float, seconds: float, baud: int | None, burs
         "max_ms": max(latencies) if latencies else None,
         "wire_floor_ms": floor_bytes * 10 / baud * 1000 if baud else 0.0,
         "gateway_cpu_idle": idle_cpu, "gateway_cpu_load": load_cpu,
-        "gateway_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "gateway_peak_rss_mb": peak_rss,
         "ready_s": ready_after, "sqlite_commits_per_sms": writes / max(1, sent),
     }
 
@@ -215,19 +271,11 @@ def main() -> int:
     parser.add_argument("--burst", action="store_true")
     parser.add_argument("--idle", type=float, default=31.0, help="seconds of idle CPU measurement (0: skip)")
     parser.add_argument("--out", default="bench-results/e2e.json")
-    parser.add_argument("--profile", default=None, metavar="FILE", help="cProfile the gateway's process into FILE")
+    parser.add_argument("--profile", default=None, metavar="FILE", help="run the daemon under cProfile into FILE")
     args = parser.parse_args()
     logs.configure(json_lines=True, level="error")
-    profiler = None
-    if args.profile:
-        import cProfile
-
-        profiler = cProfile.Profile()
-        profiler.enable()
-    results = [asyncio.run(bench(n, args.rate, args.seconds, args.baud, args.burst, args.idle)) for n in args.modems]
-    if profiler is not None:
-        profiler.disable()
-        profiler.dump_stats(args.profile)
+    results = [asyncio.run(bench(n, args.rate, args.seconds, args.baud, args.burst, args.idle, args.profile))
+               for n in args.modems]
     print("+CMTI at the simulator -> sms frame stored at the marketplace (3 processes, ptys, SQLite, WebSocket)")
     print(f"{'modems':>6} {'mode':>20} {'sent':>5} {'recv':>5} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
           f"{'max ms':>7} {'floor':>6} {'CPU idle':>8} {'CPU load':>8} {'RSS MB':>6} {'ready s':>7} {'commits/SMS':>11}")

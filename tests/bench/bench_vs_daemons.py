@@ -196,7 +196,7 @@ def main() -> int:
     logs.configure(json_lines=True, level="error")
     parser.add_argument("--only", choices=("smstools", "gammu-smsd"), default=None)
     args = parser.parse_args()
-    simgw = asyncio.run(bench_e2e.bench(args.modems, args.rate, args.seconds, None, False))
+    simgw = asyncio.run(bench_e2e.bench(args.modems, args.rate, args.seconds, None, False, idle=0))
     rows = [{"daemon": "simgw (to the marketplace)", "sent": simgw["sent"], "received": simgw["received"],
              "p50_ms": simgw["p50_ms"], "p99_ms": simgw["p99_ms"], "max_ms": simgw["max_ms"],
              "cpu_cores": simgw["gateway_cpu_load"]}]
