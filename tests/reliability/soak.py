@@ -172,10 +172,7 @@ class Soak:
     async def _settle(self) -> None:
         """Faults off, everything plugged in and running."""
         for name in ("disk_full", "wall_offset"):
-            try:
-                os.unlink(os.path.join(self.fault_dir, name))
-            except FileNotFoundError:
-                pass
+            _remove(os.path.join(self.fault_dir, name))
         for modem in self.farm.modems:
             modem.replug()
             modem.delay = 0.0
@@ -347,13 +344,13 @@ class Soak:
             path = os.path.join(self.fault_dir, "disk_full")
             open(path, "w").close()
             await asyncio.sleep(rng.uniform(1.0, 4.0))
-            os.unlink(path)
+            _remove(path)  # an overlapping fault of the same kind may have ended it already
         elif kind == "clock_jump":  # hours, either way: beyond what a network timestamp is trusted for
             path = os.path.join(self.fault_dir, "wall_offset")
             with open(path, "w") as fh:
                 fh.write(str(rng.choice((-1, 1)) * rng.uniform(3600, 3 * 3600)))
             await asyncio.sleep(rng.uniform(2.0, 6.0))
-            os.unlink(path)
+            _remove(path)
 
     # ------------------------------------------------------------------------------- verdict
     def _verdict(self) -> Verdict:
@@ -401,6 +398,13 @@ class Soak:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"timed out waiting for {what}")
             await asyncio.sleep(0.1)
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _free_port() -> int:
