@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
-import urllib.request
 from dataclasses import replace
 
 from drivers.simulator.bank import USSD_CODE, SimBank
@@ -14,6 +12,7 @@ from gateway.config import BankConfig, Config, LeaseConfig, ModemConfig, UssdNum
 from gateway.leases import Policy
 from gateway.store import SimRow, Store
 from tests.conftest import FAST, wait_until
+from tests.gateway.test_cli import http
 
 BANK_OPTIONS = replace(FAST, reset_wait=0.05)
 SCALE = 0.01  # the simulated bank's 10 s switch and 5 s registration take 0.1 s and 0.05 s
@@ -53,16 +52,6 @@ def prefill_inventory(bank: SimBank, config: Config) -> None:
                                           "cnum", None, None, time.time()))
     finally:
         store.close()
-
-
-def http(method: str, url: str, body: dict | None = None) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read())
 
 
 class BankRig:
