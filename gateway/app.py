@@ -115,7 +115,7 @@ class Gateway:
                 driven.add(path)
                 options = replace(self._modem_options, baudrate=modem_config.baud,
                                   receive_mode=ReceiveMode(modem_config.receive_mode), profile=modem_config.profile)
-                bank = next((b for b in self.config.banks if path in b.channels), None)
+                bank = self.config.bank_of(path)
                 if bank is not None and bank.reset_wait is not None:
                     options = replace(options, reset_wait=bank.reset_wait)
                 modem = Modem(path, self._sink, options=options, on_state=self._on_modem_state)

@@ -64,12 +64,18 @@ class Banks:
     def load(self, rows: list[SimRow]) -> None:
         self.rows = {(r.bank, r.slot): r for r in rows if r.bank in self.configs and r.slot < self.configs[r.bank].slots}
 
-    def locate(self, number: str) -> tuple[str, int] | None:
-        """The bank slot of a leasable number."""
+    def locate(self, number: str, *, leasable_only: bool = True) -> tuple[str, int] | None:
+        """The bank slot of a number (by default only if it is leasable)."""
         for key, row in self.rows.items():
-            if row.msisdn == number and row.status == LEASABLE:
+            if row.msisdn == number and (row.status == LEASABLE or not leasable_only):
                 return key
         return None
+
+    def on_air(self, bank: str, slot: int) -> bool:
+        """Is the SIM in ``slot`` on a radio now (not being switched)?"""
+        scheduler = self.schedulers[bank]
+        channel = scheduler.channel_of(slot)
+        return channel is not None and scheduler.active_slot(channel) == slot
 
     def slot_of_iccid(self, bank: str, iccid: str) -> int | None:
         return next((slot for (b, slot), row in self.rows.items() if b == bank and row.iccid == iccid), None)

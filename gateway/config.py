@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.bank import PRESETS
+from drivers.bank import PRESETS, SwitchStyle, SwitchTiming
 from gateway.leases import Policy
 
 DEFAULT_PATH = "/etc/simgw/simgw.toml"
@@ -41,24 +41,16 @@ class ModemConfig:
 
 @dataclass(frozen=True, slots=True)
 class BankConfig:
-    """A SIM bank: ``slots`` SIMs behind the radios in ``channels`` (ports of [[modems]])."""
+    """A SIM bank: ``slots`` SIMs behind the radios in ``channels`` (ports of [[modems]]), switched
+    in ``switch`` style with ``timing``, both the bank driver's own types."""
 
     name: str
-    style: str  # "controller" or "on_modem"
-    command: str  # the switch command template (drivers.bank.SwitchStyle)
-    expect_ok: bool
-    values: tuple[str, ...]
+    switch: SwitchStyle
     channels: tuple[str, ...]
     slots: int
+    timing: SwitchTiming = field(default_factory=SwitchTiming)
     controller: str | None = None
     controller_baud: int = 115200
-    switch_time: float = 10.0
-    ok_timeout: float = 3.0
-    settle_timeout: float = 90.0
-    sim_timeout: float = 15.0
-    register_timeout: float = 90.0
-    poll: float = 1.0
-    retries: int = 2
     rotation: float | None = 15 * 60.0  # None: idle SIMs stay where they are
     queue: int = 16  # leases that may wait for a channel; 0 refuses with no_channel at once
     reset_wait: float | None = None  # the radios' boot time after a reset (None: their vendor's figure)
@@ -67,7 +59,7 @@ class BankConfig:
         """Channel port -> the slots (0-based) it can hold: interleaved behind a controller
         (channel c of n reaches c, c+n, ...), consecutive inside multi-SIM modems."""
         n = len(self.channels)
-        if self.style == "on_modem":
+        if self.switch.kind == "on_modem":
             per = self.slots // n
             return {port: tuple(range(i * per, (i + 1) * per)) for i, port in enumerate(self.channels)}
         return {port: tuple(range(i, self.slots, n)) for i, port in enumerate(self.channels)}
@@ -120,6 +112,10 @@ class Config:
     @property
     def database(self) -> str:
         return os.path.join(self.state_dir, "simgw.db")
+
+    def bank_of(self, port: str) -> BankConfig | None:
+        """The bank whose radio ``port`` is, if any."""
+        return next((bank for bank in self.banks if port in bank.channels), None)
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -290,14 +286,20 @@ def _banks(path: str, raw: object, modems: tuple[ModemConfig, ...]) -> tuple[Ban
         controller = reader.string("controller", None)
         if preset.kind == "controller" and controller is None:
             raise ConfigError(path, f"banks[{i}].controller", "the bank controller's serial port", "nothing")
-        bank = BankConfig(
-            name, preset.kind, command, reader.boolean("expect_ok", preset.expect_ok), preset.values, channels, slots,
-            controller, reader.integer("controller_baud", 115200, 1200, 4_000_000),
-            reader.duration("switch_time", 10.0, 0, 600), reader.duration("ok_timeout", 3.0, 0.01, 60),
-            reader.duration("settle_timeout", 90.0, 0.1, 900), reader.duration("sim_timeout", 15.0, 0.1, 600),
-            reader.duration("register_timeout", 90.0, 0.1, 900), reader.duration("poll", 1.0, 0.01, 60),
-            reader.integer("retries", 2, 0, 10), reader.duration("rotation", 15 * 60.0, 1, 7 * 86400, allow_never=True),
-            reader.integer("queue", 16, 0, 10_000), reader.duration("reset_wait", None, 0, 300))
+        default = SwitchTiming()
+        timing = SwitchTiming(
+            switch_time=reader.duration("switch_time", default.switch_time, 0, 600),
+            ok_timeout=reader.duration("ok_timeout", default.ok_timeout, 0.01, 60),
+            settle_timeout=reader.duration("settle_timeout", default.settle_timeout, 0.1, 900),
+            sim_timeout=reader.duration("sim_timeout", default.sim_timeout, 0.1, 600),
+            register_timeout=reader.duration("register_timeout", default.register_timeout, 0.1, 900),
+            poll=reader.duration("poll", default.poll, 0.01, 60), retries=reader.integer("retries", default.retries, 0, 10))
+        switch = SwitchStyle(preset.name, preset.kind, command, reader.boolean("expect_ok", preset.expect_ok),
+                             preset.values)
+        bank = BankConfig(name, switch, channels, slots, timing, controller,
+                          reader.integer("controller_baud", 115200, 1200, 4_000_000),
+                          reader.duration("rotation", 15 * 60.0, 1, 7 * 86400, allow_never=True),
+                          reader.integer("queue", 16, 0, 10_000), reader.duration("reset_wait", None, 0, 300))
         reader.finish()
         out.append(bank)
     return tuple(out)

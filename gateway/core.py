@@ -398,13 +398,14 @@ class GatewayCore:
             if not isinstance(decision, Transitioned) or decision.lease.state.active:
                 continue
             lease = decision.lease
-            where = next(((b, s) for (b, s), row in self.banks.rows.items() if row.msisdn == lease.number), None)
+            where = self.banks.locate(lease.number, leasable_only=False)  # its slot may have failed meanwhile
             if where is None:
                 continue
             scheduler = self.banks.schedulers[where[0]]
             scheduler.cancel_queued(lease.id)
             if scheduler.lease_on(where[1]) == lease.id:
-                out += self._placed(where[0], scheduler.release(where[1], self._mono()), self._mono())
+                now = self._mono()
+                out += self._placed(where[0], scheduler.release(where[1], now), now)
         return out
 
     def repeat(self, lease_id: str) -> list[Decision]:
@@ -447,7 +448,7 @@ class GatewayCore:
         Numbers on a radio now come before bank SIMs that would need a switch."""
         candidates = [(b.number, self._operators.get(b.port)) for b in sorted(self._sims.values(), key=lambda b: b.port)
                       if b.number and self.banks.bank_of(b.port) is None]
-        banked = sorted(self.banks.leasable(), key=lambda r: (not self._on_air(r), r.bank, r.slot))
+        banked = sorted(self.banks.leasable(), key=lambda r: (not self.banks.on_air(r.bank, r.slot), r.bank, r.slot))
         candidates += [(row.msisdn, row.operator) for row in banked]
         for number, number_operator in candidates:
             if not number or not self.engine.is_online(number) or self.engine.lease_for(number) is not None:
@@ -462,11 +463,6 @@ class GatewayCore:
                 continue
             return number
         return None
-
-    def _on_air(self, row: SimRow) -> bool:
-        scheduler = self.banks.schedulers[row.bank]
-        channel = scheduler.channel_of(row.slot)
-        return channel is not None and scheduler.active_slot(channel) == row.slot
 
     def set_operator(self, port: str, operator: str | None) -> None:
         self._operators[port] = operator
@@ -507,7 +503,7 @@ class GatewayCore:
             radios.append([(key(binding.number, operator), binding.number)] if online and not busy else [])
         for bank, scheduler in self.banks.schedulers.items():
             config = self.banks.configs[bank]
-            for channel, reach in config.reach().items():
+            for reach in config.reach().values():
                 spoken_for = any(scheduler.lease_on(slot) for slot in reach) or \
                     any(slot in reach for _, slot in scheduler.queued)
                 free: list[tuple[str, str]] = []
@@ -517,7 +513,7 @@ class GatewayCore:
                         continue
                     busy = self.engine.lease_for(row.msisdn) is not None
                     leasable = row.status == LEASABLE and self.engine.is_online(row.msisdn)
-                    on_air = scheduler.active_slot(channel) == slot
+                    on_air = self.banks.on_air(bank, slot)
                     entry(row.iccid or f"{bank}:{slot}", row.msisdn, row.operator,
                           "busy" if busy else ("offline" if not leasable else ("online" if on_air else "standby")),
                           row.imsi)

@@ -246,12 +246,10 @@ class LeaseEngine:
         if refusal is not None:
             return [*decisions, Refused(refusal, lease_id)]
         window = wait_window if wait_window is not None else self.policy.wait_window
-        if preparing:
-            lease = Lease(lease_id, number, service, category, LeaseState.PREPARING, now,
-                          now + self.policy.prepare_timeout, window, not_before=now - self.policy.held_sms_tolerance)
-        else:
-            lease = Lease(lease_id, number, service, category, LeaseState.WAITING, now, now + window, window,
-                          not_before=now - self.policy.held_sms_tolerance)
+        state, deadline = (LeaseState.PREPARING, now + self.policy.prepare_timeout) if preparing \
+            else (LeaseState.WAITING, now + window)
+        lease = Lease(lease_id, number, service, category, state, now, deadline, window,
+                      not_before=now - self.policy.held_sms_tolerance)
         self._active[lease_id] = lease
         self._by_number[number] = lease_id
         return [*decisions, Opened(lease)]
@@ -284,19 +282,19 @@ class LeaseEngine:
 
     def sim_ready(self, lease_id: str, now: float) -> list[Decision]:
         """The lease's SIM registered: a PREPARING lease starts its wait window now."""
-        decisions: list[Decision] = self.tick(now)
-        lease = self._active.get(lease_id)
-        if lease is None or lease.state is not LeaseState.PREPARING:
-            return decisions
-        return [*decisions, self._apply(lease, Trigger.READY, now)]
+        return self._sim_news(lease_id, Trigger.READY, now)
 
     def sim_failed(self, lease_id: str, now: float, detail: str) -> list[Decision]:
         """The lease's SIM could not be brought in: a PREPARING lease ends FAILED."""
+        return self._sim_news(lease_id, Trigger.SIM_FAILED, now, detail)
+
+    def _sim_news(self, lease_id: str, trigger: Trigger, now: float, detail: str | None = None) -> list[Decision]:
+        """News of a lease's SIM matters only while the lease waits for it; otherwise nothing."""
         decisions: list[Decision] = self.tick(now)
         lease = self._active.get(lease_id)
         if lease is None or lease.state is not LeaseState.PREPARING:
             return decisions
-        return [*decisions, self._apply(lease, Trigger.SIM_FAILED, now, detail)]
+        return [*decisions, self._apply(lease, trigger, now, detail)]
 
     def _command(self, lease_id: str, trigger: Trigger, now: float, refusal: Refusal) -> list[Decision]:
         decisions = self.tick(now)

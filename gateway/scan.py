@@ -27,7 +27,6 @@ from gateway.config import BankConfig, Config
 from gateway.core import GatewayCore
 from gateway.msisdn import discover
 from gateway.store import SimRow, Store, StoreError
-from gateway.switcher import style_of, timing_of
 
 log = structlog.get_logger("gateway.scan")
 RUN_KEY, FINISHED_KEY = "scan_run", "scan_finished"
@@ -129,7 +128,7 @@ async def scan(config: Config, *, restart: bool = False, out: TextIO = sys.stder
         walkers = []
         for bank in config.banks:
             controller = BankController(bank.controller, baudrate=bank.controller_baud) \
-                if bank.style == "controller" and bank.controller else None
+                if bank.switch.kind == "controller" and bank.controller else None
             if controller is not None:
                 controllers.append(controller)
             for port, slots in bank.reach().items():
@@ -153,15 +152,15 @@ async def scan(config: Config, *, restart: bool = False, out: TextIO = sys.stder
 def _options_for(config: Config, port: str, base: ModemOptions) -> ModemOptions:
     """The port's [[modems]] settings, and its bank's boot time after a reset."""
     modem = next((m for m in config.modems if m.port == port), None)
-    bank = next(b for b in config.banks if port in b.channels)
+    bank = config.bank_of(port)
     options = base if modem is None else replace(base, baudrate=modem.baud, profile=modem.profile)
-    return options if bank.reset_wait is None else replace(options, reset_wait=bank.reset_wait)
+    return options if bank is None or bank.reset_wait is None else replace(options, reset_wait=bank.reset_wait)
 
 
 async def _walk(bank: BankConfig, port: str, slots: list[int], modem: Modem, controller: BankController | None,
                 core: GatewayCore, config: Config, run_id: str, progress: Progress) -> None:
     """One channel's share of the scan, slot after slot."""
-    timing = timing_of(bank)
+    timing = bank.timing
     reach = bank.reach()[port]
     channel_no = bank.channels.index(port) + 1
     try:
@@ -169,7 +168,7 @@ async def _walk(bank: BankConfig, port: str, slots: list[int], modem: Modem, con
     except asyncio.TimeoutError:
         pass  # a dead radio: each of its slots is recorded as not answering below
     for slot in slots:
-        select = selector(style_of(bank), controller, timing, channel=channel_no, slot=slot + 1,
+        select = selector(bank.switch, controller, timing, channel=channel_no, slot=slot + 1,
                           local=reach.index(slot) + 1)
         report = await bring_in(modem, select, expected_iccid=None, timing=timing)
         msisdn = source = None

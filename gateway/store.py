@@ -191,12 +191,11 @@ class Store:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot begin a write: {exc}") from None
-        self._enqueued = []
+        self._enqueued = []  # rows this transaction adds to the outbox; handed on only if it commits
         try:
             yield db
         except BaseException:
             db.execute("ROLLBACK")
-            self._enqueued = []
             raise
         try:
             fault = self._commit_fault() if self._commit_fault is not None else None
@@ -206,7 +205,6 @@ class Store:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
-            self._enqueued = []
             raise StoreError(f"{self.path}: commit failed: {exc}") from None
         self.writes += 1
         if self._enqueued and self.on_committed is not None:

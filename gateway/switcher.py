@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from drivers.bank import (BankController, Failure, SwitchReport, SwitchStyle, SwitchTiming, bring_in, selector)
+from drivers.bank import BankController, Failure, SwitchReport, bring_in, selector
 from drivers.modem import Modem
 from gateway.banks import SwitchOrder
 from gateway.config import BankConfig, UssdNumber
@@ -24,23 +24,13 @@ log = structlog.get_logger("gateway.switcher")
 Report = Callable[[SwitchOrder, SwitchReport, str | None, str | None], Awaitable[None]]
 
 
-def timing_of(config: BankConfig) -> SwitchTiming:
-    return SwitchTiming(switch_time=config.switch_time, ok_timeout=config.ok_timeout,
-                        settle_timeout=config.settle_timeout, sim_timeout=config.sim_timeout,
-                        register_timeout=config.register_timeout, poll=config.poll, retries=config.retries)
-
-
-def style_of(config: BankConfig) -> SwitchStyle:
-    return SwitchStyle(config.name, config.style, config.command, config.expect_ok, config.values)
-
-
 class Switcher:
     def __init__(self, banks: tuple[BankConfig, ...], modem_for: Callable[[str], Modem | None], report: Report, *,
                  rules: tuple[UssdNumber, ...] = (), numbers: dict[str, str] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._configs = {b.name: b for b in banks}
         self._controllers = {b.name: BankController(b.controller, baudrate=b.controller_baud)
-                             for b in banks if b.style == "controller" and b.controller}
+                             for b in banks if b.switch.kind == "controller" and b.controller}
         self._modem_for = modem_for
         self._report = report
         self._rules = rules
@@ -73,10 +63,9 @@ class Switcher:
             if modem is None:
                 report = SwitchReport(False, Failure.MODEM_DOWN, f"{port}: no modem driven on this port", 0, 0.0)
             else:
-                timing = timing_of(config)
-                select = selector(style_of(config), self._controllers.get(order.bank), timing,
+                select = selector(config.switch, self._controllers.get(order.bank), config.timing,
                                   channel=order.channel_no, slot=order.slot_no, local=order.local)
-                report = await bring_in(modem, select, expected_iccid=order.expected_iccid, timing=timing,
+                report = await bring_in(modem, select, expected_iccid=order.expected_iccid, timing=config.timing,
                                         clock=self._clock)
                 if report.ok and order.expected_iccid is None:
                     msisdn, source = await discover(modem, rules=self._rules, numbers=self._numbers)

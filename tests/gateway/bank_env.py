@@ -6,6 +6,7 @@ import asyncio
 import time
 from dataclasses import replace
 
+from drivers.bank import PRESETS, SwitchTiming
 from drivers.simulator.bank import USSD_CODE, SimBank
 from gateway.app import Gateway
 from gateway.config import BankConfig, Config, LeaseConfig, ModemConfig, UssdNumber
@@ -19,14 +20,17 @@ SCALE = 0.01  # the simulated bank's 10 s switch and 5 s registration take 0.1 s
 
 
 def bank_config(bank: SimBank, **overrides) -> BankConfig:
-    preset = dict(style="controller", command="AT+SWIT{channel:02d}-{slot:04d}", expect_ok=False, values=()) \
-        if bank.style == "controller" else dict(style="on_modem", command='AT^SCFG="SIM/CS","{value}"',
-                                                expect_ok=True, values=("0", "3"))
-    settings = dict(name="bank1", channels=tuple(m.link_path for m in bank.modems), slots=bank.slots,
-                    controller=bank.controller.link_path if bank.controller else None,
-                    switch_time=bank.switch_time * SCALE * 1.5, ok_timeout=0.3, settle_timeout=5.0, sim_timeout=0.5,
-                    register_timeout=1.0, poll=0.05, retries=2, rotation=None, queue=16)
-    settings.update(preset)
+    """The bank's config as a supplier would write it, its times scaled like the simulator's.
+    ``overrides`` may name any field of BankConfig, SwitchStyle (command, expect_ok, values) or
+    SwitchTiming (retries, ...)."""
+    style = PRESETS["swit"] if bank.style == "controller" else PRESETS["cinterion"]
+    fields = {"command": "template", "expect_ok": "expect_ok", "values": "values"}  # as the config file names them
+    style = replace(style, **{fields[k]: overrides.pop(k) for k in list(overrides) if k in fields})
+    timing = SwitchTiming(switch_time=bank.switch_time * SCALE * 1.5, ok_timeout=0.3, settle_timeout=5.0,
+                          sim_timeout=0.5, register_timeout=1.0, poll=0.05, retries=overrides.pop("retries", 2))
+    settings = dict(name="bank1", switch=style, channels=tuple(m.link_path for m in bank.modems), slots=bank.slots,
+                    timing=timing, controller=bank.controller.link_path if bank.controller else None, rotation=None,
+                    queue=16)
     settings.update(overrides)
     return BankConfig(**settings)
 

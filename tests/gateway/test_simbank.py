@@ -121,6 +121,7 @@ def test_random_walk_never_switches_out_a_leased_sim(steps):
 # ---------------------------------------------------------------------- the core's bank inventory
 def bank_core(tmp_path):
     """A core with one 4x32 bank whose SIMs are of two operators, on a real SQLite file; no I/O."""
+    from drivers.bank import PRESETS
     from gateway.config import BankConfig, LeaseConfig
     from gateway.core import GatewayCore
     from gateway.store import SimRow, Store
@@ -128,8 +129,8 @@ def bank_core(tmp_path):
     clock = [1000.0]
     store = Store(str(tmp_path / "core.db"))
     store.open()
-    config = BankConfig("bank1", "controller", "AT+SWIT{channel:02d}-{slot:04d}", False, (),
-                        tuple(f"/dev/ch{i}" for i in range(4)), 128, controller="/dev/ctl", rotation=None)
+    config = BankConfig("bank1", PRESETS["swit"], tuple(f"/dev/ch{i}" for i in range(4)), 128, controller="/dev/ctl",
+                        rotation=None)
     with store.transaction():
         for slot in range(128):
             operator = "Alpha" if slot % 8 < 4 else "Beta"  # each channel reaches SIMs of both
