@@ -656,10 +656,14 @@ class Modem:
             await asyncio.sleep(poll)
 
     async def ussd(self, code: str, timeout: float = 20.0) -> str | None:
-        """Send a USSD request and return the network's text (None if it answered nothing)."""
+        """Send a USSD request and return the network's text (None if it answered nothing, or the
+        modem refused the request: busy, no SIM, no network)."""
         self._ussd = asyncio.get_running_loop().create_future()
         try:
-            await self._cmd(f'AT+CUSD=1,"{code}",15', timeout=timeout)
+            response = await self._cmd(f'AT+CUSD=1,"{code}",15', timeout=timeout, check=False)
+            if not response.result.ok:
+                self._log.info("modem.ussd_refused", result=response.result.text)
+                return None
             status, text = await asyncio.wait_for(asyncio.shield(self._ussd), timeout)
             return text if status in (0, 1) else None
         except asyncio.TimeoutError:

@@ -161,3 +161,17 @@ def test_multipart_shuffled_every_vendor(profile):
             await h.expect([(0, text)])
 
     run(scenario())
+
+
+def test_ussd_answer_and_a_refused_ussd_request():
+    """The operator's answer comes as +CUSD after OK; a modem that refuses the request (here its SIM
+    was pulled: +CME ERROR) means 'no answer', not an exception that would end a scan or a switch."""
+
+    async def scenario():
+        async with Harness(1, profile="quectel", periodic_interval=None) as h:
+            h.farm.modems[0].engine.sim.ussd_number_reply = "Vash nomer {msisdn}"
+            assert await h.modems[0].ussd("*111*0887#", timeout=2.0) == f"Vash nomer {h.farm.info()[0].msisdn}"
+            h.farm.inject_fault(0, "pull_sim")
+            assert await h.modems[0].ussd("*111*0887#", timeout=2.0) is None
+
+    run(scenario(), 30)
