@@ -198,8 +198,11 @@ def _config(args: argparse.Namespace):
 def cmd_check_config(args: argparse.Namespace) -> int:
     config = _config(args)
     banks = f", {len(config.banks)} SIM bank(s) of {sum(b.slots for b in config.banks)} slots" if config.banks else ""
+    from gateway.control.unix import socket_path
+
+    host, port = config.control_listen
     print(f"{config.path}: ok ({len(config.modems)} modem(s){banks}, database {config.database}, "
-          f"control {config.control_listen[0]}:{config.control_listen[1]})")
+          f"control socket {socket_path(config.control_socket, config.state_dir)}, read-only status on {host}:{port})")
     return EXIT_OK
 
 
@@ -222,20 +225,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _control(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-    import urllib.error
-    import urllib.request
+    """One request to the running daemon over its control socket, found from the same config."""
+    from gateway.control.client import ControlUnavailable, request
+    from gateway.control.unix import socket_path
 
-    host, port = _config(args).control_listen
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"http://{host}:{port}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    config = _config(args)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-    except OSError as exc:
-        raise SystemExit(f"simgw: the daemon does not answer on {host}:{port} ({exc}); is `simgw run` running?")
+        return request(socket_path(config.control_socket, config.state_dir), method, path, body)  # type: ignore[return-value]
+    except ControlUnavailable as exc:
+        raise SystemExit(f"simgw: {exc}") from None
 
 
 def _print_result(status: int, result: dict) -> int:
@@ -285,7 +283,9 @@ def cmd_lease(args: argparse.Namespace) -> int:
         return _print_result(*_control(args, "POST", "/leases", body))
     if args.lease_command == "show":
         return _lease_show(args)
-    return _print_result(*_control(args, "POST", f"/leases/{args.lease_id}/{args.lease_command}"))
+    from urllib.parse import quote
+
+    return _print_result(*_control(args, "POST", f"/leases/{quote(args.lease_id, safe='')}/{args.lease_command}"))
 
 
 def _open_store(args: argparse.Namespace):

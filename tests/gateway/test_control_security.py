@@ -1,0 +1,270 @@
+"""The control API under attack by a local user: a web page in a browser on the Pi (cross-site
+`Origin`, foreign `Host`, `text/plain`: no CORS pre-flight), hostile lease bodies, and a flood of
+half-sent requests that once exhausted the daemon's file descriptors (issue 12, findings 1, 3, 8)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+from drivers.simulator.farm import ModemFarm
+from gateway.control.client import request
+from tests.conftest import run, wait_until
+from tests.gateway.test_cli import free_port
+from tests.gateway.test_daemon import write_toml
+from tests.gateway.uplink_env import Rig
+
+EVIL = {"Origin": "http://evil.example", "Content-Type": "text/plain"}
+
+
+async def raw_http(host: str, port: int, method: str, path: str, *, body: bytes = b"",
+                   headers: dict[str, str] | None = None, timeout: float = 5.0) -> tuple[int, bytes]:
+    """One request written byte for byte as a browser would send it (urllib would fix the Host).
+    Status 0: the server closed the connection without an answer."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    head = [f"{method} {path} HTTP/1.1", *(f"{k}: {v}" for k, v in (headers or {}).items()),
+            f"Content-Length: {len(body)}", "Connection: close", "", ""]
+    try:
+        writer.write("\r\n".join(head).encode() + body)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout)
+    except (ConnectionError, asyncio.TimeoutError):
+        answer = b""
+    finally:
+        writer.close()
+    if not answer.startswith(b"HTTP/1."):
+        return 0, answer
+    head_bytes, _, payload = answer.partition(b"\r\n\r\n")
+    return int(head_bytes.split()[1]), payload
+
+
+async def control(gateway, method: str, path: str, body: object = None) -> tuple[int, object]:
+    """A lease command the way the operator's CLI sends it: over the control socket. A ``bytes``
+    body goes as it is (the CLI would never send it; a hostile local client might)."""
+    if not isinstance(body, bytes):
+        return await asyncio.to_thread(request, gateway.control_socket, method, path, body)
+    reader, writer = await asyncio.open_unix_connection(gateway.control_socket)
+    writer.write(f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                 f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode() + body)
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    if not answer.startswith(b"HTTP/1."):
+        return 0, None
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(payload)
+
+
+def test_a_web_page_can_neither_open_a_lease_nor_read_the_daemon(tmp_path):
+    """Finding 1: the curl from the issue, and its /finish, /leases and /status siblings."""
+
+    async def scenario():
+        async with Rig(tmp_path, modems=2) as rig:
+            host, port = rig.gateway.control_address
+            number, other = rig.numbers()
+            foreign = {**EVIL, "Host": f"evil.example:{port}"}
+            csrf = json.dumps({"number": number, "service": "x", "lease_id": "CSRF1"}).encode()
+            status, _ = await raw_http(host, port, "POST", "/leases", body=csrf, headers=foreign)
+            assert status in (403, 404, 405, 421), status
+            status, _ = await raw_http(host, port, "POST", "/leases", body=csrf,
+                                       headers={**EVIL, "Host": f"127.0.0.1:{port}"})
+            assert status in (403, 404, 405), status  # a loopback Host is no pass for a cross-site write
+            assert rig.gateway.core.engine.active() == [] and rig.gateway.core.engine.get("CSRF1") is None
+            for path in ("/leases", "/status", "/metrics"):
+                status, payload = await raw_http(host, port, "GET", path, headers={"Host": f"evil.example:{port}"})
+                assert status in (403, 421), (path, status)
+                assert number.encode() not in payload and b"modems" not in payload and b"simgw_" not in payload
+            # the marketplace opens a real lease on the other number: the uplink is up and forwarding
+            assert (await rig.open("REAL1", other))["ok"]
+            rig.farm.send_sms(0, "+79161234567", "CSRF secret 4242")
+            rig.farm.send_sms(1, "+79161234567", "real code 777")
+            await wait_until(lambda: len(rig.market.sms("REAL1")) == 1, 10, "the leased SMS at the marketplace")
+            await wait_until(lambda: len(rig.gateway.store_messages()) == 2, 10, "both SMS stored")
+            assert [m.text for m in rig.gateway.store_messages() if m.quarantined] == ["CSRF secret 4242"]
+            assert all("CSRF" not in (sms["text"] or "") for sms in rig.market.sms())
+
+    run(scenario(), 60)
+
+
+def test_hostile_lease_bodies_get_a_specific_400_and_store_nothing(tmp_path):
+    """Finding 8: the protocol's own field rules on the control API; no traceback, no dropped
+    connection, nothing stored or forwarded."""
+
+    async def scenario():
+        async with Rig(tmp_path, modems=1) as rig:
+            number = rig.numbers()[0]
+            cases = [
+                ({"number": number, "service": "x", "category": ["banking"]}, "category"),
+                ({"number": number, "service": "x", "lease_id": "L" * 5000}, "lease_id"),
+                ({"number": number, "service": "x", "lease_id": {"id": 1}}, "lease_id"),
+                ({"number": number, "service": "s" * 65}, "service"),
+                ({"number": "not a number", "service": "x"}, "number"),
+                ({"number": number, "service": "x", "wait_window": -5}, "wait_window"),
+                ({"number": number, "service": "x", "wait_window": True}, "wait_window"),
+                (b"[" * 30000 + b"]" * 30000, "JSON"),
+                (b"\xff\xfe not json", "JSON"),
+                ([number, "x"], "object"),
+            ]
+            for body, word in cases:
+                status, answer = await control(rig.gateway, "POST", "/leases", body)
+                assert status == 400, (str(body)[:60], status, answer)
+                assert word in answer["error"], (word, answer)
+            status, answer = await control(rig.gateway, "POST", "/leases/" + "L" * 5000 + "/finish")
+            assert status in (400, 414) and status != 0, status
+            assert rig.gateway.core.engine.active() == []
+            assert rig.gateway.read(lambda store: store.leases(active_only=False)) == []
+            status, answer = await control(rig.gateway, "POST", "/leases", {"number": number, "service": "x",
+                                                                           "lease_id": "OK-1"})
+            assert status == 201, answer  # the daemon still serves a well-formed lease
+
+    run(scenario(), 60)
+
+
+# ------------------------------------------------------------------- a hostile user on the Pi
+def _listening_tcp_ports(pid: int) -> set[int]:
+    """Every TCP port process ``pid`` listens on, from its socket inodes and /proc/net/tcp{,6}."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        with open(f"/proc/{pid}/net/{table}") as fh:
+            for line in fh.readlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                    ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def _open_idle(port: int, count: int, within: float = 20.0) -> tuple[list[socket.socket], int]:
+    """``count`` connections that each send half a request head and then say nothing (bounded:
+    each connect waits at most 0.5 s, all of them ``within`` seconds). Returns the sockets and
+    how many the server did not take."""
+    held, refused = [], 0
+    deadline = time.monotonic() + within
+    for _ in range(count):
+        if time.monotonic() > deadline:
+            refused += 1
+            continue
+        sock = socket.socket()
+        sock.settimeout(0.5)
+        try:
+            sock.connect(("127.0.0.1", port))
+            sock.sendall(b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        except OSError:
+            refused += 1
+        held.append(sock)
+    return held, refused
+
+
+def _limit_children_to(soft: int, hard: int):
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_hostile_local_user(tmp_path):
+    """Must-show 3, and finding 3: a browser-like client against every TCP port the daemon
+    listens on opens nothing and reads nothing; 1,500 idle connections leave /status answering
+    within a second and an unplugged modem recovering. The daemon runs with the 1,024-descriptor
+    limit of a default unit (soft = hard, so it cannot raise it: the connection cap is what holds)."""
+    idle_connections = 1500
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < idle_connections + 200:
+        import pytest
+
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is below the {idle_connections} connections this test opens")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, idle_connections + 200), hard))
+
+    async def scenario():
+        farm = ModemFarm(2, profile="generic", periodic_interval=None, directory=str(tmp_path / "ports"))
+        await farm.start()
+        conf, port = str(tmp_path / "simgw.toml"), free_port()
+        write_toml(farm, str(tmp_path / "state"), port, conf)
+        proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", "--log-json", "--config", conf, "run"],
+                                stdout=subprocess.DEVNULL, stderr=open(tmp_path / "daemon.log", "wb"),
+                                preexec_fn=_limit_children_to(1024, 1024))
+        held: list[socket.socket] = []
+        loopback = {"Host": f"127.0.0.1:{port}"}
+
+        async def status_of(i: int) -> str | None:
+            code, payload = await raw_http("127.0.0.1", port, "GET", "/status", headers=loopback, timeout=2)
+            return json.loads(payload)["modems"][i]["state"] if code == 200 else None
+
+        async def wait_state(i: int, state: str, timeout: float) -> None:
+            deadline = time.monotonic() + timeout
+            while (seen := await _quiet(status_of(i))) != state:
+                assert time.monotonic() < deadline, f"modem {i} never {state}: {seen}"
+                await asyncio.sleep(0.1)
+
+        try:
+            await wait_state(0, "ok", 20)
+            await wait_state(1, "ok", 10)
+            number = farm.info()[0].msisdn
+            ports = _listening_tcp_ports(proc.pid)
+            assert port in ports, ports
+            for tcp_port in sorted(ports):
+                for host in (f"evil.example:{tcp_port}", f"127.0.0.1:{tcp_port}"):
+                    body = json.dumps({"number": number, "service": "x", "lease_id": "EVIL"}).encode()
+                    for method, path in (("POST", "/leases"), ("POST", "/leases/EVIL/finish"),
+                                         ("PUT", "/leases"), ("DELETE", "/leases/EVIL")):
+                        status, _ = await raw_http("127.0.0.1", tcp_port, method, path, body=body,
+                                                   headers={**EVIL, "Host": host})
+                        assert 400 <= status < 500, (tcp_port, method, path, host, status)
+                    for path in ("/status", "/metrics", "/leases"):
+                        status, payload = await raw_http("127.0.0.1", tcp_port, "GET", path,
+                                                         headers={**EVIL, "Host": host})
+                        assert 400 <= status < 500, (tcp_port, path, host, status)
+                        assert number.encode() not in payload and b"modem" not in payload
+            messages_before = _leases_in(tmp_path)
+            assert messages_before == [], messages_before
+
+            held, refused = await asyncio.to_thread(_open_idle, port, idle_connections)
+            started = time.monotonic()
+            status, payload = await raw_http("127.0.0.1", port, "GET", "/status", headers=loopback, timeout=5)
+            answered_in = time.monotonic() - started
+            print(f"\n{idle_connections} idle connections ({refused} refused at connect): "
+                  f"/status answered {status} in {answered_in * 1000:.0f} ms")
+            assert status == 200 and answered_in < 1.0, (status, answered_in)
+            farm.inject_fault(0, "unplug")
+            await wait_state(0, "gone", 15)
+            farm.inject_fault(0, "replug")
+            await wait_state(0, "ok", 20)
+            assert proc.poll() is None
+        finally:
+            for sock in held:
+                sock.close()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            await farm.stop()
+        log_size = os.path.getsize(tmp_path / "daemon.log")
+        assert log_size < 2_000_000, f"the daemon wrote {log_size} bytes of log"
+
+    run(scenario(), 150)
+
+
+async def _quiet(coro):
+    try:
+        return await coro
+    except (OSError, asyncio.TimeoutError, ValueError, KeyError):
+        return None
+
+
+def _leases_in(tmp_path) -> list:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "state" / "simgw.db") as conn:
+        return conn.execute("SELECT id FROM leases").fetchall()
