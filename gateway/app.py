@@ -101,7 +101,7 @@ class Gateway:
             self._tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
         routes = ControlRoutes(self, mono=self._mono, wall=self._wall)
         self.control = ControlServer(routes, listen=self.config.control_listen, socket_path=self.control_socket,
-                                     state_dir=self.config.state_dir)
+                                     link_from=None if self.config.control_socket else self.config.state_dir)
         await self.control.start()
 
     def _rescan(self) -> None:

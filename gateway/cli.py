@@ -227,11 +227,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _control(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
     """One request to the running daemon over its control socket, found from the same config."""
     from gateway.control.client import ControlUnavailable, request
-    from gateway.control.unix import socket_path
+    from gateway.control.unix import client_socket_path
 
     config = _config(args)
     try:
-        return request(socket_path(config.control_socket, config.state_dir), method, path, body)  # type: ignore[return-value]
+        return request(client_socket_path(config.control_socket, config.state_dir), method, path, body)  # type: ignore[return-value]
     except ControlUnavailable as exc:
         raise SystemExit(f"simgw: {exc}") from None
 

@@ -39,24 +39,31 @@ class HttpLimits:
     max_line: int = 4096
     max_field: int = 4096
     max_headers: int = 32
+    lingering_time: float = 1.0  # reading what is left of an unread body after an answer
 
     def runner_options(self) -> dict[str, object]:
         """Keyword arguments for ``web.AppRunner`` (passed on to aiohttp's RequestHandler)."""
         return {"keepalive_timeout": self.keepalive_timeout, "max_line_size": self.max_line,
                 "max_field_size": self.max_field, "max_headers": self.max_headers, "access_log": None,
+                "lingering_time": self.lingering_time,
                 "handler_cancellation": True, "handle_signals": False}
 
 
 class ConnectionCap:
     """A protocol factory around aiohttp's: counts, caps and times out connections."""
 
-    def __init__(self, make_protocol: Callable[[], asyncio.Protocol], limits: HttpLimits, name: str) -> None:
+    REPORT_EVERY = 60.0  # seconds between two log lines about closed connections
+
+    def __init__(self, make_protocol: Callable[[], asyncio.Protocol], limits: HttpLimits, name: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._make = make_protocol
         self.limits = limits
         self.name = name
         self.waiting: collections.OrderedDict[asyncio.BaseTransport, asyncio.TimerHandle] = collections.OrderedDict()
         self.busy: set[asyncio.BaseTransport] = set()
         self.closed_at_cap = self.timed_out = self.evicted = 0
+        self._clock = clock
+        self._reported_at: float | None = None
 
     def __call__(self) -> asyncio.Protocol:
         return _Capped(self)
@@ -69,10 +76,12 @@ class ConnectionCap:
         if self.open >= self.limits.max_connections:
             if not self.waiting:
                 self.closed_at_cap += 1
+                self._report()
                 return False
             oldest, timer = self.waiting.popitem(last=False)
             timer.cancel()
             self.evicted += 1
+            self._report()
             oldest.abort()
         loop = asyncio.get_running_loop()
         self.waiting[transport] = loop.call_later(self.limits.head_timeout, self._expire, transport)
@@ -94,7 +103,18 @@ class ConnectionCap:
     def _expire(self, transport: asyncio.BaseTransport) -> None:
         if self.waiting.pop(transport, None) is not None:
             self.timed_out += 1
+            self._report()
             transport.abort()
+
+    def _report(self) -> None:
+        """One warning a minute while connections are being closed, with the running counts."""
+        now = self._clock()
+        if self._reported_at is not None and now - self._reported_at < self.REPORT_EVERY:
+            return
+        self._reported_at = now
+        log.warning("http.connections_closed", listener=self.name, open=self.open,
+                    max_connections=self.limits.max_connections, idle_evicted=self.evicted,
+                    head_timed_out=self.timed_out, refused_all_busy=self.closed_at_cap)
 
     def close_all(self) -> None:
         for transport in [*self.waiting, *self.busy]:
@@ -184,8 +204,7 @@ def raise_open_files_limit() -> tuple[int, int]:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         except (ValueError, OSError) as exc:
-            log.warning("process.open_files_limit_kept", soft=soft, hard=hard, error=str(exc))
+            log.warning("process.open_files_limit", soft=soft, hard=hard, raised=False, error=str(exc))
             return soft, soft
-        log.info("process.open_files_limit_raised", before=soft, after=target)
-        return soft, target
-    return soft, soft
+    log.info("process.open_files_limit", before=soft, soft=max(soft, target), hard=hard)
+    return soft, max(soft, target)

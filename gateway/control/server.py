@@ -141,28 +141,32 @@ class ControlRoutes:
 class ControlServer:
     """Starts and stops both listeners; owns their sockets, caps and the accept-error log."""
 
-    def __init__(self, routes: ControlRoutes, *, listen: tuple[str, int], socket_path: str, state_dir: str,
-                 limits: HttpLimits | None = None) -> None:
-        self.routes, self.listen, self.socket_path, self.state_dir = routes, listen, socket_path, state_dir
+    def __init__(self, routes: ControlRoutes, *, listen: tuple[str, int], socket_path: str,
+                 link_from: str | None = None, limits: HttpLimits | None = None) -> None:
+        """``link_from``: a state directory to link to the socket from (when the socket lives in
+        systemd's runtime directory), or None."""
+        self.routes, self.listen, self.socket_path, self.link_from = routes, listen, socket_path, link_from
         self.limits = limits or HttpLimits()
         self.address: tuple[str, int] | None = None
         self.caps: dict[str, ConnectionCap] = {}
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.AbstractServer] = []
         self._link: str | None = None
+        self._bound = False  # only a socket this server made is removed on stop
         self._accept_errors = AcceptErrorLog()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         self._accept_errors.install(loop)
         sock = unix.bind(self.socket_path)
+        self._bound = True
         try:
             await self._serve("socket", self.routes.socket_app(self.limits),
                               lambda cap: loop.create_unix_server(cap, sock=sock, backlog=128))
         except BaseException:
             sock.close()
             raise
-        self._link = unix.link_from_state_dir(self.socket_path, self.state_dir)
+        self._link = unix.link_from_state_dir(self.socket_path, self.link_from) if self.link_from else None
         host, port = self.listen
         server = await self._serve("tcp", self.routes.tcp_app(self.limits),
                                    lambda cap: loop.create_server(cap, host, port, backlog=128))
@@ -190,5 +194,6 @@ class ControlServer:
             cap.close_all()
         for runner in self._runners:
             await runner.cleanup()
-        unix.remove(self.socket_path, self._link)
+        if self._bound:
+            unix.remove(self.socket_path, self._link)
         self._accept_errors.uninstall()

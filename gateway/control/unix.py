@@ -8,6 +8,10 @@ The rule, for the daemon and the CLI alike (both read the same config):
    started from a shell (no ``$RUNTIME_DIRECTORY``) finds it through the state directory;
 3. else ``<state_dir>/control.sock``.
 
+A CLI run by a member of group ``simgw`` cannot search the unit's 0700 state directory; when
+that is why it cannot see ``<state_dir>/control.sock``, it uses the shipped unit's
+``/run/simgw/control.sock`` (``RuntimeDirectory=simgw``, mode 0750).
+
 So daemons with their own state directories never share a socket; a daemon that finds a live
 daemon on its path refuses to start rather than steal it, and one that finds a dead socket
 (a crash) replaces it. The socket is mode 0660 and, where a group ``simgw`` exists and the daemon
@@ -30,6 +34,7 @@ log = structlog.get_logger("gateway.control")
 SOCKET_NAME = "control.sock"
 SOCKET_MODE = 0o660
 SOCKET_GROUP = "simgw"
+UNIT_SOCKET = "/run/simgw/control.sock"  # RuntimeDirectory=simgw in systemd/simgw.service
 MAX_PATH = 107  # sockaddr_un.sun_path on Linux, less the terminating NUL
 
 
@@ -44,6 +49,22 @@ def socket_path(control_socket: str | None, state_dir: str, environ: dict[str, s
         return control_socket
     runtime = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
     return os.path.join(runtime or state_dir, SOCKET_NAME)
+
+
+def client_socket_path(control_socket: str | None, state_dir: str,
+                       environ: dict[str, str] | os._Environ = os.environ) -> str:
+    """Where the CLI finds the daemon's socket: the daemon's rule, through the state directory."""
+    path = socket_path(control_socket, state_dir, environ)
+    if control_socket or environ.get("RUNTIME_DIRECTORY"):
+        return path
+    try:
+        os.stat(state_dir)
+        os.listdir(state_dir)
+    except PermissionError:
+        return UNIT_SOCKET
+    except OSError:
+        pass
+    return path
 
 
 def bind(path: str) -> socket.socket:

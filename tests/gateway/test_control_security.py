@@ -10,12 +10,23 @@ import os
 import resource
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
 
+import pytest
+from structlog.testing import capture_logs
+
 from drivers.simulator.farm import ModemFarm
+from gateway.app import Gateway
+from gateway.config import Config, LeaseConfig
+from gateway.control import rules
 from gateway.control.client import request
+from gateway.control.limits import AcceptErrorLog, HttpLimits
+from gateway.control.server import ControlRoutes, ControlServer
+from gateway.control.unix import ControlSocketError, client_socket_path
+from gateway.uplink.protocol import OpenLease
 from tests.conftest import run, wait_until
 from tests.gateway.test_cli import free_port
 from tests.gateway.test_daemon import write_toml
@@ -180,8 +191,6 @@ def test_hostile_local_user(tmp_path):
     idle_connections = 1500
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard != resource.RLIM_INFINITY and hard < idle_connections + 200:
-        import pytest
-
         pytest.skip(f"RLIMIT_NOFILE hard limit {hard} is below the {idle_connections} connections this test opens")
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, idle_connections + 200), hard))
 
@@ -268,3 +277,200 @@ def _leases_in(tmp_path) -> list:
 
     with sqlite3.connect(tmp_path / "state" / "simgw.db") as conn:
         return conn.execute("SELECT id FROM leases").fetchall()
+
+
+# --------------------------------------------------------------------- the rules, without I/O
+LOOPBACK = ["localhost", "localhost:8765", "LOCALHOST:1", "127.0.0.1", "127.0.0.1:8765", "127.1.2.3:80", "[::1]",
+            "[::1]:8765"]
+FOREIGN = ["evil.example", "evil.example:8765", "127.0.0.1.evil.example", "localhost.evil.example:80", "0.0.0.0:8765",
+           "192.168.1.20", "[::2]:80", "::1", "[::1]x", "localhost:abc", "127.0.0.1:1:2", ""]
+
+
+@pytest.mark.parametrize("host", LOOPBACK)
+def test_loopback_hosts_are_recognised(host):
+    assert rules.is_loopback_host(host)
+
+
+@pytest.mark.parametrize("host", FOREIGN)
+def test_foreign_hosts_are_not(host):
+    assert not rules.is_loopback_host(host)
+
+
+@pytest.mark.parametrize("method,host,origin,site,status", [
+    ("GET", "127.0.0.1:8765", None, None, None),
+    ("HEAD", "localhost:8765", None, None, None),
+    ("GET", "127.0.0.1:8765", "http://127.0.0.1:8765", "same-origin", None),
+    ("GET", None, None, None, 421),
+    ("GET", "evil.example:8765", None, None, 421),
+    ("GET", "127.0.0.1:8765", "http://evil.example", None, 403),
+    ("GET", "127.0.0.1:8765", "http://localhost:3000", None, 403),  # another local site is another origin
+    ("GET", "127.0.0.1:8765", "null", None, 403),  # sandboxed frames, file:// pages
+    ("GET", "127.0.0.1:8765", None, "cross-site", 403),
+    ("POST", "127.0.0.1:8765", None, None, 405),
+    ("OPTIONS", "127.0.0.1:8765", None, None, 405),
+])
+def test_tcp_listener_rules(method, host, origin, site, status):
+    refusal = rules.tcp_refusal(method, host, origin, site)
+    assert (refusal.status if refusal else None) == status
+
+
+def test_a_good_body_becomes_the_lease_the_marketplace_would_ask_for():
+    lease = rules.lease_open(b'{"number": "+79000000001", "service": "telegram", "wait_window": 300}', "GEN1")
+    assert isinstance(lease, OpenLease)
+    assert (lease.lease_id, lease.number, lease.service, lease.wait_window) == ("GEN1", "+79000000001", "telegram", 300)
+    refused = rules.lease_open(b'{"number": "+79000000001", "service": "x", "wait": 5}', "GEN2")
+    assert isinstance(refused, rules.Refusal) and "unknown field 'wait'" in refused.message
+    escaped = rules.lease_open(b'{"number": "+79000000001", "service": "x", "lease_id": "\\u001b]0;pwned\\u0007"}', "G")
+    assert isinstance(escaped, rules.Refusal) and "control characters" in escaped.message
+    assert rules.lease_id("L" * 129) is not None and rules.lease_id("L-1") is None
+
+
+# ------------------------------------------------------------ the socket: where, mode, owners
+def _bare_config(state_dir, **extra) -> Config:
+    return Config(path="<test>", gateway_id="sock", state_dir=str(state_dir), leases=LeaseConfig(),
+                  control_listen=("127.0.0.1", 0), **extra)
+
+
+def test_socket_mode_placement_and_no_collision(tmp_path, monkeypatch):
+    async def scenario():
+        monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
+        first, second = Gateway(_bare_config(tmp_path / "a")), Gateway(_bare_config(tmp_path / "b"))
+        await first.start()
+        await second.start()  # its own state directory: its own socket
+        try:
+            assert first.control_socket == str(tmp_path / "a" / "control.sock")
+            info = os.stat(first.control_socket)
+            assert stat.S_ISSOCK(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o660
+            assert (await asyncio.to_thread(request, second.control_socket, "GET", "/status"))[1]["gateway"] == "sock"
+            same = Gateway(_bare_config(tmp_path / "a"))
+            with pytest.raises(ControlSocketError, match="another simgw daemon already serves"):
+                await same.start()
+            await same.stop()
+        finally:
+            await first.stop()
+            await second.stop()
+        assert not os.path.exists(first.control_socket)  # removed on a clean stop
+
+    run(scenario(), 30)
+
+
+def test_socket_under_runtime_directory_is_found_by_the_cli_through_the_state_dir(tmp_path, monkeypatch):
+    async def scenario():
+        runtime = tmp_path / "run"
+        runtime.mkdir()
+        monkeypatch.setenv("RUNTIME_DIRECTORY", str(runtime))
+        gateway = Gateway(_bare_config(tmp_path / "state"))
+        await gateway.start()
+        try:
+            assert gateway.control_socket == str(runtime / "control.sock")
+            monkeypatch.delenv("RUNTIME_DIRECTORY")  # an operator's shell
+            found = client_socket_path(None, str(tmp_path / "state"))
+            assert found == str(tmp_path / "state" / "control.sock") and os.path.islink(found)
+            status, _ = await asyncio.to_thread(request, found, "GET", "/leases")
+            assert status == 200
+        finally:
+            await gateway.stop()
+
+    run(scenario(), 30)
+
+
+def test_a_dead_socket_is_replaced_and_a_file_is_not_touched(tmp_path, monkeypatch):
+    async def scenario():
+        monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
+        chosen = str(tmp_path / "ctl.sock")
+        dead = socket.socket(socket.AF_UNIX)
+        dead.bind(chosen)  # a daemon that died without removing its socket
+        dead.close()
+        gateway = Gateway(_bare_config(tmp_path / "state", control_socket=chosen))
+        await gateway.start()
+        try:
+            assert (await asyncio.to_thread(request, chosen, "GET", "/leases")) == (200, [])
+        finally:
+            await gateway.stop()
+        (tmp_path / "not-a-socket").write_text("keep me")
+        other = Gateway(_bare_config(tmp_path / "state", control_socket=str(tmp_path / "not-a-socket")))
+        with pytest.raises(ControlSocketError, match="is not a socket"):
+            await other.start()
+        await other.stop()
+        assert (tmp_path / "not-a-socket").read_text() == "keep me"
+
+    run(scenario(), 30)
+
+
+# ------------------------------------------------------------------------------ the limits
+def test_idle_connections_time_out_and_at_the_cap_the_oldest_idle_one_makes_room(tmp_path, monkeypatch):
+    async def scenario():
+        monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)
+        gateway = Gateway(_bare_config(tmp_path / "state"))
+        await gateway.start()
+        limits = HttpLimits(max_connections=4, head_timeout=0.5, request_timeout=0.5)
+        server = ControlServer(ControlRoutes(gateway, mono=time.monotonic, wall=time.time), listen=("127.0.0.1", 0),
+                               socket_path=str(tmp_path / "small.sock"), limits=limits)
+        await server.start()
+        port = server.address[1]
+        idle = []
+        try:
+            for _ in range(4):
+                idle.append(await asyncio.open_connection("127.0.0.1", port))
+                idle[-1][1].write(b"GET /status HTTP/1.1\r\n")
+            await asyncio.sleep(0.05)
+            status, _ = await raw_http("127.0.0.1", port, "GET", "/status", headers={"Host": "localhost"})
+            assert status == 200 and server.caps["tcp"].evicted == 1
+            assert await asyncio.wait_for(idle[0][0].read(), 1) == b""  # the oldest idle one was closed
+            started = time.monotonic()
+            assert await asyncio.wait_for(idle[3][0].read(), 2) == b""  # the head never came: closed
+            assert time.monotonic() - started < 0.6 and server.caps["tcp"].timed_out >= 3
+            # a body that never arrives: answered 408 when the request's time is up
+            reader, writer = await asyncio.open_unix_connection(str(tmp_path / "small.sock"))
+            writer.write(b"POST /leases HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100\r\n\r\n{\"num")
+            answer = await asyncio.wait_for(reader.readline(), 3)
+            assert answer.startswith(b"HTTP/1.1 408"), answer[:80]
+            assert await asyncio.wait_for(reader.read(), 3)  # the rest, then closed within lingering_time
+            writer.close()
+            # and a body over 64 KiB: 413, nothing read past the limit
+            big = b'{"number": "+79000000001", "service": "' + b"x" * 70_000 + b'"}'
+            reader, writer = await asyncio.open_unix_connection(str(tmp_path / "small.sock"))
+            writer.write(b"POST /leases HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(big) + big)
+            answer = await asyncio.wait_for(reader.readline(), 3)
+            assert answer.startswith(b"HTTP/1.1 413"), answer[:80]
+            writer.close()
+        finally:
+            for _, writer in idle:
+                writer.close()
+            await server.stop()
+            await gateway.stop()
+
+    run(scenario(), 30)
+
+
+def test_accept_failures_are_logged_once_a_minute_with_a_count():
+    now = [0.0]
+    passed_on = []
+    loop = asyncio.new_event_loop()
+    try:
+        loop.set_exception_handler(lambda _, context: passed_on.append(context["message"]))
+        handler = AcceptErrorLog(every=60.0, clock=lambda: now[0])
+        handler.install(loop)
+        context = {"message": "socket.accept() out of system resource", "exception": OSError(24, "Too many open files")}
+        with capture_logs() as logged:
+            for i in range(1000):
+                now[0] = i * 0.01  # 1,000 failures in 10 s
+                loop.call_exception_handler(context)
+            now[0] = 61.0
+            loop.call_exception_handler(context)
+            loop.call_exception_handler({"message": "something else"})
+        failures = [entry for entry in logged if entry["event"] == "http.accept_failed"]
+        assert [entry["failures"] for entry in failures] == [1, 1001]
+        assert passed_on == ["something else"]
+        handler.uninstall()
+    finally:
+        loop.close()
+
+
+def test_the_daemon_raises_its_soft_open_files_limit_to_the_hard_one():
+    code = "from gateway.control.limits import raise_open_files_limit as r; print(*r())"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
+                            preexec_fn=_limit_children_to(1024, 4096))
+    assert result.stdout.splitlines()[-1].split() == ["1024", "4096"], result  # (the log line comes first)
