@@ -7,11 +7,11 @@ accepts every connection the kernel hands it. ~1,100 half-sent requests once too
 its 1,024-descriptor limit: /status stopped answering, an unplugged modem could not reopen its
 port, the uplink could not reconnect. So each listener gets a :class:`ConnectionCap`:
 
-* at most ``limit`` connections at once; at the cap the connection that has waited longest
-  without a complete request head is closed to make room, and when every connection is busy
-  with a request the newcomer is closed at once;
-* a connection whose request head is not complete ``head_timeout`` seconds after it opened is
-  closed (the request handler itself runs under ``request_timeout``, body included);
+* at most ``max_connections`` at once; at the cap the connection that has waited longest for a
+  request head (new, or kept alive after an answer) is closed to make room, and when every
+  connection is busy with a request the newcomer is closed at once;
+* a connection whose request head is not complete ``head_timeout`` seconds after it opened (or
+  after its last answer) is closed; the handler runs under ``request_timeout``, body included;
 * accept() failures (EMFILE and kin) are logged once per minute with a count, not per attempt.
 """
 
@@ -93,6 +93,13 @@ class ConnectionCap:
         if timer is not None:
             timer.cancel()
             self.busy.add(transport)
+
+    def request_done(self, transport: asyncio.BaseTransport | None) -> None:
+        """The answer is written: a kept-alive connection is idle again, evictable and timed."""
+        if transport is not None and transport in self.busy and not transport.is_closing():
+            self.busy.discard(transport)
+            loop = asyncio.get_running_loop()
+            self.waiting[transport] = loop.call_later(self.limits.head_timeout, self._expire, transport)
 
     def released(self, transport: asyncio.BaseTransport) -> None:
         timer = self.waiting.pop(transport, None)

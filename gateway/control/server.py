@@ -39,10 +39,19 @@ def _error(status: int, message: str, **headers: str) -> web.Response:
 
 @web.middleware
 async def _bounded(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Marks the connection busy (its head arrived), bounds the request's time, and answers
-    every failure as JSON with one sentence: never a traceback, never a dropped connection."""
-    request.app[CAP_KEY].request_started(request.transport)
-    limits = request.app[CAP_KEY].limits
+    """Marks the connection busy while a request is handled (its head arrived) and idle again
+    once the answer is written, bounds the request's time, and answers every failure as JSON
+    with one sentence: never a traceback, never a dropped connection."""
+    cap = request.app[CAP_KEY]
+    cap.request_started(request.transport)
+    response = await _answer(request, handler, cap.limits)
+    await response.prepare(request)
+    await response.write_eof()
+    cap.request_done(request.transport)  # a kept-alive connection waits for its next head like a new one
+    return response
+
+
+async def _answer(request: web.Request, handler: Handler, limits: HttpLimits) -> web.StreamResponse:
     try:
         async with asyncio.timeout(limits.request_timeout):
             return await handler(request)

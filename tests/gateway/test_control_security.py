@@ -420,6 +420,14 @@ def test_idle_connections_time_out_and_at_the_cap_the_oldest_idle_one_makes_room
             started = time.monotonic()
             assert await asyncio.wait_for(idle[3][0].read(), 2) == b""  # the head never came: closed
             assert time.monotonic() - started < 0.6 and server.caps["tcp"].timed_out >= 3
+            # a kept-alive connection is idle again once answered: timed and evictable like a new one
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /status HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            assert (await asyncio.wait_for(reader.readline(), 2)).startswith(b"HTTP/1.1 200")
+            await asyncio.sleep(0.05)
+            assert not server.caps["tcp"].busy and len(server.caps["tcp"].waiting) == 1
+            assert await asyncio.wait_for(reader.read(), 2)  # the rest of the answer, then closed at 0.5 s
+            writer.close()
             # a body that never arrives: answered 408 when the request's time is up
             reader, writer = await asyncio.open_unix_connection(str(tmp_path / "small.sock"))
             writer.write(b"POST /leases HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
