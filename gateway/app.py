@@ -26,7 +26,7 @@ from gateway.config import Config
 from gateway.control.limits import raise_open_files_limit
 from gateway.control.server import ControlRoutes, ControlServer
 from gateway.control.unix import socket_path
-from gateway.control.views import modems_json, status_json
+from gateway.control.views import modems_json
 from gateway.core import GatewayCore, Ingested, decisions_json
 from gateway.leases import Refusal, Refused
 from gateway.banks import SwitchOrder
@@ -357,9 +357,6 @@ class Gateway:
 
     def store_messages(self):
         return self.read(lambda store: store.messages())
-
-    def status(self) -> dict[str, object]:
-        return status_json(self)
 
 
 def _boot_id() -> str | None:

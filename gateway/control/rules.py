@@ -19,7 +19,7 @@ from gateway.uplink.protocol import FrameRejected, OpenLease
 MAX_BODY = 64 * 1024
 LEASE_FIELDS = frozenset({"number", "service", "lease_id", "category", "wait_window"})
 NUMBER = re.compile(r"\+?[0-9]{5,15}")  # E.164 digits, as the modems report them (msisdn.number_in)
-MAX_WAIT_WINDOW = 20 * 60.0  # PROTOCOL.md: wait_window 60..1200 s; the engine clamps within it
+WAIT_WINDOW = (60.0, 20 * 60.0)  # PROTOCOL.md: lease.open wait_window, seconds
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.", "ip6-localhost", "ip6-loopback"})
 
 
@@ -49,8 +49,8 @@ def lease_open(body: bytes, new_id: str) -> OpenLease | Refusal:
         if isinstance(value, str) and not value.isprintable():
             return Refusal(400, f"'{key}' must not contain control characters")
     wait = fields.get("wait_window")
-    if isinstance(wait, (int, float)) and not isinstance(wait, bool) and wait > MAX_WAIT_WINDOW:
-        return Refusal(400, f"'wait_window' must be at most {MAX_WAIT_WINDOW:g} seconds")
+    if isinstance(wait, (int, float)) and not isinstance(wait, bool) and not WAIT_WINDOW[0] <= wait <= WAIT_WINDOW[1]:
+        return Refusal(400, f"'wait_window' must be {WAIT_WINDOW[0]:g}..{WAIT_WINDOW[1]:g} seconds")
     frame = {**fields, "type": "lease.open", "command_id": "control", "lease_id": fields.get("lease_id") or new_id}
     event = protocol.parse(protocol.encode(frame), gateway_id="control")
     if isinstance(event, FrameRejected):

@@ -118,6 +118,8 @@ def test_hostile_lease_bodies_get_a_specific_400_and_store_nothing(tmp_path):
                 ({"number": "not a number", "service": "x"}, "number"),
                 ({"number": number, "service": "x", "wait_window": -5}, "wait_window"),
                 ({"number": number, "service": "x", "wait_window": True}, "wait_window"),
+                ({"number": number, "service": "x", "wait_window": 5}, "60..1200"),
+                ({"number": number, "service": "x", "wait_window": 1e308}, "60..1200"),
                 (b"[" * 30000 + b"]" * 30000, "JSON"),
                 (b"\xff\xfe not json", "JSON"),
                 ([number, "x"], "object"),
@@ -439,6 +441,7 @@ def test_idle_connections_time_out_and_at_the_cap_the_oldest_idle_one_makes_room
             await asyncio.sleep(0.05)
             status, _ = await raw_http("127.0.0.1", port, "GET", "/status", headers={"Host": "localhost"})
             assert status == 200 and server.caps["tcp"].evicted == 1
+            assert await raw_http("127.0.0.1", port, "HEAD", "/metrics", headers={"Host": "[::1]"}) == (200, b"")
             assert await asyncio.wait_for(idle[0][0].read(), 1) == b""  # the oldest idle one was closed
             started = time.monotonic()
             assert await asyncio.wait_for(idle[3][0].read(), 2) == b""  # the head never came: closed
@@ -505,3 +508,13 @@ def test_the_daemon_raises_its_soft_open_files_limit_to_the_hard_one():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30,
                             preexec_fn=_limit_children_to(1024, 4096))
     assert result.stdout.splitlines()[-1].split() == ["1024", "4096"], result  # (the log line comes first)
+
+
+def test_the_cli_says_where_it_looked_when_no_daemon_answers(tmp_path):
+    conf = tmp_path / "simgw.toml"
+    conf.write_text(f'[gateway]\nstate_dir = "{tmp_path / "state"}"\n')
+    result = subprocess.run([sys.executable, "-m", "gateway.cli", "--config", str(conf), "lease", "finish", "X1"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (f"simgw: no control socket at {tmp_path / 'state' / 'control.sock'}; "
+                                     f"is `simgw run` running with this config?")
