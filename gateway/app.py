@@ -381,7 +381,11 @@ async def run_daemon(config: Config, stop: asyncio.Event, *, reload: asyncio.Eve
     faults = FaultFiles.from_env()
     raise_open_files_limit()
     gateway = Gateway(config, wall=faults.wall, faults=faults) if faults.directory else Gateway(config)
-    await gateway.start()
+    try:
+        await gateway.start()
+    except BaseException:
+        await gateway.stop()  # what did start (modems, the core thread) stops before the error is told
+        raise
     host, port = gateway.control_address or ("?", 0)
     log.info("gateway.ready", control=gateway.control_socket, status=f"{host}:{port}", modems=len(config.modems))
     notifier.ready(f"serving {len(config.modems)} modem(s); control on {gateway.control_socket}, "

@@ -490,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.configure(json_lines=True if args.log_json else None, level=args.log_level, redact=not args.no_redact)
     from gateway.config import ConfigError
+    from gateway.control.unix import ControlSocketError
     from gateway.store import StoreError
 
     try:
@@ -497,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"simgw: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except StoreError as exc:
+    except (StoreError, ControlSocketError) as exc:
         print(f"simgw: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

@@ -177,8 +177,13 @@ class ControlServer:
             raise
         self._link = unix.link_from_state_dir(self.socket_path, self.link_from) if self.link_from else None
         host, port = self.listen
-        server = await self._serve("tcp", self.routes.tcp_app(self.limits),
-                                   lambda cap: loop.create_server(cap, host, port, backlog=128))
+        try:
+            server = await self._serve("tcp", self.routes.tcp_app(self.limits),
+                                       lambda cap: loop.create_server(cap, host, port, backlog=128))
+        except OSError as exc:
+            await self.stop()
+            raise unix.ControlSocketError(f"cannot listen on {host}:{port} ([control] listen): "
+                                          f"{exc.strerror or exc}; is another simgw daemon using it?") from None
         sockname = server.sockets[0].getsockname()
         self.address = (sockname[0], sockname[1])
         log.info("control.listening", socket=self.socket_path, tcp=f"{host}:{self.address[1]}", read_only_tcp=True,

@@ -518,3 +518,17 @@ def test_the_cli_says_where_it_looked_when_no_daemon_answers(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip() == (f"simgw: no control socket at {tmp_path / 'state' / 'control.sock'}; "
                                      f"is `simgw run` running with this config?")
+
+
+def test_a_taken_status_port_stops_the_daemon_with_one_line(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        conf = tmp_path / "simgw.toml"
+        conf.write_text(f'[gateway]\nstate_dir = "{tmp_path / "state"}"\n[control]\nlisten = "127.0.0.1:{port}"\n')
+        result = subprocess.run([sys.executable, "-m", "gateway.cli", "--log-level", "warning", "--config", str(conf),
+                                 "run"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1].startswith(f"simgw: cannot listen on 127.0.0.1:{port}")
+    assert not os.path.exists(tmp_path / "state" / "control.sock")  # the socket it had made is gone
