@@ -24,6 +24,7 @@ from aiohttp import web
 
 from gateway.control import rules, unix, views
 from gateway.control.limits import AcceptErrorLog, ConnectionCap, HttpLimits
+from gateway.store import StoreError
 
 if TYPE_CHECKING:
     from gateway.app import Gateway
@@ -65,6 +66,10 @@ async def _answer(request: web.Request, handler: Handler, limits: HttpLimits) ->
         return _error(exc.status, message, **allow)
     except TimeoutError:
         return _error(408, f"the request took longer than {limits.request_timeout:g} s")
+    except StoreError as exc:  # e.g. the disk is full: nothing was decided, the caller may retry
+        log.warning("control.store_unavailable", method=request.method, path=request.path[:200], error=str(exc))
+        return _error(503, f"unavailable: the store cannot commit ({str(exc)[:200]}); nothing was changed, "
+                           f"retry in a few seconds", **{"Retry-After": "5"})
     except Exception:
         log.exception("control.request_failed", method=request.method, path=request.path[:200])
         return _error(500, "internal error; the daemon logged it")

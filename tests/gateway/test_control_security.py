@@ -145,11 +145,11 @@ def test_hostile_lease_bodies_get_a_specific_400_and_store_nothing(tmp_path):
 class _Daemon:
     """One simulated modem and the real Gateway (no uplink: nothing here may reach it anyway)."""
 
-    def __init__(self, tmp_path) -> None:
+    def __init__(self, tmp_path, faults=None) -> None:
         self.farm = ModemFarm(1, profile="generic", periodic_interval=None)
         self.gateway = Gateway(Config(path="<test>", gateway_id="t", state_dir=str(tmp_path / "state"),
                                       modems=(ModemConfig(self.farm.modems[0].link_path),), leases=LeaseConfig(),
-                                      control_listen=("127.0.0.1", 0)), modem_options=FAST)
+                                      control_listen=("127.0.0.1", 0)), modem_options=FAST, faults=faults)
 
     async def __aenter__(self) -> "_Daemon":
         await self.farm.start()
@@ -532,3 +532,24 @@ def test_a_taken_status_port_stops_the_daemon_with_one_line(tmp_path):
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert result.stderr.strip().splitlines()[-1].startswith(f"simgw: cannot listen on 127.0.0.1:{port}")
     assert not os.path.exists(tmp_path / "state" / "control.sock")  # the socket it had made is gone
+
+
+def test_a_full_disk_answers_503_and_the_retry_succeeds(tmp_path):
+    """A commit that fails (SQLite's own 'database or disk is full', injected) is a 503 with
+    Retry-After, not a 500 and a traceback; once the disk has room the same request works."""
+    from gateway.faults import FaultFiles
+
+    async def scenario():
+        faults = tmp_path / "faults"
+        faults.mkdir()
+        async with _Daemon(tmp_path, faults=FaultFiles(str(faults), refresh=0)) as rig:
+            body = {"number": rig.farm.info()[0].msisdn, "service": "x", "lease_id": "DISK1"}
+            (faults / "disk_full").touch()
+            status, answer = await control(rig.gateway, "POST", "/leases", body)
+            assert status == 503 and "disk is full" in answer["error"] and "retry" in answer["error"], answer
+            (faults / "disk_full").unlink()
+            status, answer = await control(rig.gateway, "POST", "/leases", body)
+            assert status == 201, answer
+            await wait_until(lambda: not rig.gateway._wake.is_set(), 5, "the timers to see the lease")
+
+    run(scenario(), 60)
