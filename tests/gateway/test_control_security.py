@@ -375,6 +375,9 @@ def test_socket_mode_placement_and_no_collision(tmp_path, monkeypatch):
             info = os.stat(first.control_socket)
             assert stat.S_ISSOCK(info.st_mode) and stat.S_IMODE(info.st_mode) == 0o660
             assert (await asyncio.to_thread(request, second.control_socket, "GET", "/status"))[1]["gateway"] == "sock"
+            status, metrics = await asyncio.to_thread(request, second.control_socket, "GET", "/metrics")
+            assert status == 200 and "# TYPE simgw_store_commits_total counter\nsimgw_store_commits_total " in metrics
+            assert "# TYPE simgw_leases_active gauge\nsimgw_leases_active 0.0" in metrics
             same = Gateway(_bare_config(tmp_path / "a"))
             with pytest.raises(ControlSocketError, match="another simgw daemon already serves"):
                 await same.start()
