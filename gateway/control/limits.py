@@ -46,7 +46,9 @@ class HttpLimits:
         return {"keepalive_timeout": self.keepalive_timeout, "max_line_size": self.max_line,
                 "max_field_size": self.max_field, "max_headers": self.max_headers, "access_log": None,
                 "lingering_time": self.lingering_time,
-                "handler_cancellation": True, "handle_signals": False}
+                # A client that goes away does not cancel its handler: a lease command runs to its
+                # end (bounded by request_timeout) so its decision and follow-up stay together.
+                "handler_cancellation": False, "handle_signals": False}
 
 
 class ConnectionCap:

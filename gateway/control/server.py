@@ -65,7 +65,8 @@ async def _answer(request: web.Request, handler: Handler, limits: HttpLimits) ->
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else {}
         return _error(exc.status, message, **allow)
     except TimeoutError:
-        return _error(408, f"the request took longer than {limits.request_timeout:g} s")
+        unsure = "; a lease command may still complete: see GET /leases" if request.method == "POST" else ""
+        return _error(408, f"the request took longer than {limits.request_timeout:g} s{unsure}")
     except StoreError as exc:  # e.g. the disk is full: nothing was decided, the caller may retry
         log.warning("control.store_unavailable", method=request.method, path=request.path[:200], error=str(exc))
         return _error(503, f"unavailable: the store cannot commit ({str(exc)[:200]}); nothing was changed, "
@@ -122,8 +123,10 @@ class ControlRoutes:
             log.info("lease.open_refused", source="control", reason=lease.message)
             return _error(lease.status, lease.message)
         core = self.gateway.core
-        result = await self.gateway.local_command(core.open_lease, lease.lease_id, lease.number, lease.service,
-                                                  category=lease.category, wait_window=lease.wait_window)
+        # Shielded: a request timeout must not cut a decision off from its follow-up (timers, uplink).
+        result = await asyncio.shield(self.gateway.local_command(
+            core.open_lease, lease.lease_id, lease.number, lease.service, category=lease.category,
+            wait_window=lease.wait_window))
         log.info("lease.open", source="control", lease=lease.lease_id, number=lease.number, service=lease.service,
                  ok=result["ok"], reason=result.get("reason"))
         return web.json_response(result, status=201 if result["ok"] else 409)
@@ -133,7 +136,7 @@ class ControlRoutes:
         refusal = rules.lease_id(lease_id)
         if refusal is not None:
             return _error(refusal.status, refusal.message)
-        result = await self.gateway.local_command(getattr(self.gateway.core, action), lease_id)
+        result = await asyncio.shield(self.gateway.local_command(getattr(self.gateway.core, action), lease_id))
         return web.json_response(result, status=200 if result["ok"] else 409)
 
     def socket_app(self, limits: HttpLimits) -> web.Application:
