@@ -453,6 +453,13 @@ def test_idle_connections_time_out_and_at_the_cap_the_oldest_idle_one_makes_room
             status, _ = await raw_http("127.0.0.1", port, "GET", "/status", headers={"Host": "localhost"})
             assert status == 200 and server.caps["tcp"].evicted == 1
             assert await raw_http("127.0.0.1", port, "HEAD", "/metrics", headers={"Host": "[::1]"}) == (200, b"")
+            for origin, answer in ((b"http://localhost", b"http/1.1 200"), (b"http://localhost:3000", b"http/1.1 403")):
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)  # no CORS headers, ever
+                writer.write(b"GET /status HTTP/1.1\r\nHost: localhost\r\nOrigin: %s\r\nConnection: close\r\n\r\n"
+                             % origin)
+                head = (await asyncio.wait_for(reader.read(), 2)).partition(b"\r\n\r\n")[0].lower()
+                assert head.startswith(answer) and b"access-control-" not in head, head
+                writer.close()
             assert await asyncio.wait_for(idle[0][0].read(), 1) == b""  # the oldest idle one was closed
             started = time.monotonic()
             assert await asyncio.wait_for(idle[3][0].read(), 2) == b""  # the head never came: closed
