@@ -28,6 +28,7 @@ from gateway.control.server import ControlRoutes, ControlServer
 from gateway.control.unix import socket_path
 from gateway.control.views import modems_json
 from gateway.core import GatewayCore, Ingested, decisions_json
+from gateway.dashboard.sampler import Sampler
 from gateway.leases import Refusal, Refused
 from gateway.banks import SwitchOrder
 from gateway.faults import CrashPoints, FaultFiles
@@ -66,6 +67,7 @@ class Gateway:
         self._tasks: list[asyncio.Task[Any]] = []
         self.control: ControlServer | None = None
         self.control_socket = socket_path(config.control_socket, config.state_dir)
+        self.sampler = Sampler(self, mono=mono, wall=wall)  # the dashboard's history and the alert gauges
         self._wake = asyncio.Event()
         self._timer_wake_at = 0.0  # when the timer loop next wakes by itself (engine time)
         self._crash = crash_points or CrashPoints.from_env(os.environ.get("SIMGW_CRASHPOINTS"))
@@ -97,6 +99,7 @@ class Gateway:
         self._rescan()
         self._tasks.append(asyncio.create_task(self._rescan_loop(), name="port-rescan"))
         self._tasks.append(asyncio.create_task(self._timers(), name="lease-timers"))
+        self._tasks.append(asyncio.create_task(self.sampler.run(), name="dashboard-sampler"))
         if self.uplink is not None:
             self._tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
         routes = ControlRoutes(self, mono=self._mono, wall=self._wall)

@@ -110,6 +110,8 @@ class Config:
     uplink: UplinkConfig | None = None
     banks: tuple[BankConfig, ...] = ()
     ussd_numbers: tuple[UssdNumber, ...] = ()
+    control_show_numbers: bool = False  # the dashboard and /status on the TCP listener mask numbers unless set
+    control_password_file: str | None = None  # HTTP Basic on the TCP listener; required for a non-loopback listen
 
     @property
     def database(self) -> str:
@@ -211,18 +213,37 @@ def _host_port(path: str, key: str, value: object) -> tuple[str, int]:
     raise ConfigError(path, key, "HOST:PORT, e.g. '127.0.0.1:8765'", value)
 
 
-def _loopback(path: str, key: str, address: tuple[str, int]) -> tuple[str, int]:
+def _loopback(path: str, key: str, address: tuple[str, int], password_file: str | None) -> tuple[str, int]:
     """The TCP listener is read-only and still personal (which modems, which numbers): it binds
-    to loopback only, and names it by address, not by a name a resolver could change."""
+    to loopback, named by address, not by a name a resolver could change; another address only
+    behind a password (``[control] password_file``)."""
     host = address[0]
     try:
         loopback = ipaddress.ip_address(host).is_loopback
     except ValueError:
         loopback = host == "localhost"
-    if not loopback:
-        raise ConfigError(path, key, "a loopback address (127.0.0.1:PORT or [::1]:PORT); the lease commands "
-                                     "use the control socket", f"{host}:{address[1]}")
+    if not loopback and password_file is None:
+        raise ConfigError(path, key, "a loopback address (127.0.0.1:PORT or [::1]:PORT), or [control] password_file "
+                                     "set for a LAN address (prefer an SSH tunnel or a TLS reverse proxy); the "
+                                     "lease commands use the control socket", f"{host}:{address[1]}")
     return address
+
+
+def _password_file(path: str, control: _Reader) -> str | None:
+    """``[control] password_file``: an absolute path to a hash made by ``simgw dashboard-password``."""
+    from gateway.dashboard.password import PasswordFileError, read_file
+
+    value = control.string("password_file", None)
+    if value is None:
+        return None
+    if not os.path.isabs(value):
+        raise ConfigError(path, "control.password_file", "an absolute path like '/etc/simgw/dashboard.pass'", value)
+    try:
+        read_file(value)
+    except PasswordFileError as exc:
+        raise ConfigError(path, "control.password_file", "a file made by 'simgw dashboard-password'",
+                          f"{value}: {exc}") from None
+    return value
 
 
 # -------------------------------------------------------------------------------------- loading
@@ -258,7 +279,10 @@ def from_dict(raw: dict[str, Any], path: str = "<config>") -> Config:
     numbers = _numbers(path, top.get("numbers", {}))
     leases = _leases(path, top.get("leases", {}))
     control = _Reader(path, "control", top.get("control", {}))
-    listen = _loopback(path, "control.listen", _host_port(path, "control.listen", control.get("listen", "127.0.0.1:8765")))
+    password_file = _password_file(path, control)
+    listen = _loopback(path, "control.listen", _host_port(path, "control.listen", control.get("listen", "127.0.0.1:8765")),
+                       password_file)
+    show_numbers = control.boolean("show_numbers", False)
     control_socket = control.string("socket", None)
     if control_socket is not None and not os.path.isabs(control_socket):
         raise ConfigError(path, "control.socket", "an absolute path like '/run/simgw/control.sock'", control_socket)
@@ -268,7 +292,7 @@ def from_dict(raw: dict[str, Any], path: str = "<config>") -> Config:
     ussd = _ussd_numbers(path, top.get("ussd_numbers", []))
     top.finish()
     return Config(path, gateway_id, state_dir, log_level, log_format, redact, modems, numbers, leases, listen,
-                  control_socket, uplink, banks, ussd)
+                  control_socket, uplink, banks, ussd, show_numbers, password_file)
 
 
 def _banks(path: str, raw: object, modems: tuple[ModemConfig, ...]) -> tuple[BankConfig, ...]:

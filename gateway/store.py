@@ -145,6 +145,7 @@ class Store:
         self._enqueued: list[tuple[int, str, dict]] = []
         self._db: sqlite3.Connection | None = None
         self.writes = 0  # committed write transactions (the SD card's wear)
+        self.commit_failures = 0  # write transactions the disk refused (full, read-only, I/O error)
 
     # ------------------------------------------------------------------------------- lifecycle
     def open(self) -> None:
@@ -205,6 +206,7 @@ class Store:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
+            self.commit_failures += 1
             raise StoreError(f"{self.path}: commit failed: {exc}") from None
         self.writes += 1
         if self._enqueued and self.on_committed is not None:
@@ -344,6 +346,11 @@ class Store:
 
     def acked_seq(self) -> int:
         return int(self.meta("acked_seq", "0") or 0)
+
+    def outbox_backlog(self) -> tuple[int, float | None]:
+        """Events the marketplace has not acknowledged yet: how many, and when the oldest was made."""
+        count, oldest = self.db.execute("SELECT COUNT(*), MIN(created_at) FROM outbox").fetchone()
+        return count, oldest
 
     def max_seq(self) -> int:
         """The highest outbox seq ever assigned (AUTOINCREMENT never reuses one)."""

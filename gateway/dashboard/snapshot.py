@@ -1,0 +1,152 @@
+"""What the dashboard's page receives, as JSON-ready dicts: modems, SIM bank slots, leases, the
+marketplace session and the Pi. Read from the gateway's published state on the event loop.
+
+Privacy is decided here, not in the browser: unless ``show_numbers``, every phone number is
+masked to its last digits (:func:`mask_number`) and any run of digits long enough to be one is
+masked in free text (modem errors), so the page, its JSON and its stream never carry a full
+number. SMS texts are never read."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from drivers.modem import ModemState
+from gateway import __version__
+
+if TYPE_CHECKING:
+    from drivers.modem import Modem
+    from gateway.app import Gateway
+    from gateway.dashboard.sampler import Sampler
+
+NUMBER_IN_TEXT = re.compile(r"\+?[0-9][0-9 ()-]{5,}[0-9]")
+KEEP_DIGITS = 3
+FAILED_SLOT = frozenset({"wrong_sim", "no_network", "no_answer"})
+
+
+def mask_number(number: str | None) -> str | None:
+    """``+79161234567`` -> ``+•••••••••567``: the last :data:`KEEP_DIGITS` digits and the length."""
+    if not number:
+        return None
+    digits = [ch for ch in number if ch.isdigit()]
+    if len(digits) <= KEEP_DIGITS:
+        return "•" * len(digits)
+    return ("+" if number.startswith("+") else "") + "•" * (len(digits) - KEEP_DIGITS) + "".join(digits[-KEEP_DIGITS:])
+
+
+def mask_text(text: str | None) -> str | None:
+    """Free text (a modem's last error) with every number-like run masked."""
+    if text is None:
+        return None
+    return NUMBER_IN_TEXT.sub(lambda m: mask_number(m.group()) or "", text)[:300]
+
+
+def signal_bars(dbm: int | None) -> int | None:
+    """0..4 bars, the way a phone would draw them (3GPP: -113 dBm is CSQ 0, -51 dBm CSQ 31)."""
+    if dbm is None:
+        return None
+    return sum(dbm >= edge for edge in (-105, -95, -85, -75))
+
+
+class Snapshots:
+    """Builds :meth:`state` (changes every second: time left) and :meth:`charts` (once a minute)."""
+
+    def __init__(self, gateway: Gateway, sampler: Sampler, *, show_numbers: bool,
+                 mono: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+        self._gateway, self._sampler = gateway, sampler
+        self.show_numbers = show_numbers
+        self._mono, self._wall = mono, wall
+
+    def _number(self, number: str | None) -> str | None:
+        return (number or None) if self.show_numbers else mask_number(number)
+
+    def _text(self, text: str | None) -> str | None:
+        return text if self.show_numbers else mask_text(text)
+
+    def state(self) -> dict[str, object]:
+        gateway = self._gateway
+        return {"gateway": gateway.config.gateway_id, "version": __version__, "at": round(self._wall(), 1),
+                "numbers_masked": not self.show_numbers, "modems": [self._modem(m) for m in gateway.modems],
+                "banks": self._banks(), "leases": self._leases(), "markets": self._markets(), "pi": self._pi()}
+
+    def charts(self) -> dict[str, object]:
+        return {"version": self._sampler.history.version,
+                "modems": self._sampler.history.charts(int(self._wall() // 60))}
+
+    def _modem(self, modem: Modem) -> dict[str, object]:
+        health, identity = modem.health, modem.identity
+        state = health.state
+        reason = None
+        if state is not ModemState.OK:
+            reason = health.last_error or (health.registration.name.lower().replace("_", " ")
+                                           if health.registration is not None else None) or health.sim_state
+        registration = health.registration
+        return {
+            "port": modem.path, "vendor": identity.manufacturer or None, "model": identity.model or None,
+            "state": state.value, "reason": self._text(reason), "signal_dbm": health.signal_dbm,
+            "bars": signal_bars(health.signal_dbm), "operator": health.operator,
+            "registration": None if registration is None else registration.name.lower().replace("_", " "),
+            "iccid_tail": identity.iccid[-4:] if identity.iccid else None, "number": self._number(identity.msisdn),
+            "sms_today": self._sampler.history.today(modem.path), "sms_total": health.sms_received,
+            "last_sms_age": None if health.last_sms_at is None else round(max(0.0, time.monotonic() - health.last_sms_at)),
+            "last_error": self._text(health.last_error), "recoveries": health.recoveries,
+        }
+
+    def _banks(self) -> list[dict[str, object]]:
+        banks, switcher = self._gateway.core.banks, self._gateway.switcher
+        out = []
+        for config in self._gateway.config.banks:
+            scheduler = banks.schedulers.get(config.name)
+            if scheduler is None:
+                continue
+            slots = []
+            for slot in range(config.slots):
+                row = banks.rows.get((config.name, slot))
+                radio = scheduler.channel_of(slot)
+                on_air = scheduler.on_air(slot)
+                lease = scheduler.lease_on(slot)
+                if lease is not None:
+                    kind = "leased"
+                elif row is None:
+                    kind = "unknown"
+                elif row.status == "empty":
+                    kind = "empty"
+                elif row.status in FAILED_SLOT:
+                    kind = "failed"
+                else:
+                    kind = "idle" if on_air else "standby"
+                slots.append({"slot": slot + 1, "kind": kind, "radio": radio, "on_air": on_air, "lease": lease,
+                              "number": self._number(row.msisdn if row else None),
+                              "detail": row.status if row is not None else "not scanned"})
+            switching = [port for port in scheduler.channels if scheduler.is_switching(port)]
+            failures = sum(1 for _, order, report in list(switcher.log if switcher else [])
+                           if order.bank == config.name and not report.ok)
+            out.append({"name": config.name, "slots": slots, "queued": len(scheduler.queued),
+                        "switching": switching, "switch_failures": failures,
+                        "lease_wait": banks.wait_summary(config.name)})
+        return out
+
+    def _leases(self) -> list[dict[str, object]]:
+        now = self._mono()
+        return [{"id": lease.id, "service": lease.service, "state": lease.state.value,
+                 "number": self._number(lease.number), "sms": lease.sms_count,
+                 "seconds_left": max(0.0, round(lease.deadline - now, 1))}
+                for lease in self._gateway.core.engine.active()]
+
+    def _markets(self) -> list[dict[str, object]]:
+        uplink, sampler = self._gateway.uplink, self._sampler
+        if uplink is None:
+            return []
+        host = uplink.settings.url.split("//", 1)[-1].split("/", 1)[0].rpartition("@")[2]
+        return [{"name": host, "connected": uplink.connected.is_set(), "since": sampler.uplink_since,
+                 "attempts": uplink.attempts, "last_error": self._text(uplink.last_error),
+                 "outbox_depth": sampler.outbox_depth, "oldest_unacked_s": round(sampler.outbox_oldest_age(), 1)}]
+
+    def _pi(self) -> dict[str, object]:
+        pi = self._sampler.pi
+        return {"database_bytes": pi.database_bytes, "disk_free_bytes": pi.disk_free_bytes,
+                "disk_free_ratio": None if pi.disk_free_ratio is None else round(pi.disk_free_ratio, 4),
+                "commits_per_second": round(pi.commits_per_second, 2), "uptime_s": round(self._sampler.uptime()),
+                "version": __version__, "commit_failures": self._gateway.store.commit_failures}
