@@ -201,8 +201,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     from gateway.control.unix import socket_path
 
     host, port = config.control_listen
+    locked = ", password required" if config.control_password_file else ""
     print(f"{config.path}: ok ({len(config.modems)} modem(s){banks}, database {config.database}, "
-          f"control socket {socket_path(config.control_socket, config.state_dir)}, read-only status on {host}:{port})")
+          f"control socket {socket_path(config.control_socket, config.state_dir)}, read-only status and dashboard "
+          f"on http://{host}:{port}/{locked})")
     return EXIT_OK
 
 
@@ -399,6 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     check = with_config(sub.add_parser("check-config", help="validate the configuration and exit (2 on any error)"))
     check.set_defaults(func=cmd_check_config)
+    from gateway.dashboard import command as dashboard_command
+
+    dashboard_command.add_parser(sub)
 
     status = with_config(sub.add_parser("status", help="modems and SIMs of the running daemon, as a table"))
     status.add_argument("--watch", type=float, nargs="?", const=2.0, default=None, metavar="SECONDS",
