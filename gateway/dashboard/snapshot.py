@@ -27,7 +27,7 @@ FAILED_SLOT = frozenset({"wrong_sim", "no_network", "no_answer"})
 
 
 def mask_number(number: str | None) -> str | None:
-    """``+79161234567`` -> ``+•••••••••567``: the last :data:`KEEP_DIGITS` digits and the length."""
+    """``+79161234567`` -> ``+••••••••567``: the last :data:`KEEP_DIGITS` digits and the length."""
     if not number:
         return None
     digits = [ch for ch in number if ch.isdigit()]
