@@ -107,13 +107,17 @@
     const who = [m.vendor, m.model].filter(Boolean).join(" ") || "identifying…";
     return el("tr", { "data-port": m.port, "data-state": m.state, class: kind === "good" ? null : kind },
       wide("Port", el("strong", { class: "mono", text: m.port.split("/").pop() }), sub(who),
-        el("span", { class: "sub path mono", text: m.port })),
-      td("State", el("span", {}, badge(kind, icon, m.state), sub(m.state === "ok" ? null : m.reason))),
-      td("Signal", bars(m.bars, m.signal_dbm)),
+        el("span", { class: "sub path mono", title: m.port, text: m.port })),
+      td("State", badge(kind, icon, m.state), m.state === "ok" || !m.reason ? null
+        : el("span", { class: "sub clamp", title: m.reason, text: m.reason })),
+      td("Signal", el("span", { class: "nowrap" }, bars(m.bars, m.signal_dbm))),
       td("Network", el("span", { text: m.operator || "–" }), sub(m.registration)),
-      td("SIM", el("span", { class: "mono", text: m.iccid_tail ? "ICCID …" + m.iccid_tail : "–" }), sub(m.number)),
-      td("SMS", el("span", { text: m.sms_today + " today" }), sub(m.last_sms_age === null ? "none yet" : "last " + age(m.last_sms_age) + " ago")),
-      td("Errors", el("span", { text: m.last_error || "none" }), sub(m.recoveries ? m.recoveries + " recoveries" : "no recoveries")),
+      td("SIM", el("span", { class: "mono nowrap", text: m.iccid_tail ? "ICCID …" + m.iccid_tail : "–" }),
+        m.number ? el("span", { class: "sub mono nowrap", text: m.number }) : null),
+      td("SMS", el("span", { class: "nowrap", text: m.sms_today + " today" }),
+        sub(m.last_sms_age === null ? "none yet" : "last " + age(m.last_sms_age) + " ago")),
+      td("Errors", el("span", { class: "clamp", title: m.last_error, text: m.last_error || "none" }),
+        sub(m.recoveries ? m.recoveries + " recoveries" : "no recoveries")),
       wide("Last hour", el("div", { class: "minis" }, mini(chart(history.signal, "signal"), "signal"),
         mini(chart(history.sms, "sms"), "SMS / min"))));
   }
