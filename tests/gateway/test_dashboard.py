@@ -199,3 +199,77 @@ def test_nothing_the_browser_receives_holds_a_full_number_unless_show_numbers(tm
 
     assert run(leaky(False), 90) == set()
     assert len(run(leaky(True), 90)) == 3
+
+
+def test_the_bank_grid_shows_each_slot_leased_idle_standby_or_failed_with_numbers_masked(tmp_path):
+    from drivers.simulator.bank import SimBank
+    from gateway.store import SimRow, Store
+    from tests.gateway.bank_env import SCALE, BankRig, prefill_inventory, rig_config
+
+    bank = SimBank(2, 8, time_scale=SCALE)
+    config = rig_config(bank, str(tmp_path))
+    prefill_inventory(bank, config)
+    store = Store(config.database)
+    store.open()
+    with store.transaction():
+        store.save_sim(SimRow("bank1", 7, "no_answer", None, None, None, None, None, "no +CPIN", None, 0.0))
+    store.close()
+
+    async def scenario():
+        async with BankRig(bank, config) as rig:
+            number = rig.gateway.core.banks.rows[("bank1", 3)].msisdn
+            status, result = await asyncio.to_thread(request_lease, rig.gateway.control_socket, number)
+            assert status == 201, result
+            scheduler = rig.gateway.core.banks.schedulers["bank1"]
+            await wait_until(lambda: scheduler.on_air(3), 10, "the leased SIM on air")
+            host, port = rig.gateway.control_address
+            status, body = await raw_http(host, port, "GET", "/dashboard.json", headers={"Host": f"127.0.0.1:{port}"})
+            return json.loads(body), number, [r.msisdn for r in rig.gateway.core.banks.rows.values() if r.msisdn]
+
+    state, number, numbers = run(scenario(), 90)
+    (grid,) = state["banks"]
+    kinds = {slot["slot"]: slot["kind"] for slot in grid["slots"]}
+    assert kinds[4] == "leased" and grid["slots"][3]["lease"] == "bank-lease" and grid["slots"][3]["on_air"]
+    assert kinds[8] == "failed" and grid["slots"][7]["detail"] == "no_answer"
+    on_air = [slot for slot in grid["slots"] if slot["on_air"]]
+    assert len(on_air) == 2 and len({slot["radio"] for slot in on_air}) == 2  # one SIM on air per radio
+    assert {kinds[s["slot"]] for s in on_air} == {"leased", "idle"}
+    assert set(kinds.values()) == {"leased", "idle", "standby", "failed"}
+    text = json.dumps(state)
+    assert not any(n in text or n.lstrip("+") in text for n in numbers), "a full number in the dashboard's JSON"
+    assert grid["slots"][3]["number"].endswith(number[-3:])
+
+
+def request_lease(socket_path: str, number: str):
+    from gateway.control.client import request
+
+    return request(socket_path, "POST", "/leases", {"number": number, "service": "svc", "lease_id": "bank-lease"})
+
+
+def test_the_live_stream_ends_by_itself_and_at_most_16_run_at_once(tmp_path):
+    from gateway.dashboard.web import MAX_STREAMS
+
+    async def scenario():
+        async with DashboardRig(tmp_path, modems=2) as rig:
+            routes = rig.gateway.control.routes.dashboard
+            routes.stream_seconds = 3.0
+            host, port = rig.gateway.control_address
+            headers = {"Host": f"127.0.0.1:{port}"}
+            started = asyncio.get_running_loop().time()
+            streams = [asyncio.create_task(raw_http(host, port, "GET", "/events", headers=headers, timeout=10))
+                       for _ in range(MAX_STREAMS)]
+            await wait_until(lambda: routes.streams == MAX_STREAMS, 5, "16 streams open")
+            refused = await raw_http(host, port, "GET", "/events", headers=headers)
+            answers = await asyncio.gather(*streams)
+            took = asyncio.get_running_loop().time() - started
+            after = await raw_http(host, port, "GET", "/events", headers=headers)
+            return refused, answers, took, after, routes.streams
+
+    refused, answers, took, after, still_open = run(scenario(), 60)
+    assert refused[0] == 503 and b"already open" in refused[1]
+    assert took < 6, f"the streams took {took:.1f} s to end by themselves"
+    for status, body in answers:
+        events = [json.loads(line[6:]) for line in body.decode().splitlines() if line.startswith("data: ")]
+        assert status == 200 and b"retry: 300\n" in body  # (chunked)
+        assert sum(1 for e in events if "modems" in e and "leases" in e) >= 3  # one a second
+    assert after[0] == 200 and still_open == 0
