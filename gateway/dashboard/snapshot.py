@@ -118,12 +118,13 @@ class Snapshots:
                 else:
                     kind = "idle" if on_air else "standby"
                 slots.append({"slot": slot + 1, "kind": kind, "radio": radio, "on_air": on_air, "lease": lease,
+                              "radio_no": config.channels.index(radio) + 1 if radio in config.channels else None,
                               "number": self._number(row.msisdn if row else None),
                               "detail": row.status if row is not None else "not scanned"})
             switching = [port for port in scheduler.channels if scheduler.is_switching(port)]
             failures = sum(1 for _, order, report in list(switcher.log if switcher else [])
                            if order.bank == config.name and not report.ok)
-            out.append({"name": config.name, "slots": slots, "queued": len(scheduler.queued),
+            out.append({"name": config.name, "slots": slots, "queued": len(scheduler.queued), "radios": list(config.channels),
                         "switching": switching, "switch_failures": failures,
                         "lease_wait": banks.wait_summary(config.name)})
         return out

@@ -11,7 +11,7 @@
     leased: ["good", "●", "leased"], idle: ["calm", "○", "on air, idle"], standby: ["none", "–", "standby"],
     empty: ["none", "∅", "empty"], failed: ["bad", "✖", "failed"], unknown: ["none", "?", "not scanned"],
   };
-  const LEASES = { waiting: ["calm", "◌"], received: ["good", "✔"], repeat_waiting: ["calm", "↻"] };
+  const LEASES = { preparing: ["warn", "⇄"], waiting: ["calm", "◌"], received: ["good", "✔"], repeat_waiting: ["calm", "↻"] };
   const SVG = "http://www.w3.org/2000/svg";
   let state = null, receivedAt = 0, charts = { modems: {} };
 
@@ -134,13 +134,15 @@
     const grid = el("div", { class: "slots" });
     for (const s of b.slots) {
       const [kind, icon, word] = SLOTS[s.kind] || SLOTS.unknown;
-      grid.append(el("div", { class: "slot " + kind, "data-slot": s.slot, title: s.detail },
+      const where = s.radio_no ? (s.on_air ? "on air, radio " : "radio ") + s.radio_no : "no radio";
+      grid.append(el("div", { class: "slot " + kind, "data-slot": s.slot, title: `slot ${s.slot}: ${s.detail}; ${where}` },
         el("b", { text: `${icon} ${s.slot}` }), el("span", { text: word }),
-        el("span", { text: s.radio ? (s.on_air ? "on " : "via ") + s.radio.split("/").pop() : "no radio" }),
+        el("span", { text: s.radio_no ? "radio " + s.radio_no : "no radio" }),
         s.lease ? el("span", { class: "mono", text: s.lease }) : null));
     }
     const wait = b.lease_wait && b.lease_wait.count ? `waited for a radio: p50 ${b.lease_wait.p50_s} s, p90 ${b.lease_wait.p90_s} s` : "no lease has waited for a radio yet";
     return el("div", { class: "bank" }, el("h3", { text: "Bank " + b.name }),
+      el("p", { class: "legend", text: "Radios: " + b.radios.map((r, i) => `${i + 1} ${r.split("/").pop()}`).join(" · ") }),
       el("p", { class: "legend", text: `${b.queued} lease(s) queued for a radio · ${b.switching.length ? "switching: " + b.switching.join(", ") : "no switch running"} · ${b.switch_failures} failed switch(es) · ${wait}` }),
       grid);
   }
@@ -176,7 +178,7 @@
       : [el("tr", {}, el("td", { colspan: 6, class: "empty", text: "no active lease" }))]));
     document.getElementById("banks-section").hidden = !state.banks.length;
     document.getElementById("banks").replaceChildren(...state.banks.map(bank));
-    document.getElementById("legend").textContent = "Slots: ● leased · ○ on air, idle · – standby · ∅ empty · ✖ failed · ? not scanned";
+    document.getElementById("legend").textContent = "Slots: ● leased · ○ on air, idle · – standby (waits for its radio) · ∅ empty · ✖ failed · ? not scanned";
     document.getElementById("markets").replaceChildren(...(state.markets.length ? state.markets.map(market)
       : [el("p", { class: "facts market", text: "no marketplace configured" })]));
     const pi = state.pi;
