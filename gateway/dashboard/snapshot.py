@@ -90,6 +90,7 @@ class Snapshots:
             "registration": None if registration is None else registration.name.lower().replace("_", " "),
             "iccid_tail": identity.iccid[-4:] if identity.iccid else None, "number": self._number(identity.msisdn),
             "sms_today": self._sampler.history.today(modem.path), "sms_total": health.sms_received,
+            # last_sms_at is on the driver's own clock (time.monotonic), not the gateway's injected one
             "last_sms_age": None if health.last_sms_at is None else round(max(0.0, time.monotonic() - health.last_sms_at)),
             "last_error": self._text(health.last_error), "recoveries": health.recoveries,
         }

@@ -77,6 +77,8 @@ class DashboardRoutes:
         return web.json_response(self._snapshots.charts(), headers=SECURITY_HEADERS)
 
     async def events(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "HEAD":
+            return web.Response(headers={**SECURITY_HEADERS, "Content-Type": "text/event-stream; charset=utf-8"})
         if self.streams >= MAX_STREAMS:
             return web.json_response({"error": f"{MAX_STREAMS} dashboards are already open; retry later"},
                                      status=503, headers={"Retry-After": "5"})
