@@ -16,6 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from gateway import __version__, logs
+from gateway.printable import escape, json_line
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_CONFIG = "/etc/simgw/simgw.toml"
@@ -51,7 +52,7 @@ def cmd_pdu_decode(args: argparse.Namespace) -> int:
             out = decoded_json(decode_pdu(item))
         except PduError as exc:
             out, status = {"error": str(exc), "pdu": item[:400]}, EXIT_BAD_INPUT
-        print(json.dumps(out, ensure_ascii=False), flush=True)
+        print(json_line(out), flush=True)
     return status
 
 
@@ -147,8 +148,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     from gateway.smsjson import assembled_json
 
     def on_sms(arrival: Arrival) -> None:
-        print(json.dumps(assembled_json(arrival.sms, port=arrival.port, iccid=arrival.iccid), ensure_ascii=False),
-              flush=True)
+        print(json_line(assembled_json(arrival.sms, port=arrival.port, iccid=arrival.iccid)), flush=True)
 
     async def main(stop: asyncio.Event) -> int:
         options = ModemOptions(baudrate=args.baud, receive_mode=ReceiveMode(args.mode))
@@ -168,7 +168,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     reports = asyncio.run(scan(args.ports or list(DEFAULT_GLOBS), listen=args.listen))
     if args.json:
         for r in reports:
-            print(json.dumps({k: getattr(r, k) for k in r.__slots__}, ensure_ascii=False))
+            print(json_line({k: getattr(r, k) for k in r.__slots__}))
         return EXIT_OK
     columns = ("port", "vendor", "model", "imei", "imsi", "iccid", "signal", "registration", "urcs", "use")
     rows = []
@@ -182,9 +182,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not rows:
         print("no serial ports found", file=sys.stderr)
         return EXIT_FAILURE
-    widths = [max(len(str(x)) for x in col) for col in zip(columns, *rows)]
-    for row in (columns, *rows):
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+    _table(columns, rows)
     return EXIT_OK
 
 
@@ -239,7 +237,7 @@ def _control(args: argparse.Namespace, method: str, path: str, body: dict | None
 
 
 def _print_result(status: int, result: dict) -> int:
-    print(json.dumps(result, ensure_ascii=False))
+    print(json_line(result))
     return EXIT_OK if status < 300 else EXIT_FAILURE
 
 
@@ -307,19 +305,23 @@ def _lease_show(args: argparse.Namespace) -> int:
     store = _open_store(args)
     lease = store.lease(args.lease_id)
     if lease is None:
-        print(f"simgw: no lease {args.lease_id} (or it is older than the claim window)", file=sys.stderr)
+        print(f"simgw: no lease {escape(args.lease_id)} (or it is older than the claim window)", file=sys.stderr)
         return EXIT_FAILURE
-    print(f"lease {lease.id}: {lease.service} on {lease.number}, {lease.state.value}, {lease.sms_count} SMS")
+    print(f"lease {escape(lease.id)}: {escape(lease.service)} on {escape(lease.number)}, {lease.state.value}, "
+          f"{lease.sms_count} SMS")
     for at, kind, detail in store.audit_trail(lease.id):
         extra = " ".join(f"{k}={v}" for k, v in detail.items())
-        print(f"  {_when(at)} UTC  {kind:<10} {extra}")
+        print(f"  {_when(at)} UTC  {escape(kind):<10} {escape(extra)}")
     return EXIT_OK
 
 
 def _table(columns: tuple[str, ...], rows: list[tuple]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(columns, *rows)] if rows else [len(c) for c in columns]
-    for row in (columns, *rows):
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+    """Aligned columns; every cell escaped (lease ids, services, SMS texts and modem replies come
+    from outside, and a terminal would act on their control characters)."""
+    cells = [tuple(escape(x) for x in row) for row in (columns, *rows)]
+    widths = [max(len(x) for x in col) for col in zip(*cells)]
+    for row in cells:
+        print("  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip())
 
 
 def cmd_leases(args: argparse.Namespace) -> int:

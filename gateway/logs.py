@@ -13,6 +13,8 @@ import sys
 
 import structlog
 
+from gateway.printable import escape, json_line
+
 SENSITIVE_TEXT_KEYS = frozenset({"text", "body", "message_text", "pdu", "pdu_hex", "raw", "line", "token"})
 SENSITIVE_NUMBER_KEYS = frozenset({"sender", "msisdn", "number", "phone", "recipient", "imsi", "iccid"})
 _PHONE_RE = re.compile(r"\+?\d{7,15}")
@@ -34,6 +36,16 @@ def redact_processor(_logger: object, _name: str, event: dict[str, object]) -> d
             event[key] = mask_number(value)
         elif key in ("error", "reason") and isinstance(value, str):
             event[key] = _PHONE_RE.sub(lambda m: mask_number(m.group(0)), value)
+    return event
+
+
+def escape_processor(_logger: object, _name: str, event: dict[str, object]) -> dict[str, object]:
+    """For the console renderer, which prints strings raw: every string value (the event name
+    included) with terminal controls escaped; a traceback keeps its line breaks. Other values are
+    rendered with repr(), which escapes them already."""
+    for key, value in event.items():
+        if isinstance(value, str):
+            event[key] = escape(value, keep_newlines=key == "exception")
     return event
 
 
@@ -63,8 +75,10 @@ def configure(*, json_lines: bool | None = None, level: str = "info", redact: bo
     if redact:
         processors.append(redact_processor)
     processors.append(structlog.processors.format_exc_info)
-    processors.append(structlog.processors.JSONRenderer(ensure_ascii=False) if json_lines
-                      else structlog.dev.ConsoleRenderer(colors=stream.isatty()))
+    if json_lines:
+        processors.append(structlog.processors.JSONRenderer(serializer=json_line))
+    else:
+        processors += [escape_processor, structlog.dev.ConsoleRenderer(colors=stream.isatty())]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
