@@ -17,7 +17,7 @@ from drivers.bank import PRESETS, SwitchStyle, SwitchTiming
 from gateway.leases import Policy
 
 DEFAULT_PATH = "/etc/simgw/simgw.toml"
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
@@ -204,7 +204,7 @@ def _fmt(seconds: float) -> str:
 def _host_port(path: str, key: str, value: object) -> tuple[str, int]:
     if isinstance(value, str):
         host, sep, port = value.rpartition(":")
-        if sep and host and port.isdigit() and 0 < int(port) < 65536:
+        if sep and host and port.isascii() and port.isdigit() and 0 < int(port) < 65536:
             return host.strip("[]"), int(port)
     raise ConfigError(path, key, "HOST:PORT, e.g. '127.0.0.1:8765'", value)
 
@@ -313,7 +313,7 @@ def _ussd_numbers(path: str, raw: object) -> tuple[UssdNumber, ...]:
         reader = _Reader(path, f"ussd_numbers[{i}]", item)
         operator = reader.string("operator")
         code = reader.string("code")
-        pattern = reader.string("pattern", r"(\+?\d{10,15})")
+        pattern = reader.string("pattern", r"(\+?[0-9]{10,15})")
         if operator is None:
             raise ConfigError(path, f"ussd_numbers[{i}].operator", "the operator's name or MCC+MNC", "nothing")
         if code is None or not re.fullmatch(r"[0-9*#]+", code):
@@ -372,7 +372,7 @@ def _modems(path: str, raw: object) -> tuple[ModemConfig, ...]:
         profile = reader.string("profile", None, choices=("generic", "huawei", "simcom", "quectel", "zte", "sierra", "cinterion"))
         mode = reader.string("receive_mode", "store", choices=("store", "direct"))
         msisdn = reader.string("msisdn", None)
-        if msisdn is not None and not re.fullmatch(r"\+?\d{5,15}", msisdn):
+        if msisdn is not None and not re.fullmatch(r"\+?[0-9]{5,15}", msisdn):
             raise ConfigError(path, f"modems[{i}].msisdn", "a phone number like '+79001234567'", msisdn)
         reader.finish()
         out.append(ModemConfig(port, baud, profile, mode, msisdn))
@@ -384,9 +384,9 @@ def _numbers(path: str, raw: object) -> dict[str, str]:
         raise ConfigError(path, "numbers", "a table of ICCID = \"MSISDN\"", raw)
     out = {}
     for iccid, msisdn in raw.items():
-        if not re.fullmatch(r"89\d{16,20}", iccid):
+        if not re.fullmatch(r"89[0-9]{16,20}", iccid):
             raise ConfigError(path, f"numbers.{iccid}", "an ICCID key (19-22 digits starting 89)", iccid)
-        if not isinstance(msisdn, str) or not re.fullmatch(r"\+?\d{5,15}", msisdn):
+        if not isinstance(msisdn, str) or not re.fullmatch(r"\+?[0-9]{5,15}", msisdn):
             raise ConfigError(path, f"numbers.{iccid}", "a phone number like '+79001234567'", msisdn)
         out[iccid] = msisdn
     return out

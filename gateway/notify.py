@@ -29,7 +29,7 @@ class Notifier:
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Notifier":
         usec = env.get("WATCHDOG_USEC", "")
         pid = env.get("WATCHDOG_PID", "")
-        watchdog = int(usec) if usec.isdigit() and (not pid or pid == str(os.getpid())) else None
+        watchdog = int(usec) if usec.isascii() and usec.isdigit() and (not pid or pid == str(os.getpid())) else None
         return cls(env.get("NOTIFY_SOCKET") or None, watchdog)
 
     @property
