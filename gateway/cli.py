@@ -15,6 +15,8 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
+import structlog
+
 from gateway import __version__, logs
 from gateway.printable import escape, json_line
 
@@ -194,7 +196,11 @@ def _config(args: argparse.Namespace):
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from gateway.config import config_warnings
+
     config = _config(args)
+    for key, why in config_warnings(config):
+        print(f"simgw: warning: {config.path}: {key}: {why}", file=sys.stderr)
     banks = f", {len(config.banks)} SIM bank(s) of {sum(b.slots for b in config.banks)} slots" if config.banks else ""
     print(f"{config.path}: ok ({len(config.modems)} modem(s){banks}, database {config.database}, "
           f"control {config.control_listen[0]}:{config.control_listen[1]})")
@@ -203,12 +209,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from gateway.app import run_daemon
+    from gateway.config import config_warnings
 
     config = _config(args)
     if args.log_level == "info" and config.log_level != "info" or config.log_format != "auto" or not config.redact:
         logs.configure(json_lines=True if args.log_json else {"json": True, "console": False}.get(config.log_format),
                        level=config.log_level if args.log_level == "info" else args.log_level,
                        redact=config.redact and not args.no_redact)
+    for key, why in config_warnings(config):
+        structlog.get_logger("gateway.cli").warning("config.insecure", key=key, detail=why)
 
     async def main(stop: asyncio.Event) -> int:
         reload = asyncio.Event()
@@ -373,9 +382,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_market(args: argparse.Namespace) -> int:
     from gateway.market import run_market
 
-    token = args.token or os.environ.get("SIMGW_MARKET_TOKEN")
+    from gateway.config import read_token_file
+
+    if args.token is not None:
+        print("simgw: market --token would show the token to every local user (ps, /proc/PID/cmdline); "
+              "use --token-file FILE (mode 0600) or $SIMGW_MARKET_TOKEN", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.token_file:
+        token = read_token_file(args.token_file, "simgw market", "--token-file")
+    else:
+        token = os.environ.get("SIMGW_MARKET_TOKEN", "")
     if not token:
-        print("simgw: market needs --token or $SIMGW_MARKET_TOKEN", file=sys.stderr)
+        print("simgw: market needs --token-file FILE or $SIMGW_MARKET_TOKEN", file=sys.stderr)
         return EXIT_BAD_INPUT
     tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
     return asyncio.run(_until_signal(lambda stop: run_market(stop, listen=args.listen, token=token, db_path=args.db,
@@ -439,7 +457,9 @@ def build_parser() -> argparse.ArgumentParser:
     market.add_argument("--listen", type=_host_port, required=True, metavar="HOST:PORT")
     market.add_argument("--control", type=_host_port, default=None, metavar="HOST:PORT",
                         help="HTTP+JSON control API: POST /leases, POST /leases/ID/repeat|finish|cancel, GET /leases, GET /sms")
-    market.add_argument("--token", default=None, help="the supplier token to accept (or $SIMGW_MARKET_TOKEN)")
+    market.add_argument("--token-file", default=None, metavar="FILE",
+                        help="file (mode 0600) holding the supplier token to accept (or $SIMGW_MARKET_TOKEN)")
+    market.add_argument("--token", default=None, help=argparse.SUPPRESS)  # refused: argv is public
     market.add_argument("--db", default="market.db", help="its own SQLite file")
     market.add_argument("--tls-cert", default=None)
     market.add_argument("--tls-key", default=None)

@@ -9,15 +9,21 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from drivers.bank import PRESETS, SwitchStyle, SwitchTiming
 from gateway.leases import Policy
+from gateway.uplink.url import is_loopback, redact_urls, url_problem
 
 DEFAULT_PATH = "/etc/simgw/simgw.toml"
 _DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
+_TOKEN_RE = re.compile(r"[\x21-\x7e]{1,4096}")  # goes in an HTTP header: visible ASCII, one line
+_TOKEN_EXPECTED = "one line of printable ASCII (the token)"
+_TOKEN_FILE_MAX = 4096
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
@@ -330,29 +336,64 @@ def _ussd_numbers(path: str, raw: object) -> tuple[UssdNumber, ...]:
 def _uplink(path: str, raw: object) -> UplinkConfig:
     reader = _Reader(path, "uplink", raw)
     url = reader.string("url")
-    if url is None or not re.match(r"^wss?://[^/\s]+", url):
-        raise ConfigError(path, "uplink.url", "a wss://host/path URL", url or "")
-    if "token=" in url.lower():
-        raise ConfigError(path, "uplink.url", "a URL without the token (it goes in token or token_file)", "a token")
-    token = reader.string("token", None)
+    allow_insecure = reader.boolean("allow_insecure", False)
+    problem = "a wss://host/path URL" if url is None else url_problem(url, allow_insecure=allow_insecure)
+    if problem is not None:
+        raise ConfigError(path, "uplink.url", problem, redact_urls(url or ""))
+    token = reader.get("token", None)
     token_file = reader.string("token_file", None)
     if (token is None) == (token_file is None):
         raise ConfigError(path, "uplink.token", "exactly one of token or token_file", "both" if token else "neither")
     if token_file is not None:
-        try:
-            with open(token_file, encoding="utf-8") as fh:
-                token = fh.read().strip()
-        except OSError as exc:
-            raise ConfigError(path, "uplink.token_file", "a readable file holding the token", exc.strerror) from None
-        if not token:
-            raise ConfigError(path, "uplink.token_file", "a file holding the token", "an empty file")
-    allow_insecure = reader.boolean("allow_insecure", False)
+        token = read_token_file(token_file, path, "uplink.token_file")
+    elif not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
+        raise ConfigError(path, "uplink.token", _TOKEN_EXPECTED,
+                          "other characters" if isinstance(token, str) else f"a {type(token).__name__}")
     ca_file = reader.string("ca_file", None)
     window = reader.integer("window", 256, 1, 10_000)
     backoff_max = reader.duration("backoff_max", 60.0, 1, 3600)
     health = reader.duration("health_interval", 30.0, 1, 3600)
     reader.finish()
     return UplinkConfig(url, token, allow_insecure, ca_file, window, backoff_max, health)
+
+
+def read_token_file(token_file: str, path: str, key: str) -> str:
+    """The token in ``token_file``, refused unless only its owner may read it (a 0644 token is any
+    local user's to impersonate the supplier with), it is a regular file (a FIFO would block the
+    start) of at most 4 KiB, and it holds one line fit for an HTTP header."""
+    try:
+        fd = os.open(token_file, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise ConfigError(path, key, "a readable file holding the token", exc.strerror) from None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(path, key, "a regular file holding the token", "another kind of file")
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            raise ConfigError(path, key, f"a file only its owner can read (run: chmod 600 {token_file})",
+                              f"mode 0{mode:o}")
+        data = fh.read(_TOKEN_FILE_MAX + 1)
+    if len(data) > _TOKEN_FILE_MAX:
+        raise ConfigError(path, key, f"a token file of at most {_TOKEN_FILE_MAX} bytes", "a larger file")
+    token = data.decode("utf-8", "replace").strip()
+    if not token:
+        raise ConfigError(path, key, "a file holding the token", "an empty file")
+    if not _TOKEN_RE.fullmatch(token):
+        raise ConfigError(path, key, _TOKEN_EXPECTED, "other characters")
+    return token
+
+
+def config_warnings(config: Config) -> list[tuple[str, str]]:
+    """(key, why) for every setting that is allowed but weakens security: ``check-config`` prints
+    them and ``run`` logs them at every start, so the choice is never forgotten."""
+    out = []
+    uplink = config.uplink
+    if uplink is not None and uplink.allow_insecure:
+        plain = uplink.url.startswith("ws://") and not is_loopback(urlsplit(uplink.url).hostname or "")
+        out.append(("uplink.allow_insecure", "set: ws:// to a non-loopback host is allowed, and the token and every SMS "
+                    + (f"go unencrypted to {redact_urls(uplink.url)}" if plain else "would go unencrypted over ws://")))
+    return out
 
 
 def _modems(path: str, raw: object) -> tuple[ModemConfig, ...]:

@@ -2,7 +2,9 @@
 
 Phone numbers and message texts are personal data: one processor here redacts them from every
 event, so a call site never has to remember to. ``redact=False`` exists for a supplier debugging
-their own rig on their own terminal, and says so in every line it lets through.
+their own rig on their own terminal, and says so in every line it lets through. Secrets are
+another matter: a token, and the userinfo, query and fragment of any URL, are removed from every
+line whatever ``redact`` says.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ import sys
 import structlog
 
 from gateway.printable import escape, json_line
+from gateway.uplink.url import redact_urls
 
-SENSITIVE_TEXT_KEYS = frozenset({"text", "body", "message_text", "pdu", "pdu_hex", "raw", "line", "token"})
+SENSITIVE_TEXT_KEYS = frozenset({"text", "body", "message_text", "pdu", "pdu_hex", "raw", "line"})
+SECRET_KEYS = frozenset({"token", "password", "secret", "authorization", "api_key"})
 SENSITIVE_NUMBER_KEYS = frozenset({"sender", "msisdn", "number", "phone", "recipient", "imsi", "iccid"})
 _PHONE_RE = re.compile(r"\+?\d{7,15}")
 
@@ -26,6 +30,17 @@ def mask_number(value: str) -> str:
     if len(digits) <= 4:
         return "***"
     return digits[:4] + "***" + digits[-3:] if len(digits) > 8 else "***" + digits[-3:]
+
+
+def secrets_processor(_logger: object, _name: str, event: dict[str, object]) -> dict[str, object]:
+    """Always on: a secret-named value never shows, and every URL in a string value (``url=``, an
+    error that quotes one) loses its userinfo, query and fragment, where a token would be."""
+    for key, value in event.items():
+        if key in SECRET_KEYS and value is not None:
+            event[key] = "<secret>"
+        elif isinstance(value, str) and "://" in value:
+            event[key] = redact_urls(value)
+    return event
 
 
 def redact_processor(_logger: object, _name: str, event: dict[str, object]) -> dict[str, object]:
@@ -71,6 +86,7 @@ def configure(*, json_lines: bool | None = None, level: str = "info", redact: bo
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        secrets_processor,
     ]
     if redact:
         processors.append(redact_processor)
