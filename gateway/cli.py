@@ -524,6 +524,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK
+    finally:
+        logs.flush()  # no count of coalesced log lines is lost at exit
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import sys
 
 import structlog
 
+from gateway.log_coalesce import LogCoalescer
 from gateway.printable import escape, json_line
 from gateway.uplink.url import redact_urls
 
@@ -77,12 +78,16 @@ class _CurrentStderr:
         return sys.stderr.isatty()
 
 
-def configure(*, json_lines: bool | None = None, level: str = "info", redact: bool = True, stream=None) -> None:
-    """Configure structlog once for the process; ``json_lines=None`` picks by whether it is a tty."""
+def configure(*, json_lines: bool | None = None, level: str = "info", redact: bool = True, stream=None,
+              coalescer: LogCoalescer | None = None) -> LogCoalescer:
+    """Configure structlog once for the process; ``json_lines=None`` picks by whether it is a tty.
+    Repeated events are capped by ``coalescer`` (default: 10 a second per event and port)."""
     stream = stream if stream is not None else _CurrentStderr()
     if json_lines is None:
         json_lines = not stream.isatty()
+    coalescer = coalescer if coalescer is not None else LogCoalescer()
     processors: list = [
+        coalescer,
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -101,3 +106,11 @@ def configure(*, json_lines: bool | None = None, level: str = "info", redact: bo
         logger_factory=structlog.PrintLoggerFactory(file=stream),
         cache_logger_on_first_use=False,
     )
+    return coalescer
+
+
+def flush() -> None:
+    """Write the pending ``log.coalesced`` summaries of the current configuration (at exit)."""
+    for processor in structlog.get_config()["processors"]:
+        if isinstance(processor, LogCoalescer):
+            processor.flush()
