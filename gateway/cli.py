@@ -189,16 +189,18 @@ def cmd_scan(args: argparse.Namespace) -> int:
 
 
 # -------------------------------------------------------------------------- daemon and leases
-def _config(args: argparse.Namespace):
+def _config(args: argparse.Namespace, *, read_secrets: bool = False):
+    """The configuration; the token file is read only by the commands that use it (run,
+    check-config), so an operator who may not read it can still ask the daemon."""
     from gateway.config import load
 
-    return load(args.config)
+    return load(args.config, read_secrets=read_secrets)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from gateway.config import config_warnings
 
-    config = _config(args)
+    config = _config(args, read_secrets=True)
     for key, why in config_warnings(config):
         print(f"simgw: warning: {config.path}: {key}: {why}", file=sys.stderr)
     banks = f", {len(config.banks)} SIM bank(s) of {sum(b.slots for b in config.banks)} slots" if config.banks else ""
@@ -211,7 +213,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from gateway.app import run_daemon
     from gateway.config import config_warnings
 
-    config = _config(args)
+    config = _config(args, read_secrets=True)
     if args.log_level == "info" and config.log_level != "info" or config.log_format != "auto" or not config.redact:
         logs.configure(json_lines=True if args.log_json else {"json": True, "console": False}.get(config.log_format),
                        level=config.log_level if args.log_level == "info" else args.log_level,

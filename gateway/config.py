@@ -24,6 +24,7 @@ _DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
 _TOKEN_RE = re.compile(r"[\x21-\x7e]{1,4096}")  # goes in an HTTP header: visible ASCII, one line
 _TOKEN_EXPECTED = "one line of printable ASCII (the token)"
 _TOKEN_FILE_MAX = 4096
+UNREAD_TOKEN = "(token-file-not-read)"  # load(read_secrets=False): never sent anywhere
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
@@ -216,8 +217,11 @@ def _host_port(path: str, key: str, value: object) -> tuple[str, int]:
 
 
 # -------------------------------------------------------------------------------------- loading
-def load(path: str) -> Config:
-    """Read and validate ``path``. Raises :class:`ConfigError` with one precise sentence."""
+def load(path: str, *, read_secrets: bool = True) -> Config:
+    """Read and validate ``path``. Raises :class:`ConfigError` with one precise sentence.
+    ``read_secrets=False`` leaves the token file unread (the daemon, not this reader, needs it): the
+    CLI's commands that talk to the daemon or read the database need no token, so an operator who
+    may not read it (0600, the daemon's user) can still run them."""
     try:
         with open(path, "rb") as fh:
             raw = tomllib.load(fh)
@@ -231,6 +235,9 @@ def load(path: str) -> Config:
         raise ConfigError(path, "(syntax)", "valid TOML", str(exc)) from None
     except UnicodeDecodeError:
         raise ConfigError(path, "(file)", "UTF-8 text", "undecodable bytes") from None
+    uplink = raw.get("uplink")
+    if not read_secrets and isinstance(uplink, dict) and "token_file" in uplink and "token" not in uplink:
+        raw["uplink"] = {**{k: v for k, v in uplink.items() if k != "token_file"}, "token": UNREAD_TOKEN}
     return from_dict(raw, path)
 
 

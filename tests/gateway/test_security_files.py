@@ -195,3 +195,14 @@ def test_market_token_is_never_taken_from_argv(tmp_path):
     result = subprocess.run([*SIMGW, "market", "--listen", "127.0.0.1:1", "--token-file", str(loose), "--db", db],
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and f"chmod 600 {loose}" in result.stderr, result.stderr
+
+
+def test_commands_that_need_no_token_do_not_read_the_token_file(tmp_path):
+    """The token is 0600 for the daemon's user: an operator asking for `simgw leases` must not need it."""
+    path = tmp_path / "simgw.toml"
+    path.write_text(f'[gateway]\nstate_dir = "{tmp_path / "state"}"\n\n[uplink]\nurl = "wss://m.example/v1"\n'
+                    f'token_file = "{tmp_path / "unreadable-token"}"\n')
+    leases = subprocess.run([*SIMGW, "--config", str(path), "leases"], capture_output=True, text=True, timeout=30)
+    assert leases.returncode == 0 and leases.stdout.startswith("id"), leases.stderr
+    check = subprocess.run([*SIMGW, "check-config", "--config", str(path)], capture_output=True, text=True, timeout=30)
+    assert check.returncode == 2 and "uplink.token_file" in check.stderr
