@@ -98,6 +98,7 @@ class UplinkConfig:
     window: int = 256
     backoff_max: float = 60.0
     health_interval: float = 30.0
+    token_file: str | None = None  # None: the token is written in the config file itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,7 +362,7 @@ def _uplink(path: str, raw: object) -> UplinkConfig:
     backoff_max = reader.duration("backoff_max", 60.0, 1, 3600)
     health = reader.duration("health_interval", 30.0, 1, 3600)
     reader.finish()
-    return UplinkConfig(url, token, allow_insecure, ca_file, window, backoff_max, health)
+    return UplinkConfig(url, token, allow_insecure, ca_file, window, backoff_max, health, token_file)
 
 
 def read_token_file(token_file: str, path: str, key: str) -> str:
@@ -400,6 +401,14 @@ def config_warnings(config: Config) -> list[tuple[str, str]]:
         plain = uplink.url.startswith("ws://") and not is_loopback(urlsplit(uplink.url).hostname or "")
         out.append(("uplink.allow_insecure", "set: ws:// to a non-loopback host is allowed, and the token and every SMS "
                     + (f"go unencrypted to {redact_urls(uplink.url)}" if plain else "would go unencrypted over ws://")))
+    if uplink is not None and uplink.token_file is None and uplink.token != UNREAD_TOKEN:
+        try:
+            mode = stat.S_IMODE(os.stat(config.path).st_mode)
+        except OSError:
+            mode = 0
+        if mode & 0o077:
+            out.append(("uplink.token", f"written in {config.path}, which others can read (mode 0{mode:o}): move it to "
+                        "a token_file only the daemon's user can read"))
     return out
 
 

@@ -40,6 +40,7 @@ def _token_file(tmp_path, mode: int):
 def _check_config(tmp_path, uplink: str) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "simgw.toml"
     path.write_text(f'[gateway]\nstate_dir = "{tmp_path / "state"}"\n\n[uplink]\n{uplink}')
+    path.chmod(0o600)  # an inline token in a file others can read is a warning of its own
     return subprocess.run([*SIMGW, "check-config", "--config", str(path)], capture_output=True, text=True, timeout=30)
 
 
@@ -206,3 +207,15 @@ def test_commands_that_need_no_token_do_not_read_the_token_file(tmp_path):
     assert leases.returncode == 0 and leases.stdout.startswith("id"), leases.stderr
     check = subprocess.run([*SIMGW, "check-config", "--config", str(path)], capture_output=True, text=True, timeout=30)
     assert check.returncode == 2 and "uplink.token_file" in check.stderr
+
+
+def test_an_inline_token_in_a_config_others_can_read_is_warned_about(tmp_path):
+    path = tmp_path / "simgw.toml"
+    path.write_text('[uplink]\nurl = "wss://m.example/v1"\ntoken = "t0ken"\n')
+    path.chmod(0o644)
+    result = subprocess.run([*SIMGW, "check-config", "--config", str(path)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "warning" in result.stderr and "uplink.token" in result.stderr, result.stderr
+    assert "mode 0644" in result.stderr and "token_file" in result.stderr and "t0ken" not in result.stderr
+    path.chmod(0o600)
+    result = subprocess.run([*SIMGW, "check-config", "--config", str(path)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0 and "warning" not in result.stderr, result.stderr
