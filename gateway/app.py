@@ -30,7 +30,7 @@ from gateway.core import GatewayCore, Ingested, decisions_json
 from gateway.leases import Refusal, Refused
 from gateway.banks import SwitchOrder
 from gateway.faults import CrashPoints, FaultFiles
-from gateway.notify import Notifier
+from gateway.notify import Notifier, boot_id
 from gateway.store import Store, StoreError
 from gateway.switcher import Switcher
 from gateway.uplink.client import UplinkClient, UplinkSettings
@@ -476,11 +476,7 @@ def lease_json(lease, now: float) -> dict[str, object]:
 
 def _boot_id() -> str | None:
     """This boot's id: while it holds, time.monotonic() runs on across our restarts."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as fh:
-            return fh.read().strip() or None
-    except OSError:
-        return None
+    return boot_id()  # /proc/sys, or $SIMGW_BOOT_ID where the unit hides it; logged when neither
 
 
 def _expand(port: str) -> list[str]:
