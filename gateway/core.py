@@ -19,6 +19,7 @@ from drivers.bank import SwitchReport
 from drivers.modem import ReceivedPart
 from drivers.sms.assembly import AssembledSms, assemble
 from drivers.sms.pdu import PduError, SmsDeliver, decode_pdu
+from gateway.activations import ActivationHistory
 from gateway.banks import LEASABLE, SLOT_FAILURES, Banks, SwitchOrder
 from gateway.config import BankConfig, LeaseConfig
 from gateway.leases import (Decision, Deliver, Lease, LeaseEngine, LeaseState, Opened, Quarantine, Refusal, Refused,
@@ -65,6 +66,7 @@ class GatewayCore:
         self.store = store
         self.config = leases
         self.engine = LeaseEngine(leases.policy)
+        self.engine.use_activation_history(ActivationHistory(lookup=self._stored_activation))
         self._mono = mono
         self._wall = wall
         self._part_timeout = part_timeout
@@ -74,6 +76,11 @@ class GatewayCore:
         self.banks = Banks(banks)
         self._boot_id = boot_id  # given when ``mono`` is the system's monotonic clock (same across restarts)
         self.due_at: float | None = None  # the engine's next deadline, kept for readers on other threads
+
+    def _stored_activation(self, number: str, service: str) -> float | None:
+        """The store's answer, in engine time, for what the engine's bounded memory dropped."""
+        at = self.store.activation_at(number, service)
+        return None if at is None else at - self._wall() + self._mono()
 
     def _snapshot(self) -> tuple:
         return self.engine.snapshot(), self.banks.snapshot() if self.banks else None
