@@ -72,3 +72,58 @@ class ActivationHistory:
 
     def undo(self, token: int) -> None:
         self._entries.undo(token)
+
+
+class UsedServices:
+    """The inventory's view of the activation history: number -> {service: wall time}, and every
+    service ever activated. The inventory is rebuilt after every bank change and marketplace
+    command; reading the whole ``activations`` table each time made it slower with every lease.
+    Loaded from the store on first use and kept in step by the core as it records activations;
+    forgotten after a rollback (reloaded on next use). Beyond ``capacity`` entries it is not kept:
+    each use then reads the store (slower, the same answer)."""
+
+    __slots__ = ("_load", "_by_number", "_services", "_entries", "capacity")
+
+    def __init__(self, load: Callable[[], list[tuple[str, str, float]]], capacity: int = DEFAULT_CAPACITY) -> None:
+        self._load = load
+        self._by_number: dict[str, dict[str, float]] | None = None
+        self._services: set[str] = set()
+        self._entries = 0
+        self.capacity = capacity
+
+    def _loaded(self) -> dict[str, dict[str, float]]:
+        if self._by_number is not None:
+            return self._by_number
+        by_number: dict[str, dict[str, float]] = {}
+        services: set[str] = set()
+        rows = self._load()
+        for number, service, at in rows:
+            by_number.setdefault(number, {})[service.lower()] = at
+            services.add(service.lower())
+        if len(rows) <= self.capacity:
+            self._by_number, self._services, self._entries = by_number, services, len(rows)
+        else:
+            self._services = services  # for this use only
+        return by_number
+
+    def of(self, number: str) -> dict[str, float]:
+        return self._loaded().get(number, {})
+
+    def services(self) -> set[str]:
+        self._loaded()
+        return self._services
+
+    def record(self, number: str, service: str, at: float) -> None:
+        """An activation committed with the current transaction (see :meth:`forget`)."""
+        if self._by_number is None:
+            return
+        entries = self._by_number.setdefault(number, {})
+        if service.lower() not in entries:
+            self._entries += 1
+        entries[service.lower()] = max(at, entries.get(service.lower(), at))
+        self._services.add(service.lower())
+        if self._entries > self.capacity:
+            self.forget()
+
+    def forget(self) -> None:
+        self._by_number, self._services, self._entries = None, set(), 0

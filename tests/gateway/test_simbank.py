@@ -165,6 +165,7 @@ def test_inventory_counts_radios_per_operator_and_service_never_slots(tmp_path):
             if slot % 8 >= 4:
                 core.store.record_activation(f"+7900{slot:07d}", "tg", 1.8e9)
                 core.engine.restore_activation(f"+7900{slot:07d}", "tg", clock[0])
+    core.used.forget()  # written behind the core's back: the inventory reads the store again
     inventory = core.inventory()
     assert inventory["capacity"] == {"RU/Alpha": 2, "RU/Beta": 2}
     assert inventory["capacity_by_service"] == {"tg": {"RU/Alpha": 2, "RU/Beta": 1}}
@@ -221,3 +222,49 @@ def test_what_a_transaction_copies_does_not_grow_with_switches():
     scheduler = banks.schedulers["bank1"]
     assert [scheduler.active_slot(c) for c in config.channels] == active and banks.take_orders() == []
     assert not any(scheduler.is_switching(c) for c in config.channels)
+
+
+@given(st.lists(st.lists(st.tuples(st.sampled_from(["RU/A", "RU/B"]), st.integers(0, 9)), max_size=4), max_size=5),
+       st.dictionaries(st.integers(0, 9), st.sets(st.sampled_from(["tg", "wa", "vk"]), max_size=3)))
+@settings(max_examples=300, deadline=None)
+def test_capacity_by_service_from_intersections_equals_counting_every_sim(radios, used):
+    """The inventory counts per service by intersecting the SIMs' used services (its cost follows
+    the history of the SIMs on the radios, not services x SIMs); the same counts as asking every
+    SIM about every service."""
+    from gateway.capacity import count_by_service
+
+    radios = [[(key, f"+7{n}") for key, n in radio] for radio in radios]
+    blocked = {f"+7{n}": services for n, services in used.items()}
+    services = {"tg", "wa", "vk", "ok"}
+
+    def brute(service: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for radio in radios:
+            for key in {key for key, number in radio if service not in blocked.get(number, set())}:
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    assert count_by_service(radios, services, lambda number: blocked.get(number, set())) == \
+        {service: brute(service) for service in sorted(services)}
+
+
+def test_the_inventory_reads_the_activation_history_once_and_keeps_in_step():
+    from gateway.activations import UsedServices
+
+    loads = []
+    rows = [("+71", "TG", 10.0), ("+72", "wa", 20.0)]
+
+    def load():
+        loads.append(1)
+        return list(rows)
+
+    used = UsedServices(load, capacity=3)
+    assert used.of("+71") == {"tg": 10.0} and used.services() == {"tg", "wa"}
+    used.record("+71", "vk", 30.0)  # committed by the core with the lease that finished
+    assert used.of("+71") == {"tg": 10.0, "vk": 30.0} and len(loads) == 1
+    used.forget()  # a rollback: what memory holds may be ahead of the disk; read it again
+    assert used.of("+71") == {"tg": 10.0} and len(loads) == 2
+    used.record("+73", "ok", 40.0)
+    used.record("+74", "ok", 50.0)  # a 4th entry: over capacity, not kept; each use reads the store
+    rows += [("+73", "ok", 40.0), ("+74", "ok", 50.0)]
+    assert used.of("+74") == {"ok": 50.0} and used.of("+72") == {"wa": 20.0} and len(loads) == 4
