@@ -191,6 +191,12 @@ def _outbox_reason(rig: BankRig, lease_id: str) -> str | None:
                  if kind == "lease" and lid == lease_id and payload["state"] == "failed"), None)
 
 
+def _failed(rig: BankRig, lease_id: str) -> bool:
+    """The lease ended FAILED and that is committed: the engine changes before its transaction
+    commits, so the outbox row (read on another connection) is what says it is on disk."""
+    return rig.lease_state(lease_id) == "failed" and _outbox_reason(rig, lease_id) is not None
+
+
 def _fault_rig(tmp_path, **overrides) -> tuple[SimBank, object]:
     bank = SimBank(2, 8, time_scale=SCALE, answers_ok=overrides.pop("answers_ok", True))
     config = rig_config(bank, str(tmp_path), policy=overrides.pop("policy", POLICY), **overrides)
@@ -205,7 +211,7 @@ def test_switch_not_acknowledged_fails_the_lease_then_the_bank_keeps_serving(tmp
         async with BankRig(bank, config) as rig:
             status, result = await _lease(rig, 2, "F1")  # slot 2 is off air: needs a switch
             assert status == 201 and result["state"] == "preparing"
-            await wait_until(lambda: rig.lease_state("F1") == "failed", 10, "F1 failed")
+            await wait_until(lambda: _failed(rig, "F1"), 10, "F1 failed")
             assert _outbox_reason(rig, "F1").startswith("no_answer")
             assert rig.gateway.switcher.recent[-1][2].attempts == 2  # retried once
             assert rig.gateway.core.banks.rows[("bank1", 2)].status == "ok"  # the bank's fault, not the SIM's
@@ -227,7 +233,7 @@ def test_wrong_sim_after_a_switch_is_retried_and_a_persistently_wrong_slot_is_ta
             await rig.call("POST", "/leases/W1/cancel")
             bank.cards[4], bank.cards[6] = bank.cards[6], bank.cards[4]  # someone swapped two SIMs by hand
             await rig.call("POST", "/leases", {"number": _number_of(rig, 4), "service": "svc", "lease_id": "W2"})
-            await wait_until(lambda: rig.lease_state("W2") == "failed", 10, "W2 failed")
+            await wait_until(lambda: _failed(rig, "W2"), 10, "W2 failed")
             assert _outbox_reason(rig, "W2").startswith("wrong_sim")
             assert rig.gateway.core.banks.rows[("bank1", 4)].status == "wrong_sim"
             status, result = await rig.call("POST", "/leases", {"number": bank.cards[6].msisdn, "service": "svc"})
@@ -245,7 +251,7 @@ def test_empty_slot_and_a_sim_that_never_registers_end_their_leases_failed(tmp_p
             bank.cards[3].never_registers = True
             await _lease(rig, 2, "E1")
             await _lease(rig, 3, "E2")
-            await wait_until(lambda: rig.lease_state("E1") == "failed" and rig.lease_state("E2") == "failed", 15,
+            await wait_until(lambda: _failed(rig, "E1") and _failed(rig, "E2"), 15,
                              "both leases failed")
             assert _outbox_reason(rig, "E1").startswith("empty") and _outbox_reason(rig, "E2").startswith("no_network")
             rows = rig.gateway.core.banks.rows
@@ -274,7 +280,7 @@ def test_no_channel_refusal_and_a_queued_lease_that_gets_no_radio_in_time(tmp_pa
             await _lease(rig, 0, "Q1")
             status, result = await _lease(rig, 2, "Q2")
             assert status == 201 and result["state"] == "preparing"  # queued behind Q1
-            await wait_until(lambda: rig.lease_state("Q2") == "failed", 10, "Q2 failed, not stuck")
+            await wait_until(lambda: _failed(rig, "Q2"), 10, "Q2 failed, not stuck")
             assert _outbox_reason(rig, "Q2") == "no radio in time"
             assert rig.gateway.core.banks.schedulers["bank1"].queued == []
 
