@@ -196,10 +196,10 @@ def _config(args: argparse.Namespace):
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _config(args)
-    banks = f", {len(config.banks)} SIM bank(s) of {sum(b.slots for b in config.banks)} slots" if config.banks else ""
     from gateway.control.unix import socket_path
 
+    config = _config(args)
+    banks = f", {len(config.banks)} SIM bank(s) of {sum(b.slots for b in config.banks)} slots" if config.banks else ""
     host, port = config.control_listen
     print(f"{config.path}: ok ({len(config.modems)} modem(s){banks}, database {config.database}, "
           f"control socket {socket_path(config.control_socket, config.state_dir)}, read-only status on {host}:{port})")

@@ -212,8 +212,8 @@ def _host_port(path: str, key: str, value: object) -> tuple[str, int]:
 
 
 def _loopback(path: str, key: str, address: tuple[str, int]) -> tuple[str, int]:
-    """The TCP listener is read-only and still personal (which modems, which numbers): it binds
-    to loopback only, and names it by address, not by a name a resolver could change."""
+    """The TCP listener is read-only and still personal (which modems, which numbers): it binds to
+    a loopback address (or ``localhost``) only; lease commands never travel over TCP."""
     host = address[0]
     try:
         loopback = ipaddress.ip_address(host).is_loopback
