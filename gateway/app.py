@@ -32,7 +32,8 @@ from gateway.dashboard.sampler import Sampler
 from gateway.leases import Refusal, Refused
 from gateway.banks import SwitchOrder
 from gateway.faults import CrashPoints, FaultFiles
-from gateway.notify import Notifier
+from gateway.notify import Notifier, boot_id
+from gateway.portcounters import PortCounters
 from gateway.store import Store, StoreError
 from gateway.switcher import Switcher
 from gateway.uplink.client import UplinkClient, UplinkSettings
@@ -61,6 +62,7 @@ class Gateway:
         self.store.on_committed = self._fresh_outbox.extend
         self.core = GatewayCore(self.store, config.leases, mono=mono, wall=wall, numbers=config.numbers,
                                 banks=config.banks, boot_id=_boot_id() if mono is time.monotonic else None)
+        self.port_counters = PortCounters()  # AT command totals that survive a reopened port
         self.switcher = Switcher(config.banks, self._modem_at, self._switch_done, rules=config.ussd_numbers,
                                  numbers=config.numbers) if config.banks else None
         self.modems: list[Modem] = []
@@ -207,6 +209,7 @@ class Gateway:
             self._ingest_running = False
 
     def _on_modem_state(self, modem: Modem) -> None:
+        self.port_counters.totals(modem.path, modem.channel)  # every session's counts, before its channel closes
         identity = modem.identity
         if self.switcher is not None and self.core.banks.bank_of(modem.path) is not None:
             if modem.path not in self.switcher.switching and modem.health.state in (*ONLINE_STATES, ModemState.NO_SIM):
@@ -364,11 +367,7 @@ class Gateway:
 
 def _boot_id() -> str | None:
     """This boot's id: while it holds, time.monotonic() runs on across our restarts."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as fh:
-            return fh.read().strip() or None
-    except OSError:
-        return None
+    return boot_id()  # /proc/sys, or $SIMGW_BOOT_ID where the unit hides it; logged when neither
 
 
 def _expand(port: str) -> list[str]:

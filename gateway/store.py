@@ -137,6 +137,22 @@ class MessageRow:
     purged_at: float | None
 
 
+def _private_files(path: str) -> None:
+    """The database holds texts and numbers: create it 0600 for the daemon's user alone (outside
+    systemd's UMask too) and tighten one left looser. SQLite gives its -wal and -shm the database
+    file's mode when it creates them; ones that already exist are tightened here as well."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
+    for name in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+        except OSError:  # absent, or not ours to change (a read-only medium): open it as it is
+            pass
+
+
 class Store:
     def __init__(self, path: str, *, commit_fault: Callable[[], str | None] | None = None) -> None:
         self.path = path
@@ -151,7 +167,8 @@ class Store:
     def open(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
-            os.makedirs(directory, exist_ok=True)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            _private_files(self.path)
             db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from None
@@ -325,6 +342,11 @@ class Store:
     def record_activation(self, number: str, service: str, at: float) -> None:
         self.db.execute("INSERT INTO activations (number, service, at) VALUES (?,?,?) ON CONFLICT(number, service)"
                         " DO UPDATE SET at = MAX(at, excluded.at)", (number, service.lower(), at))
+
+    def activation_at(self, number: str, service: str) -> float | None:
+        row = self.db.execute("SELECT at FROM activations WHERE number = ? AND service = ?",
+                              (number, service.lower())).fetchone()
+        return None if row is None else float(row[0])
 
     def activations(self) -> list[tuple[str, str, float]]:
         return [(r[0], r[1], r[2]) for r in self.db.execute("SELECT number, service, at FROM activations")]

@@ -36,11 +36,8 @@ def banks_json(gateway: Gateway) -> list[dict[str, object]]:
         for (bank, _), row in list(banks.rows.items()):
             if bank == name:
                 slots[row.status] = slots.get(row.status, 0) + 1
-        switches: dict[str, int] = {}
-        for _, order, report in list(switcher.log if switcher else []):
-            if order.bank == name:
-                outcome = "ok" if report.ok else report.failure.value
-                switches[outcome] = switches.get(outcome, 0) + 1
+        counts = dict(switcher.counts) if switcher else {}
+        switches = {outcome: n for (bank, outcome), n in counts.items() if bank == name}
         channels = []
         for port in scheduler.channels:
             slot = scheduler.active_slot(port)
@@ -139,8 +136,7 @@ class GatewayCollector:
                                       ("garbage", "garbage", "undecodable byte runs dropped by the framer")):
             family = CounterMetricFamily(f"simgw_modem_{name}_total", help_text, labels=["port"])
             for m in modems:
-                if m.channel:
-                    family.add_metric([m.path], float(getattr(m.channel.stats, attr)))
+                family.add_metric([m.path], float(self._gateway.port_counters.totals(m.path, m.channel)[attr]))
             yield family
 
     def _banks(self) -> Iterator[Metric]:

@@ -123,8 +123,8 @@ class Snapshots:
                               "number": self._number(row.msisdn if row else None),
                               "detail": row.status if row is not None else "not scanned"})
             switching = [port for port in scheduler.channels if scheduler.is_switching(port)]
-            failures = sum(1 for _, order, report in list(switcher.log if switcher else [])
-                           if order.bank == config.name and not report.ok)
+            counts = dict(switcher.counts) if switcher else {}  # (bank, outcome) -> switches
+            failures = sum(n for (bank, outcome), n in counts.items() if bank == config.name and outcome != "ok")
             out.append({"name": config.name, "slots": slots, "queued": len(scheduler.queued), "radios": list(config.channels),
                         "switching": switching, "switch_failures": failures,
                         "lease_wait": banks.wait_summary(config.name)})

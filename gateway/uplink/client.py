@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ipaddress
 import ssl
 import time
 from collections.abc import Callable
@@ -35,6 +34,7 @@ from gateway.uplink.protocol import (
     encode,
     result_frame,
 )
+from gateway.uplink.url import redact_urls, url_problem
 
 log = structlog.get_logger("gateway.uplink")
 HARD_MAX_SIZE = 1024 * 1024  # beyond this websockets closes (1009); below it we answer with an error frame
@@ -78,18 +78,9 @@ class UplinkPort(Protocol):
 
 
 def check_url(settings: UplinkSettings) -> None:
-    parts = urlsplit(settings.url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise UplinkConfigError(f"uplink url must be wss://host/... (or ws:// to loopback), got {settings.url!r}")
-    if parts.query and "token" in parts.query.lower():
-        raise UplinkConfigError("the token goes in the handshake header, never in the URL")
-    if parts.scheme == "ws" and not settings.allow_insecure:
-        try:
-            loopback = ipaddress.ip_address(parts.hostname).is_loopback
-        except ValueError:
-            loopback = parts.hostname == "localhost"
-        if not loopback:
-            raise UplinkConfigError(f"ws:// to {parts.hostname} is unencrypted; use wss:// or set allow_insecure")
+    problem = url_problem(settings.url, allow_insecure=settings.allow_insecure)  # the rule check-config applies
+    if problem is not None:
+        raise UplinkConfigError(f"uplink.url: expected {problem}, found {redact_urls(settings.url)}")
 
 
 class UplinkClient:

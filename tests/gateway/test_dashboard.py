@@ -137,6 +137,7 @@ def test_check_config_allows_a_lan_listen_only_with_a_password_file(tmp_path):
     allowed = check_config(write_config(tmp_path, f'listen = "192.168.1.20:8765"\npassword_file = "{hashed}"'))
     assert allowed.returncode == 0, allowed.stderr
     assert "http://192.168.1.20:8765/" in allowed.stdout and "password required" in allowed.stdout
+    assert "warning" in allowed.stderr and "control.listen" in allowed.stderr and "SSH tunnel" in allowed.stderr
     with open(hashed, "w") as fh:
         fh.write(SECRET + "\n")  # the password itself, not a hash: refused
     broken = check_config(write_config(tmp_path, f'listen = "0.0.0.0:8765"\npassword_file = "{hashed}"'))
