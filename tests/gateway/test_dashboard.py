@@ -142,6 +142,12 @@ def test_check_config_allows_a_lan_listen_only_with_a_password_file(tmp_path):
         fh.write(SECRET + "\n")  # the password itself, not a hash: refused
     broken = check_config(write_config(tmp_path, f'listen = "0.0.0.0:8765"\npassword_file = "{hashed}"'))
     assert broken.returncode == 2 and "control.password_file" in broken.stderr and "dashboard-password" in broken.stderr
+    from gateway.config import ConfigError, load
+
+    unreadable = write_config(tmp_path, f'listen = "0.0.0.0:8765"\npassword_file = "{tmp_path}/nowhere.pass"')
+    assert load(unreadable, read_secrets=False).control_password_file == f"{tmp_path}/nowhere.pass"  # simgw status
+    with pytest.raises(ConfigError, match="cannot read it"):
+        load(unreadable)  # run and check-config read it
     relative = check_config(write_config(tmp_path, 'password_file = "dashboard.pass"'))
     assert relative.returncode == 2 and "absolute path" in relative.stderr
 
