@@ -134,6 +134,8 @@ def browse(url: str, rig: Rig, loop: asyncio.AbstractEventLoop) -> dict[str, obj
         result["page_requests"] = sum(1 for r in requests if urlsplit(r["url"]).scheme in ("http", "https"))
         result["off_machine"] = off_machine(requests)
         result["page_bytes"] = browser.transferred_bytes(driver)
+        # No script error and no Content-Security-Policy violation on the console.
+        result["console_errors"] = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
 
     with browser.chromium(360, 740) as phone:
         phone.get(url)
@@ -160,6 +162,7 @@ def test_the_dashboard_in_a_real_browser(tmp_path):
                         {"url": "http://[::1]:1/"}, {"url": "http://10.0.0.1/"}]) == \
         ["https://cdn.example.com/x.js", "http://10.0.0.1/"]  # the check itself can fail
     assert result["off_machine"] == []
+    assert result["console_errors"] == []
     assert 0 < result["page_bytes"] < MAX_PAGE_BYTES
     scroll_width, inner_width = result["phone"]
     assert scroll_width <= inner_width == 360
