@@ -227,13 +227,18 @@ def _loopback(path: str, key: str, address: tuple[str, int], password_file: str 
     password_file``). Lease commands never travel over TCP."""
     host = address[0]
     try:
-        loopback = ipaddress.ip_address(host).is_loopback
+        ip = ipaddress.ip_address(host)
     except ValueError:
-        loopback = host == "localhost"
+        ip = None
+    loopback = ip.is_loopback if ip is not None else host == "localhost"
     if not loopback and password_file is None:
         raise ConfigError(path, key, "a loopback address (127.0.0.1:PORT or [::1]:PORT), or [control] password_file "
                                      "set for a LAN address (prefer an SSH tunnel or a TLS reverse proxy); the "
                                      "lease commands use the control socket", f"{host}:{address[1]}")
+    if not loopback and (ip is None or ip.is_unspecified):
+        # The Host rule (DNS rebinding) lets browsers in only by the address configured here.
+        raise ConfigError(path, key, "the Pi's LAN IP address that browsers will use, e.g. '192.168.1.20:8765' "
+                                     "(not 0.0.0.0, :: or a name)", f"{host}:{address[1]}")
     return address
 
 

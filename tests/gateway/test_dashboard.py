@@ -138,13 +138,15 @@ def test_check_config_allows_a_lan_listen_only_with_a_password_file(tmp_path):
     assert allowed.returncode == 0, allowed.stderr
     assert "http://192.168.1.20:8765/" in allowed.stdout and "password required" in allowed.stdout
     assert "warning" in allowed.stderr and "control.listen" in allowed.stderr and "SSH tunnel" in allowed.stderr
+    wildcard = check_config(write_config(tmp_path, f'listen = "0.0.0.0:8765"\npassword_file = "{hashed}"'))
+    assert wildcard.returncode == 2 and "LAN IP address" in wildcard.stderr  # the Host rule needs the address
     with open(hashed, "w") as fh:
         fh.write(SECRET + "\n")  # the password itself, not a hash: refused
-    broken = check_config(write_config(tmp_path, f'listen = "0.0.0.0:8765"\npassword_file = "{hashed}"'))
+    broken = check_config(write_config(tmp_path, f'listen = "10.0.0.2:8765"\npassword_file = "{hashed}"'))
     assert broken.returncode == 2 and "control.password_file" in broken.stderr and "dashboard-password" in broken.stderr
     from gateway.config import ConfigError, load
 
-    unreadable = write_config(tmp_path, f'listen = "0.0.0.0:8765"\npassword_file = "{tmp_path}/nowhere.pass"')
+    unreadable = write_config(tmp_path, f'listen = "10.0.0.2:8765"\npassword_file = "{tmp_path}/nowhere.pass"')
     assert load(unreadable, read_secrets=False).control_password_file == f"{tmp_path}/nowhere.pass"  # simgw status
     with pytest.raises(ConfigError, match="cannot read it"):
         load(unreadable)  # run and check-config read it
