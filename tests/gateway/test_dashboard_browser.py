@@ -144,6 +144,14 @@ def browse(url: str, rig: Rig, loop: asyncio.AbstractEventLoop) -> dict[str, obj
         result["phone"] = phone.execute_script(
             "return [document.scrollingElement.scrollWidth, window.innerWidth]")
         phone.save_screenshot(os.path.join(ARTIFACTS, "dashboard-360.png"))
+        overflow = {}
+        for width in (320, 480, 768, 1024, 1041, 1100, 1280, 1600):  # both layouts, around the breakpoint too
+            phone.set_window_size(width, 740)
+            time.sleep(0.3)
+            scroll, inner = phone.execute_script("return [document.scrollingElement.scrollWidth, window.innerWidth]")
+            if scroll > inner:
+                overflow[width] = scroll
+        result["overflow"] = overflow
     return result
 
 
@@ -166,5 +174,6 @@ def test_the_dashboard_in_a_real_browser(tmp_path):
     assert 0 < result["page_bytes"] < MAX_PAGE_BYTES
     scroll_width, inner_width = result["phone"]
     assert scroll_width <= inner_width == 360
+    assert result["overflow"] == {}, f"sideways scrolling at these widths: {result['overflow']}"
     if os.environ.get("SIMGW_UPDATE_SCREENSHOT"):
         shutil.copyfile(os.path.join(ARTIFACTS, "dashboard.png"), os.path.join(ROOT, "docs", "dashboard.png"))

@@ -13,6 +13,7 @@
   };
   const LEASES = { preparing: ["warn", "⇄"], waiting: ["calm", "◌"], received: ["good", "✔"], repeat_waiting: ["calm", "↻"] };
   const SVG = "http://www.w3.org/2000/svg";
+  const STALE_S = 4;  // the daemon sends every second; a stream ends every 8 s and reconnects at once
   let state = null, receivedAt = 0, charts = { modems: {} };
 
   function el(tag, props, ...children) {
@@ -188,16 +189,19 @@
   }
 
   function tick() {
-    // Time left counts down between updates too.
+    // Time left counts down between updates too; data older than STALE_S is marked as such.
     const passed = (performance.now() - receivedAt) / 1000;
+    if (state && passed > STALE_S) live(false, passed);
     for (const node of document.querySelectorAll(".left[data-left]")) node.textContent = clock(Number(node.dataset.left) - passed);
   }
 
-  function live(on) {
+  function live(on, staleFor) {
     const node = document.getElementById("live");
     node.className = "live " + (on ? "on" : "off");
     node.querySelector(".dot").textContent = on ? "●" : "○";
-    node.querySelector(".word").textContent = on ? "live" : "reconnecting…";
+    node.querySelector(".word").textContent = on ? "live"
+      : "reconnecting…" + (staleFor ? ` data ${age(staleFor)} old` : "");
+    document.body.classList.toggle("stale", !on && Boolean(staleFor));
   }
 
   function connect() {
@@ -206,7 +210,7 @@
     source.addEventListener("charts", (event) => { charts = JSON.parse(event.data); render(); });
     source.addEventListener("error", () => {
       // The stream ends every few seconds by design and reconnects by itself; only a refusal closes it.
-      if (source.readyState === EventSource.CLOSED) { live(false); setTimeout(connect, 3000); }
+      if (source.readyState === EventSource.CLOSED) { source.close(); live(false); setTimeout(connect, 3000); }
     });
   }
   connect();
