@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 NUMBER_IN_TEXT = re.compile(r"\+?[0-9][0-9 ()-]{5,}[0-9]")
 KEEP_DIGITS = 3
 FAILED_SLOT = frozenset({"wrong_sim", "no_network", "no_answer"})
+SILENT = frozenset({ModemState.GONE, ModemState.UNRESPONSIVE})
 
 
 def mask_number(number: str | None) -> str | None:
@@ -83,10 +84,12 @@ class Snapshots:
             reason = health.last_error or (health.registration.name.lower().replace("_", " ")
                                            if health.registration is not None else None) or health.sim_state
         registration = health.registration
+        silent = state in SILENT  # its last signal reading is history, not the present
+        signal = None if silent else health.signal_dbm
         return {
             "port": modem.path, "vendor": identity.manufacturer or None, "model": identity.model or None,
-            "state": state.value, "reason": self._text(reason), "signal_dbm": health.signal_dbm,
-            "bars": signal_bars(health.signal_dbm), "operator": health.operator,
+            "state": state.value, "reason": self._text(reason), "signal_dbm": signal,
+            "bars": signal_bars(signal), "operator": health.operator,
             "registration": None if registration is None else registration.name.lower().replace("_", " "),
             "iccid_tail": identity.iccid[-4:] if identity.iccid else None, "number": self._number(identity.msisdn),
             "sms_today": self._sampler.history.today(modem.path), "sms_total": health.sms_received,

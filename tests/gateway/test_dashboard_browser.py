@@ -117,6 +117,10 @@ def browse(url: str, rig: Rig, loop: asyncio.AbstractEventLoop) -> dict[str, obj
                           3, "the unplugged modem's row to fail")
         result["unplug_shown_after_s"] = round(time.monotonic() - started, 2)
         assert failed.split("|")[0] in failed.split("|")[1]  # the state's word is on the page, not only a colour
+        signal = driver.execute_script(
+            "return [...document.querySelectorAll('tr[data-port]')].find(r => r.dataset.port === arguments[0])"
+            ".querySelector('td[data-label=Signal]').textContent", ports[2])
+        assert "dBm" not in signal, f"a gone modem shows a signal: {signal}"
         assert "bad" in driver.execute_script(
             "return [...document.querySelectorAll('tr[data-port]')].find(r => r.dataset.port === arguments[0]).className",
             ports[2])
