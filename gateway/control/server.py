@@ -109,7 +109,7 @@ class ControlRoutes:
         self._registry = views.metrics_registry(gateway)
         config = gateway.config
         self.dashboard = DashboardRoutes(Snapshots(gateway, gateway.sampler, show_numbers=config.control_show_numbers,
-                                                   mono=mono, wall=wall), mono=mono)
+                                                   mono=mono, wall=wall))
         try:
             stored = password.read_file(config.control_password_file) if config.control_password_file else None
         except password.PasswordFileError as exc:

@@ -72,6 +72,9 @@ class Snapshots:
                 "numbers_masked": not self.show_numbers, "modems": [self._modem(m) for m in gateway.modems],
                 "banks": self._banks(), "leases": self._leases(), "markets": self._markets(), "pi": self._pi()}
 
+    def charts_version(self) -> int:
+        return self._sampler.history.version
+
     def charts(self) -> dict[str, object]:
         return {"version": self._sampler.history.version,
                 "modems": self._sampler.history.charts(int(self._wall() // 60))}

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
 
@@ -44,10 +43,9 @@ def _files() -> dict[str, bytes]:
 
 
 class DashboardRoutes:
-    def __init__(self, snapshots: Snapshots, *, mono: Callable[[], float] = time.monotonic,
-                 stream_seconds: float = STREAM_SECONDS, interval: float = INTERVAL) -> None:
+    def __init__(self, snapshots: Snapshots, *, stream_seconds: float = STREAM_SECONDS,
+                 interval: float = INTERVAL) -> None:
         self._snapshots = snapshots
-        self._mono = mono
         self._files = _files()
         self.stream_seconds, self.interval = stream_seconds, interval
         self.streams = 0
@@ -96,14 +94,15 @@ class DashboardRoutes:
         try:
             async with asyncio.timeout(self.stream_seconds + 1.0):  # a reader that stopped reading
                 await response.write(f"retry: {RETRY_MS}\n\n".encode())
-                end = self._mono() + self.stream_seconds
+                loop = asyncio.get_running_loop()  # I/O timing, not the gateway's (injectable) clock
+                end = loop.time() + self.stream_seconds
                 while True:
                     await response.write(_event("state", self._snapshots.state()))
-                    charts = self._snapshots.charts()
-                    if charts["version"] != charts_sent:
+                    if self._snapshots.charts_version() != charts_sent:  # once a minute, or on a new SMS
+                        charts = self._snapshots.charts()
                         await response.write(_event("charts", charts))
                         charts_sent = charts["version"]
-                    if self._mono() + self.interval > end:
+                    if loop.time() + self.interval > end:
                         break
                     await asyncio.sleep(self.interval)
                 await response.write_eof()
