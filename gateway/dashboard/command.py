@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"simgw: cannot write {path}: {exc.strerror or exc}", file=sys.stderr)
         return 1
-    print(f"{path}: written (scrypt hash). Set [control] password_file = \"{path}\" and restart simgw; "
-          "the file must be readable by the daemon's user.")
+    print(f"{path}: written (scrypt hash, mode 0600). Let the daemon's user read it (sudo chown simgw {path}), "
+          f"set [control] password_file = \"{path}\" and restart simgw.")
     return EXIT_OK
 
 
