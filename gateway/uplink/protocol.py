@@ -120,14 +120,21 @@ def _seq(frame: dict, key: str) -> int:
     return value
 
 
+def frame_bytes(text: str) -> int:
+    """A text frame's size on the wire (UTF-8), which is what the limit is about: counting
+    characters let 40,000 Cyrillic ones (80 KB) through a 64 KiB limit."""
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 def parse(data: str | bytes, *, gateway_id: str) -> Event:
     """One frame as received; never raises."""
     frame_id = None
     try:
         if isinstance(data, (bytes, bytearray)):
             raise _Invalid(ErrorReason.BINARY_FRAME, "simgw.v1 frames are JSON text, not binary")
-        if len(data) > MAX_FRAME:
-            raise _Invalid(ErrorReason.FRAME_TOO_LARGE, f"frame of {len(data)} characters; the limit is {MAX_FRAME}")
+        size = frame_bytes(data)
+        if size > MAX_FRAME:
+            raise _Invalid(ErrorReason.FRAME_TOO_LARGE, f"frame of {size} bytes; the limit is {MAX_FRAME} bytes")
         try:
             frame = json.loads(data, parse_constant=_reject_constant)
         except (ValueError, RecursionError) as exc:
