@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 import structlog
@@ -32,6 +32,7 @@ from gateway.banks import SwitchOrder
 from gateway.faults import CrashPoints, FaultFiles
 from gateway.notify import Notifier
 from gateway.store import Store, StoreError
+from gateway.supervisor import SupervisionPolicy, Supervisor
 from gateway.switcher import Switcher
 from gateway.uplink.client import UplinkClient, UplinkSettings
 from gateway.uplink.protocol import LeaseAction, OpenLease
@@ -39,15 +40,18 @@ from gateway.uplink.protocol import LeaseAction, OpenLease
 log = structlog.get_logger("gateway.app")
 T = TypeVar("T")
 ONLINE_STATES = frozenset({ModemState.OK, ModemState.DEGRADED})
-PURGE_INTERVAL = 3600.0
+PURGE_INTERVAL = 60.0  # nothing outlives its retention setting by more than this
 PART_FLUSH_INTERVAL = 30.0
+TIMER_POLL = 5.0  # the timer loop wakes at least this often, whatever it expects next
+TIMER_RETRY_MAX = 5.0  # a failed timer job (the store refused a commit) is tried again at least this often
 
 
 class Gateway:
     def __init__(self, config: Config, *, modem_options: ModemOptions | None = None,
                  mono: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
                  crash_points: CrashPoints | None = None, rescan_interval: float = 10.0,
-                 faults: FaultFiles | None = None) -> None:
+                 faults: FaultFiles | None = None, supervision: SupervisionPolicy = SupervisionPolicy(),
+                 timer_poll: float = TIMER_POLL) -> None:
         self.config = config
         self._rescan_interval = rescan_interval
         self._mono, self._wall = mono, wall
@@ -62,7 +66,10 @@ class Gateway:
         self.switcher = Switcher(config.banks, self._modem_at, self._switch_done, rules=config.ussd_numbers,
                                  numbers=config.numbers) if config.banks else None
         self.modems: list[Modem] = []
-        self._tasks: list[asyncio.Task[Any]] = []
+        self.supervisor = Supervisor(supervision, transient=(StoreError,),
+                                     fault=faults.task_fault if faults else None)
+        self._timer_poll = timer_poll
+        self.store_failing: str | None = None  # the last commit error of the timer loop, until one succeeds
         self._server: asyncio.AbstractServer | None = None
         self._wake = asyncio.Event()
         self._timer_wake_at = 0.0  # when the timer loop next wakes by itself (engine time)
@@ -71,7 +78,7 @@ class Gateway:
         self.outbox_changed = asyncio.Event()
         self._ingest_queue: list[tuple[ReceivedPart, asyncio.Future]] = []
         self._configured_msisdn = {m.port: m.msisdn for m in config.modems if m.msisdn}
-        self._ingest_running = False
+        self._ingest_ready = asyncio.Event()
         self.inventory_changed = asyncio.Event()
         self.uplink: UplinkClient | None = None
         if config.uplink is not None:
@@ -94,10 +101,11 @@ class Gateway:
         log.info("gateway.started", leases=len(self.core.engine.active()), resolved_on_start=len(resolved),
                  modems=len(self.config.modems))
         self._rescan()
-        self._tasks.append(asyncio.create_task(self._rescan_loop(), name="port-rescan"))
-        self._tasks.append(asyncio.create_task(self._timers(), name="lease-timers"))
+        self.supervisor.start("port-rescan", self._rescan_loop)
+        self.supervisor.start("lease-timers", self._timers)
+        self.supervisor.start("ingest", self._ingest_loop)
         if self.uplink is not None:
-            self._tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
+            self.supervisor.start("uplink", self.uplink.run)
         host, port = self.config.control_listen
         self._server = await serve_json(self._control, host, port)
         sockname = self._server.sockets[0].getsockname()
@@ -120,7 +128,7 @@ class Gateway:
                     options = replace(options, reset_wait=bank.reset_wait)
                 modem = Modem(path, self._sink, options=options, on_state=self._on_modem_state)
                 self.modems.append(modem)
-                self._tasks.append(asyncio.create_task(modem.run(), name=f"modem:{path}"))
+                self.supervisor.start(f"modem:{path}", modem.run)
                 log.info("modem.port_added", port=path)
 
     async def _rescan_loop(self) -> None:
@@ -131,7 +139,8 @@ class Gateway:
     async def stop(self) -> None:
         if self.switcher is not None:
             await self.switcher.stop()
-        await stop_modems(self.modems, self._tasks)
+        await stop_modems(self.modems, [])
+        await self.supervisor.stop()
         if self._server is not None:
             self._server.close()
         await self.call(self.store.close)
@@ -167,9 +176,7 @@ class Gateway:
             part = replace(part, identity=replace(part.identity, msisdn=self._configured_msisdn[part.port]))
         future: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
         self._ingest_queue.append((part, future))
-        if not self._ingest_running:
-            self._ingest_running = True
-            asyncio.ensure_future(self._ingest_batches())
+        self._ingest_ready.set()
         result = await future
         if result.status == "failed":
             raise StoreError(f"not stored: {result.error}")
@@ -183,37 +190,45 @@ class Gateway:
             self.outbox_changed.set()
             await self._dispatch_switches()
 
-    async def _ingest_batches(self) -> None:
+    async def _ingest_loop(self) -> None:
         """Hand the core thread everything that queued while it was busy: group commit, so 64
-        modems do not cost 64 fsyncs when their SMS arrive together."""
-        try:
+        modems do not cost 64 fsyncs when their SMS arrive together. Every waiting driver gets
+        an answer, an error included, so no part is deleted from a SIM unstored."""
+        while True:
+            await self._ingest_ready.wait()
+            self._ingest_ready.clear()
             while self._ingest_queue:
                 batch, self._ingest_queue = self._ingest_queue, []
                 try:
                     results = await self.call(self.core.ingest_many, [part for part, _ in batch])
-                except Exception as exc:
+                except BaseException as exc:
+                    error = exc if isinstance(exc, Exception) else StoreError("the daemon is stopping")
                     for _, future in batch:
                         if not future.done():
-                            future.set_exception(exc)
+                            future.set_exception(error)
+                    if not isinstance(exc, Exception):
+                        raise
                     continue
                 for (_, future), result in zip(batch, results):
                     if not future.done():
                         future.set_result(result)
-        finally:
-            self._ingest_running = False
 
     def _on_modem_state(self, modem: Modem) -> None:
         identity = modem.identity
         if self.switcher is not None and self.core.banks.bank_of(modem.path) is not None:
             if modem.path not in self.switcher.switching and modem.health.state in (*ONLINE_STATES, ModemState.NO_SIM):
-                asyncio.ensure_future(self._observe(modem.path, identity.iccid, modem.health.operator))
+                operator = modem.health.operator
+                self.supervisor.start(f"observe:{modem.path}",
+                                      lambda: self._observe(modem.path, identity.iccid, operator))
             return
         if not identity.iccid:
             return
         modem_config = next((m for m in self.config.modems if m.port == modem.path), None)
         msisdn = identity.msisdn or (modem_config.msisdn if modem_config else None)
         online = modem.health.state in ONLINE_STATES
-        asyncio.ensure_future(self._bind(modem.path, identity.iccid, msisdn, online, modem.health.operator))
+        operator = modem.health.operator
+        self.supervisor.start(f"bind:{modem.path}",
+                              lambda: self._bind(modem.path, identity.iccid, msisdn, online, operator))
 
     async def _bind(self, port: str, iccid: str, msisdn: str | None, online: bool, operator: str | None) -> None:
         await self.call(self.core.set_operator, port, operator)
@@ -250,37 +265,72 @@ class Gateway:
 
     # ---------------------------------------------------------------------------------- timers
     async def _timers(self) -> None:
-        next_purge = self._mono()
-        next_flush = self._mono() + PART_FLUSH_INTERVAL
+        """Deadlines, auto-finish, bank rotation, retention and stale parts. A job whose commit
+        fails (a full disk) is still due, and every due job is tried again after a backoff of at
+        most TIMER_RETRY_MAX for as long as the failure lasts: a deadline is kept within seconds
+        of the disk coming back, and nothing else stops meanwhile."""
+        schedule = _TimerSchedule(next_purge=self._mono(), next_flush=self._mono() + PART_FLUSH_INTERVAL)
+        failures, retry_at, failing_since = 0, 0.0, 0.0
         while True:
             now = self._mono()
-            if now >= next_purge:
-                counts = await self.call(self.core.purge)
-                if any(counts.values()):
-                    log.info("store.purged", **counts)
-                next_purge = now + PURGE_INTERVAL
-            if now >= next_flush:
-                await self.call(self.core.flush_stale_parts)
-                next_flush = now + PART_FLUSH_INTERVAL
-            due = self.core.due_at
-            decisions = await self.call(self.core.tick) if due is not None and due <= now else []
-            if decisions:
-                self.outbox_changed.set()
-            for decision in decisions:
-                log.info("lease.ended", **{k: v for k, v in decisions_json([decision]).items() if k != "ok"})
-            rotation = None
-            if self.switcher is not None:
-                await self._dispatch_switches()
-                await self._dispatch_switches(await self.call(self.core.rotate))
-                rotation = self.core.banks.next_rotation()
-            deadline = self.core.due_at
-            wake_at = min(x for x in (deadline, next_purge, next_flush, rotation) if x is not None)
+            if now >= retry_at:
+                error = await self._timer_round(now, schedule)
+                if error is None and failures:
+                    log.warning("timers.store_recovered", failed_for_s=round(now - failing_since, 1), retries=failures)
+                    failures, retry_at, self.store_failing = 0, 0.0, None
+                elif error is not None:
+                    failing_since = failing_since if failures else now
+                    failures += 1
+                    retry_at = now + min(TIMER_RETRY_MAX, 0.5 * 2 ** (failures - 1))
+                    if failures == 1:
+                        log.error("timers.store_failing", error=error, retry_every_s=TIMER_RETRY_MAX,
+                                  consequence="deadlines and purges wait for the store; SMS stay on the SIMs")
+                    self.store_failing = error
+            wake_at = retry_at or schedule.wake_at(self.core.due_at)
             self._timer_wake_at = wake_at
             self._wake.clear()
             try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - self._mono()) + 0.001)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, min(wake_at - self._mono(), self._timer_poll)) + 0.001)
             except asyncio.TimeoutError:
                 pass
+
+    async def _timer_round(self, now: float, schedule: "_TimerSchedule") -> str | None:
+        """Run every job that is due; each job's failure leaves it due. Returns the last error."""
+        error = None
+        for job in (self._deadline_job, self._bank_job, self._purge_job, self._flush_job):
+            try:
+                await job(now, schedule)
+            except StoreError as exc:
+                error = str(exc)
+        return error
+
+    async def _deadline_job(self, now: float, schedule: "_TimerSchedule") -> None:
+        due = self.core.due_at
+        decisions = await self.call(self.core.tick) if due is not None and due <= now else []
+        if decisions:
+            self.outbox_changed.set()
+        for decision in decisions:
+            log.info("lease.ended", **{k: v for k, v in decisions_json([decision]).items() if k != "ok"})
+
+    async def _bank_job(self, now: float, schedule: "_TimerSchedule") -> None:
+        if self.switcher is not None:
+            await self._dispatch_switches()
+            await self._dispatch_switches(await self.call(self.core.rotate))
+            schedule.rotation = self.core.banks.next_rotation()
+
+    async def _purge_job(self, now: float, schedule: "_TimerSchedule") -> None:
+        if now >= schedule.next_purge:
+            counts = await self.call(self.core.purge)
+            if any(counts.values()):
+                log.info("store.purged", **counts)
+            schedule.next_purge = now + PURGE_INTERVAL
+
+    async def _flush_job(self, now: float, schedule: "_TimerSchedule") -> None:
+        if now >= schedule.next_flush:
+            flushed = await self.call(self.core.flush_stale_parts)
+            if any(result.lease_id for result in flushed):
+                self.outbox_changed.set()
+            schedule.next_flush = now + PART_FLUSH_INTERVAL
 
     # ------------------------------------------------------------------------- the uplink's port
     async def acked_seq(self) -> int:
@@ -469,6 +519,18 @@ class Gateway:
         }
 
 
+@dataclass(slots=True)
+class _TimerSchedule:
+    """When the timer loop's periodic jobs are next due (engine time)."""
+
+    next_purge: float
+    next_flush: float
+    rotation: float | None = None
+
+    def wake_at(self, deadline: float | None) -> float:
+        return min(x for x in (deadline, self.next_purge, self.next_flush, self.rotation) if x is not None)
+
+
 def lease_json(lease, now: float) -> dict[str, object]:
     return {"lease_id": lease.id, "number": lease.number, "service": lease.service, "state": lease.state.value,
             "sms_count": lease.sms_count, "seconds_left": max(0.0, round(lease.deadline - now, 1))}
@@ -495,7 +557,9 @@ def _escape(value: str) -> str:
 
 
 async def run_daemon(config: Config, stop: asyncio.Event, *, reload: asyncio.Event | None = None) -> int:
-    """The daemon's life: start, tell systemd, serve until ``stop``, reload on ``reload``."""
+    """The daemon's life: start, tell systemd, serve until ``stop``, reload on ``reload``. Returns
+    the exit status: 0 when asked to stop, 1 when a supervised task kept failing (the watchdog
+    stopped being pinged at that moment; systemd restarts us)."""
     notifier = Notifier.from_env()
     faults = FaultFiles.from_env()
     gateway = Gateway(config, wall=faults.wall, faults=faults) if faults.directory else Gateway(config)
@@ -503,19 +567,24 @@ async def run_daemon(config: Config, stop: asyncio.Event, *, reload: asyncio.Eve
     host, port = gateway.control_address or ("?", 0)
     log.info("gateway.ready", control=f"{host}:{port}", modems=len(config.modems))
     notifier.ready(f"serving {len(config.modems)} modem(s); control on {host}:{port}")
-    watchdog = asyncio.create_task(notifier.watchdog(), name="watchdog")
+    watchdog = asyncio.create_task(notifier.watchdog(gateway.supervisor.healthy), name="watchdog")
     reload = reload or asyncio.Event()
+    gave_up = gateway.supervisor.gave_up
     try:
-        while not stop.is_set():
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(reload.wait())]
+        while not stop.is_set() and not gave_up.is_set():
+            waiters = [asyncio.ensure_future(e.wait()) for e in (stop, reload, gave_up)]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
-            if reload.is_set() and not stop.is_set():
+            if reload.is_set() and not stop.is_set() and not gave_up.is_set():
                 reload.clear()
                 await gateway.reload()
     finally:
         notifier.stopping()
         watchdog.cancel()
         await gateway.stop()
+    if gave_up.is_set():
+        notifier.status(f"failed: {gateway.supervisor.reason}")
+        log.critical("gateway.exiting", reason=gateway.supervisor.reason, status=1)
+        return 1
     return 0
