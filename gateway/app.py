@@ -346,7 +346,15 @@ class Gateway:
         await self.call(self.core.ack, seq)
 
     async def command(self, command: OpenLease | LeaseAction) -> dict[str, object]:
-        result = await self.call(self.core.command, command.command_id, self._command_step(command))
+        """Run a marketplace command; a store that cannot commit answers ``unavailable`` (nothing
+        was done, nothing stored: the marketplace sends the same command again)."""
+        try:
+            result = await self.call(self.core.command, command.command_id, self._command_step(command))
+        except StoreError as exc:
+            log.warning("uplink.command_unavailable", command=type(command).__name__, lease=command.lease_id,
+                        error=str(exc))
+            return {"ok": False, "lease_id": command.lease_id, "reason": "unavailable", "retry_after": TIMER_RETRY_MAX,
+                    "message": "the gateway cannot commit now (disk full or read-only); send it again"}
         await self._dispatch_switches()
         self._wake.set()
         self.outbox_changed.set()

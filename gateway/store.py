@@ -73,6 +73,10 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+MAX_COMMANDS = 20_000  # marketplace command answers kept for replays: the newest ...
+COMMAND_RETENTION = 24 * 3600.0  # ... and none older than this
+
+
 class StoreError(RuntimeError):
     """The store refused (disk full, read-only, corrupt); the message says which and where."""
 
@@ -138,8 +142,10 @@ class MessageRow:
 
 
 class Store:
-    def __init__(self, path: str, *, commit_fault: Callable[[], str | None] | None = None) -> None:
+    def __init__(self, path: str, *, commit_fault: Callable[[], str | None] | None = None,
+                 max_commands: int = MAX_COMMANDS) -> None:
         self.path = path
+        self.max_commands = max_commands
         self._commit_fault = commit_fault  # injected by the soak: the error a full disk would give
         self.on_committed: Callable[[list[tuple[int, str, dict]]], None] | None = None  # outbox rows, once durable
         self._enqueued: list[tuple[int, str, dict]] = []
@@ -368,8 +374,15 @@ class Store:
         return json.loads(row[0]) if row else None
 
     def save_command_result(self, command_id: str, result: dict, at: float) -> None:
-        self.db.execute("INSERT INTO commands (command_id, result, at) VALUES (?,?,?)",
-                        (command_id, json.dumps(result, ensure_ascii=False), at))
+        """Remember the answer for a replay; only the newest ``max_commands`` are kept (and none
+        past COMMAND_RETENTION, see :meth:`purge`): a replay older than that runs again, which
+        the lease rules make harmless (``duplicate_lease``, ``lease_ended``)."""
+        cursor = self.db.execute("INSERT INTO commands (command_id, result, at) VALUES (?,?,?)",
+                                 (command_id, json.dumps(result, ensure_ascii=False), at))
+        self.db.execute("DELETE FROM commands WHERE rowid <= ?", (cursor.lastrowid - self.max_commands,))
+
+    def command_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM commands").fetchone()[0]
 
     def meta(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -401,7 +414,7 @@ class Store:
                                 " IS NOT NULL AND ended_at <= ?)", (now - claim_window,)).rowcount
             leases = db.execute("DELETE FROM leases WHERE ended_at IS NOT NULL AND ended_at <= ?",
                                 (now - claim_window,)).rowcount
-            db.execute("DELETE FROM commands WHERE at <= ?", (now - claim_window,))
+            db.execute("DELETE FROM commands WHERE at <= ?", (now - min(claim_window, COMMAND_RETENTION),))
         return {"quarantined": quarantined, "texts": texts, "messages": rows, "parts": stale_parts,
                 "audit_events": events, "leases": leases}
 

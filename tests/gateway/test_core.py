@@ -329,3 +329,21 @@ def test_a_wall_clock_jump_across_a_restart_on_the_same_boot_changes_no_deadline
     again.store.close()
     rebooted = core_on("boot-2")  # a new boot: the wall clock says three hours passed, so the lease is over
     assert rebooted.engine.get("L1").state is LeaseState.EXPIRED
+
+
+def test_command_answers_are_bounded_in_rows_and_age(tmp_path):
+    from gateway.store import COMMAND_RETENTION
+
+    clocks = Clocks()
+    store = Store(str(tmp_path / "simgw.db"), max_commands=100)
+    store.open()
+    core = GatewayCore(store, LeaseConfig(), mono=lambda: clocks.mono, wall=lambda: clocks.wall)
+    core.start()
+    for i in range(150):
+        assert core.command(f"c{i}", lambda now, i=i: core.engine.finish(f"no-such-{i}", now))["reason"] == "unknown_lease"
+    assert store.command_count() == 100
+    assert store.command_result("c49") is None and store.command_result("c50") is not None  # the oldest went first
+    clocks.advance(COMMAND_RETENTION + 1)
+    core.command("fresh", lambda now: core.engine.finish("no-such", now))
+    core.purge()
+    assert store.command_count() == 1 and store.command_result("fresh") is not None
