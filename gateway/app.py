@@ -343,7 +343,12 @@ class Gateway:
         return await self.call(self.core.outbox_after, seq, limit)
 
     async def acked(self, seq: int) -> None:
-        await self.call(self.core.ack, seq)
+        """Record the marketplace's ack; if the store cannot commit, a later ack records it (until
+        then a restart resends those events, which the marketplace knows by seq and msg_id)."""
+        try:
+            await self.call(self.core.ack, seq)
+        except StoreError as exc:
+            log.warning("uplink.ack_not_saved", seq=seq, error=str(exc))
 
     async def command(self, command: OpenLease | LeaseAction) -> dict[str, object]:
         """Run a marketplace command; a store that cannot commit answers ``unavailable`` (nothing

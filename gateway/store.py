@@ -70,9 +70,17 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (bank, slot));
     CREATE INDEX sims_iccid ON sims (iccid);
     """,
+    # 4: an SMS event in the outbox no longer carries the text and sender: they are read from
+    #    messages when the event is sent, so the retention purge of messages covers them too
+    """
+    UPDATE outbox SET payload = json_remove(payload, '$.text', '$.sender') WHERE kind = 'sms';
+    CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created_at);
+    """,
 )
 
 
+MAX_OUTBOX = 50_000  # unacknowledged events kept; beyond, the oldest are dropped (alarm from 80 %)
+OUTBOX_ALARM = 0.8
 MAX_COMMANDS = 20_000  # marketplace command answers kept for replays: the newest ...
 COMMAND_RETENTION = 24 * 3600.0  # ... and none older than this
 
@@ -336,17 +344,34 @@ class Store:
     # ---------------------------------------------------------------------------------- outbox
     def enqueue(self, kind: str, payload: dict, at: float, *, lease_id: str | None = None,
                 message_id: str | None = None) -> int:
+        """Add an event. An SMS event is stored without its text and sender (they stay in
+        ``messages`` alone, under its retention); :meth:`outbox` puts them back."""
+        stored = {k: v for k, v in payload.items() if k not in _FROM_MESSAGES} if kind == "sms" else payload
         cursor = self.db.execute(
             "INSERT INTO outbox (kind, lease_id, message_id, payload, created_at) VALUES (?,?,?,?,?)",
-            (kind, lease_id, message_id, json.dumps(payload, ensure_ascii=False), at))
+            (kind, lease_id, message_id, json.dumps(stored, ensure_ascii=False), at))
         seq = int(cursor.lastrowid)
         self._enqueued.append((seq, kind, payload))
         return seq
 
     def outbox(self, after_seq: int = 0, limit: int = 1000) -> list[tuple[int, str, str | None, str | None, dict]]:
-        rows = self.db.execute("SELECT seq, kind, lease_id, message_id, payload FROM outbox WHERE seq > ?"
-                               " ORDER BY seq LIMIT ?", (after_seq, limit))
-        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+        """Events after ``after_seq``; an SMS event with its message's text and sender as they
+        are now (None once purged)."""
+        rows = self.db.execute("SELECT o.seq, o.kind, o.lease_id, o.message_id, o.payload, m.text, m.sender"
+                               " FROM outbox o LEFT JOIN messages m ON o.kind = 'sms' AND m.id = o.message_id"
+                               " WHERE o.seq > ? ORDER BY o.seq LIMIT ?", (after_seq, limit))
+        out = []
+        for seq, kind, lease_id, msg_id, payload, text, sender in rows:
+            event = json.loads(payload)
+            if kind == "sms":
+                event.update(text=text, sender=sender)
+            out.append((seq, kind, lease_id, msg_id, event))
+        return out
+
+    def outbox_size(self) -> tuple[int, float | None]:
+        """Events not yet acknowledged, and when the oldest of them was made."""
+        count, oldest = self.db.execute("SELECT COUNT(*), MIN(created_at) FROM outbox").fetchone()
+        return count, oldest
 
     def acked_seq(self) -> int:
         return int(self.meta("acked_seq", "0") or 0)
@@ -415,14 +440,37 @@ class Store:
             leases = db.execute("DELETE FROM leases WHERE ended_at IS NOT NULL AND ended_at <= ?",
                                 (now - claim_window,)).rowcount
             db.execute("DELETE FROM commands WHERE at <= ?", (now - min(claim_window, COMMAND_RETENTION),))
-        return {"quarantined": quarantined, "texts": texts, "messages": rows, "parts": stale_parts,
-                "audit_events": events, "leases": leases}
+            dropped = self._cap_outbox(now - claim_window)
+        counts = {"quarantined": quarantined, "texts": texts, "messages": rows, "parts": stale_parts,
+                  "audit_events": events, "leases": leases, "outbox_dropped": dropped}
+        if any(counts.values()):
+            counts["checkpoint_busy"] = int(not self.checkpoint())
+        return counts
+
+    def _cap_outbox(self, older_than: float) -> int:
+        """Drop events older than ``older_than`` (past the claim window nothing can be settled on
+        them) and the oldest beyond MAX_OUTBOX; the marketplace sees a gap in ``seq``."""
+        dropped = self.db.execute("DELETE FROM outbox WHERE created_at <= ?", (older_than,)).rowcount
+        row = self.db.execute("SELECT seq FROM outbox ORDER BY seq DESC LIMIT 1 OFFSET ?", (MAX_OUTBOX,)).fetchone()
+        if row is not None:
+            dropped += self.db.execute("DELETE FROM outbox WHERE seq <= ?", (row[0],)).rowcount
+        return dropped
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database file and truncate it to nothing, so what a purge removed
+        leaves ``-wal`` at once (secure_delete has zeroed it in the pages). False when a reader
+        holds the WAL: the next purge tries again."""
+        busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return not busy
 
     def compact(self) -> None:
         """Checkpoint the WAL into the main file and rebuild it, so purged bytes leave the disk."""
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.db.execute("VACUUM")
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+
+_FROM_MESSAGES = ("text", "sender")  # SMS event fields read from ``messages`` when sent, never stored twice
 
 
 def _lease(row: sqlite3.Row) -> StoredLease:

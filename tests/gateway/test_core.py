@@ -347,3 +347,62 @@ def test_command_answers_are_bounded_in_rows_and_age(tmp_path):
     core.command("fresh", lambda now: core.engine.finish("no-such", now))
     core.purge()
     assert store.command_count() == 1 and store.command_result("fresh") is not None
+
+
+def test_after_a_purge_no_purged_text_is_in_the_database_its_wal_or_its_shm(db):
+    """Must-show 5: the daemon's own purge, its connection still open, no VACUUM by hand; the
+    leased SMS was never acknowledged (a marketplace that never acks must not keep it on disk)."""
+    clocks = Clocks()
+    core = make_core(db, clocks, message_retention=3600.0, quarantine_retention=600.0)
+    core.open_lease("L1", NUMBER_A, "telegram")
+    leased, quarantined = "LEASED-SECRET-TEXT-4711", "QUARANTINED-SECRET-TEXT-0815"
+    assert core.ingest(part(ICCID_A, pdus(leased, ref=3)[0])).lease_id == "L1"
+    assert core.ingest(part(ICCID_B, pdus(quarantined, ref=4)[0], "/dev/ttyUSB1")).quarantined
+    for i in range(30):  # later traffic, so the texts sit in older WAL frames and pages
+        core.ingest(part(ICCID_B, pdus(f"filler {i} " * 20, ref=100 + i)[0], "/dev/ttyUSB1"))
+    clocks.advance(3601)
+    counts = core.purge()
+    assert counts["texts"] >= 1 and counts["quarantined"] >= 1
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            data = open(db + suffix, "rb").read()
+        except FileNotFoundError:
+            continue
+        assert leased.encode() not in data, f"the leased text is still in simgw.db{suffix}"
+        assert quarantined.encode() not in data, f"the quarantined text is still in simgw.db{suffix}"
+    # what the marketplace gets after the purge: the event, without the text it no longer may have
+    (sms,) = [row for row in core.store.outbox() if row[1] == "sms"]
+    assert sms[4]["text"] is None and sms[4]["sender"] is None and sms[4]["msg_id"]
+
+
+def test_migration_4_takes_texts_out_of_stored_outbox_events(db):
+    import json
+
+    store = Store(db)
+    store.open()
+    with store.transaction():
+        store.db.execute("INSERT INTO outbox (kind, message_id, payload, created_at) VALUES ('sms', 'm1', ?, 1)",
+                         (json.dumps({"msg_id": "m1", "text": "OLD-SECRET", "sender": "+7916"}),))
+        store.db.execute("PRAGMA user_version = 3")
+    store.close()
+    store.open()
+    assert store.schema_version() == len(MIGRATIONS) >= 4
+    (payload,) = [row[0] for row in store.db.execute("SELECT payload FROM outbox")]
+    assert json.loads(payload) == {"msg_id": "m1"}
+
+
+def test_the_outbox_is_capped_in_age_and_size_oldest_dropped_first(db, monkeypatch):
+    import gateway.store as store_module
+
+    monkeypatch.setattr(store_module, "MAX_OUTBOX", 10)
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    for i in range(15):
+        core.open_lease(f"L{i}", NUMBER_A, "telegram")
+        core.cancel(f"L{i}")
+    seqs = [row[0] for row in core.store.outbox()]
+    assert len(seqs) == 30
+    assert core.purge()["outbox_dropped"] == 20
+    assert [row[0] for row in core.store.outbox()] == seqs[-10:]
+    clocks.advance(LeaseConfig().claim_window + 1)
+    assert core.purge()["outbox_dropped"] == 10 and core.store.outbox() == []

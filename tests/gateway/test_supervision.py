@@ -73,9 +73,10 @@ def test_a_minute_of_failed_commits_delays_deadlines_by_seconds_and_stops_nothin
             await advance_to(l2_due + 8, 0.5)
             assert ended_at.get("L2", 1e9) <= l2_due + 5, f"L2 (opened after the disk came back) ended at " \
                                                            f"+{ended_at.get('L2')}, due at +{l2_due}"
-            await advance_to(700, 10.0)  # past the part timeout (600 s) and the quarantine retention
-            assert gateway.read(lambda store: store.pending_parts()) == 0, "the stale-part flush stopped"
+            await advance_to(180, 10.0)  # the quarantine retention ended at +120: gone within a minute
             assert not [m for m in gateway.store_messages() if m.text == "nobody's"], "the purge stopped"
+            await advance_to(700, 10.0)  # past the part timeout (600 s)
+            assert gateway.read(lambda store: store.pending_parts()) == 0, "the stale-part flush stopped"
             states = {lease.id: lease.state for lease in gateway.read(lambda store: store.leases())}
             assert states == {"L1": LeaseState.EXPIRED, "L2": LeaseState.EXPIRED}
             assert gateway.supervisor.healthy() and "lease-timers" in gateway.supervisor.names
