@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import structlog
@@ -33,6 +33,7 @@ from gateway.faults import CrashPoints, FaultFiles
 from gateway.notify import Notifier
 from gateway.store import Store, StoreError
 from gateway.supervisor import SupervisionPolicy, Supervisor
+from gateway.timers import TIMER_POLL, TIMER_RETRY_MAX, TimerLoop
 from gateway.switcher import Switcher
 from gateway.uplink.client import UplinkClient, UplinkSettings
 from gateway.uplink.protocol import LeaseAction, OpenLease
@@ -40,10 +41,6 @@ from gateway.uplink.protocol import LeaseAction, OpenLease
 log = structlog.get_logger("gateway.app")
 T = TypeVar("T")
 ONLINE_STATES = frozenset({ModemState.OK, ModemState.DEGRADED})
-PURGE_INTERVAL = 60.0  # nothing outlives its retention setting by more than this
-PART_FLUSH_INTERVAL = 30.0
-TIMER_POLL = 5.0  # the timer loop wakes at least this often, whatever it expects next
-TIMER_RETRY_MAX = 5.0  # a failed timer job (the store refused a commit) is tried again at least this often
 
 
 class Gateway:
@@ -68,11 +65,9 @@ class Gateway:
         self.modems: list[Modem] = []
         self.supervisor = Supervisor(supervision, transient=(StoreError,),
                                      fault=faults.task_fault if faults else None)
-        self._timer_poll = timer_poll
-        self.store_failing: str | None = None  # the last commit error of the timer loop, until one succeeds
         self._server: asyncio.AbstractServer | None = None
         self._wake = asyncio.Event()
-        self._timer_wake_at = 0.0  # when the timer loop next wakes by itself (engine time)
+        self.timers = TimerLoop(self, self._wake, mono=mono, poll=timer_poll)
         self._crash = crash_points or CrashPoints.from_env(os.environ.get("SIMGW_CRASHPOINTS"))
         self.control_address: tuple[str, int] | None = None
         self.outbox_changed = asyncio.Event()
@@ -102,7 +97,7 @@ class Gateway:
                  modems=len(self.config.modems))
         self._rescan()
         self.supervisor.start("port-rescan", self._rescan_loop)
-        self.supervisor.start("lease-timers", self._timers)
+        self.supervisor.start("lease-timers", self.timers.run)
         self.supervisor.start("ingest", self._ingest_loop)
         if self.uplink is not None:
             self.supervisor.start("uplink", self.uplink.run)
@@ -185,7 +180,7 @@ class Gateway:
                  lease=result.lease_id, quarantined=result.quarantined)
         if result.lease_id:
             due = self.core.due_at
-            if due is not None and due < self._timer_wake_at:
+            if due is not None and due < self.timers.wake_at:
                 self._wake.set()  # a deadline now comes before the timer's next wake-up
             self.outbox_changed.set()
             await self._dispatch_switches()
@@ -262,75 +257,6 @@ class Gateway:
             orders = await self.call(self.core.take_switch_orders)
         for order in orders:
             self.switcher.start(order)
-
-    # ---------------------------------------------------------------------------------- timers
-    async def _timers(self) -> None:
-        """Deadlines, auto-finish, bank rotation, retention and stale parts. A job whose commit
-        fails (a full disk) is still due, and every due job is tried again after a backoff of at
-        most TIMER_RETRY_MAX for as long as the failure lasts: a deadline is kept within seconds
-        of the disk coming back, and nothing else stops meanwhile."""
-        schedule = _TimerSchedule(next_purge=self._mono(), next_flush=self._mono() + PART_FLUSH_INTERVAL)
-        failures, retry_at, failing_since = 0, 0.0, 0.0
-        while True:
-            now = self._mono()
-            if now >= retry_at:
-                error = await self._timer_round(now, schedule)
-                if error is None and failures:
-                    log.warning("timers.store_recovered", failed_for_s=round(now - failing_since, 1), retries=failures)
-                    failures, retry_at, self.store_failing = 0, 0.0, None
-                elif error is not None:
-                    failing_since = failing_since if failures else now
-                    failures += 1
-                    retry_at = now + min(TIMER_RETRY_MAX, 0.5 * 2 ** (failures - 1))
-                    if failures == 1:
-                        log.error("timers.store_failing", error=error, retry_every_s=TIMER_RETRY_MAX,
-                                  consequence="deadlines and purges wait for the store; SMS stay on the SIMs")
-                    self.store_failing = error
-            wake_at = retry_at or schedule.wake_at(self.core.due_at)
-            self._timer_wake_at = wake_at
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, min(wake_at - self._mono(), self._timer_poll)) + 0.001)
-            except asyncio.TimeoutError:
-                pass
-
-    async def _timer_round(self, now: float, schedule: "_TimerSchedule") -> str | None:
-        """Run every job that is due; each job's failure leaves it due. Returns the last error."""
-        error = None
-        for job in (self._deadline_job, self._bank_job, self._purge_job, self._flush_job):
-            try:
-                await job(now, schedule)
-            except StoreError as exc:
-                error = str(exc)
-        return error
-
-    async def _deadline_job(self, now: float, schedule: "_TimerSchedule") -> None:
-        due = self.core.due_at
-        decisions = await self.call(self.core.tick) if due is not None and due <= now else []
-        if decisions:
-            self.outbox_changed.set()
-        for decision in decisions:
-            log.info("lease.ended", **{k: v for k, v in decisions_json([decision]).items() if k != "ok"})
-
-    async def _bank_job(self, now: float, schedule: "_TimerSchedule") -> None:
-        if self.switcher is not None:
-            await self._dispatch_switches()
-            await self._dispatch_switches(await self.call(self.core.rotate))
-            schedule.rotation = self.core.banks.next_rotation()
-
-    async def _purge_job(self, now: float, schedule: "_TimerSchedule") -> None:
-        if now >= schedule.next_purge:
-            counts = await self.call(self.core.purge)
-            if any(counts.values()):
-                log.info("store.purged", **counts)
-            schedule.next_purge = now + PURGE_INTERVAL
-
-    async def _flush_job(self, now: float, schedule: "_TimerSchedule") -> None:
-        if now >= schedule.next_flush:
-            flushed = await self.call(self.core.flush_stale_parts)
-            if any(result.lease_id for result in flushed):
-                self.outbox_changed.set()
-            schedule.next_flush = now + PART_FLUSH_INTERVAL
 
     # ------------------------------------------------------------------------- the uplink's port
     async def acked_seq(self) -> int:
@@ -530,18 +456,6 @@ class Gateway:
                         "operator": m.health.operator, "sms_received": m.health.sms_received}
                        for m in self.modems],
         }
-
-
-@dataclass(slots=True)
-class _TimerSchedule:
-    """When the timer loop's periodic jobs are next due (engine time)."""
-
-    next_purge: float
-    next_flush: float
-    rotation: float | None = None
-
-    def wake_at(self, deadline: float | None) -> float:
-        return min(x for x in (deadline, self.next_purge, self.next_flush, self.rotation) if x is not None)
 
 
 def lease_json(lease, now: float) -> dict[str, object]:

@@ -25,8 +25,8 @@ from gateway.config import BankConfig, LeaseConfig
 from gateway.leases import (Decision, Deliver, Lease, LeaseEngine, LeaseState, Opened, Quarantine, Refusal, Refused,
                             Transitioned)
 from gateway.simbank import Outcome, Placement
-from gateway.store import (MAX_OUTBOX, OUTBOX_ALARM, MessageRow, SimRow, Store, StoredLease, StoreError, engine_lease,
-                           message_id)
+from gateway import retention
+from gateway.store import MessageRow, SimRow, Store, StoredLease, StoreError, engine_lease, message_id
 
 log = structlog.get_logger("gateway.core")
 PLAUSIBLE_CLOCK_SKEW = 15 * 60.0  # a network timestamp further from our clock is not trusted for routing
@@ -536,28 +536,12 @@ class GatewayCore:
         return {"full": True, "numbers": numbers, "capacity": capacity, "capacity_by_service": by_service,
                 "radios": len(radios)}
 
-    def next_deadline(self) -> float | None:
-        return self.engine.next_deadline()
-
     def _note_due(self) -> None:
         self.due_at = self.engine.next_deadline()
 
     def purge(self) -> dict[str, int]:
-        """Retention, and the outbox's bound: an alarm from OUTBOX_ALARM of MAX_OUTBOX on, an error
-        for every event dropped at it (the marketplace has not acknowledged for that long)."""
-        cfg, now = self.config, self._wall()
-        counts = self.store.purge(now, quarantine_retention=cfg.quarantine_retention,
-                                  message_retention=cfg.message_retention, claim_window=cfg.claim_window)
-        rows, oldest = self.store.outbox_size()
-        if counts["outbox_dropped"]:
-            log.error("outbox.dropped", events=counts["outbox_dropped"], cap=MAX_OUTBOX,
-                      max_age_s=cfg.claim_window, consequence="the marketplace sees a gap in seq")
-        elif rows >= OUTBOX_ALARM * MAX_OUTBOX:
-            log.error("outbox.nearly_full", events=rows, cap=MAX_OUTBOX, oldest_age_s=round(now - (oldest or now)),
-                      hint="the marketplace is not acknowledging; at the cap the oldest events are dropped")
-        if counts.get("checkpoint_busy"):
-            log.warning("store.checkpoint_busy", hint="a reader holds the WAL; purged bytes leave it at the next purge")
-        return counts
+        """Everything past its retention, see :mod:`gateway.retention`."""
+        return retention.purge(self.store, self.config, self._wall())
 
     def _transact(self, step: Callable[[float], list[Decision]]) -> list[Decision]:
         snapshot = self._snapshot()

@@ -417,58 +417,6 @@ class Store:
         self.db.execute("INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                         (key, value))
 
-    # ----------------------------------------------------------------------------------- purge
-    def purge(self, now: float, *, quarantine_retention: float, message_retention: float,
-              claim_window: float) -> dict[str, int]:
-        """Delete what is past its retention. Texts and PDUs go first; the audit trail stays for
-        the claim window. Returns counts per kind."""
-        with self.transaction() as db:
-            quarantined = db.execute("DELETE FROM messages WHERE quarantined = 1 AND received_at <= ?",
-                                     (now - quarantine_retention,)).rowcount
-            texts = db.execute("UPDATE messages SET text = NULL, sender = NULL, pdus = NULL, purged_at = ?"
-                               " WHERE quarantined = 0 AND purged_at IS NULL AND received_at <= ?",
-                               (now, now - message_retention)).rowcount
-            rows = db.execute("DELETE FROM messages WHERE received_at <= ?", (now - claim_window,)).rowcount
-            # Routed parts only serve to recognise a re-read: they hold raw PDUs, so they go with the
-            # shortest retention; parts still waiting go with the longest.
-            stale_parts = db.execute("DELETE FROM parts WHERE (message_id IS NOT NULL AND received_at <= ?)"
-                                     " OR received_at <= ?",
-                                     (now - min(quarantine_retention, message_retention),
-                                      now - max(quarantine_retention, message_retention))).rowcount
-            events = db.execute("DELETE FROM lease_events WHERE lease_id IN (SELECT id FROM leases WHERE ended_at"
-                                " IS NOT NULL AND ended_at <= ?)", (now - claim_window,)).rowcount
-            leases = db.execute("DELETE FROM leases WHERE ended_at IS NOT NULL AND ended_at <= ?",
-                                (now - claim_window,)).rowcount
-            db.execute("DELETE FROM commands WHERE at <= ?", (now - min(claim_window, COMMAND_RETENTION),))
-            dropped = self._cap_outbox(now - claim_window)
-        counts = {"quarantined": quarantined, "texts": texts, "messages": rows, "parts": stale_parts,
-                  "audit_events": events, "leases": leases, "outbox_dropped": dropped}
-        if any(counts.values()):
-            counts["checkpoint_busy"] = int(not self.checkpoint())
-        return counts
-
-    def _cap_outbox(self, older_than: float) -> int:
-        """Drop events older than ``older_than`` (past the claim window nothing can be settled on
-        them) and the oldest beyond MAX_OUTBOX; the marketplace sees a gap in ``seq``."""
-        dropped = self.db.execute("DELETE FROM outbox WHERE created_at <= ?", (older_than,)).rowcount
-        row = self.db.execute("SELECT seq FROM outbox ORDER BY seq DESC LIMIT 1 OFFSET ?", (MAX_OUTBOX,)).fetchone()
-        if row is not None:
-            dropped += self.db.execute("DELETE FROM outbox WHERE seq <= ?", (row[0],)).rowcount
-        return dropped
-
-    def checkpoint(self) -> bool:
-        """Copy the WAL into the database file and truncate it to nothing, so what a purge removed
-        leaves ``-wal`` at once (secure_delete has zeroed it in the pages). False when a reader
-        holds the WAL: the next purge tries again."""
-        busy, _, _ = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        return not busy
-
-    def compact(self) -> None:
-        """Checkpoint the WAL into the main file and rebuild it, so purged bytes leave the disk."""
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.db.execute("VACUUM")
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
 
 _FROM_MESSAGES = ("text", "sender")  # SMS event fields read from ``messages`` when sent, never stored twice
 

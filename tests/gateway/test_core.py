@@ -177,7 +177,9 @@ def test_quarantine_purged_from_the_file_itself_after_retention(db):
     clocks.advance(3600)
     counts = core.purge()
     assert counts["quarantined"] == 1
-    core.store.compact()
+    from gateway import retention
+
+    retention.compact(core.store)
     core.store.close()
     blob = b"".join(open(f, "rb").read() for f in glob.glob(db + "*"))
     assert secret.encode() not in blob
@@ -392,9 +394,9 @@ def test_migration_4_takes_texts_out_of_stored_outbox_events(db):
 
 
 def test_the_outbox_is_capped_in_age_and_size_oldest_dropped_first(db, monkeypatch):
-    import gateway.store as store_module
+    import gateway.retention as retention_module
 
-    monkeypatch.setattr(store_module, "MAX_OUTBOX", 10)
+    monkeypatch.setattr(retention_module, "MAX_OUTBOX", 10)
     clocks = Clocks()
     core = make_core(db, clocks)
     for i in range(15):

@@ -63,7 +63,7 @@ def test_a_minute_of_failed_commits_delays_deadlines_by_seconds_and_stops_nothin
             (fault_dir / "disk_full").touch()  # from +10 to +70 every commit fails
             await advance_to(70, 1.0)
             assert "L1" not in ended_at, "L1 cannot end while nothing commits"
-            assert gateway.store_failing and "full" in gateway.store_failing
+            assert gateway.timers.store_failing and "full" in gateway.timers.store_failing
             os.unlink(fault_dir / "disk_full")
             await advance_to(78, 0.5)
             assert ended_at.get("L1", 1e9) <= 70 + 5.5, f"L1 ended at +{ended_at.get('L1')}, the disk was back at +70"
@@ -80,7 +80,7 @@ def test_a_minute_of_failed_commits_delays_deadlines_by_seconds_and_stops_nothin
             states = {lease.id: lease.state for lease in gateway.read(lambda store: store.leases())}
             assert states == {"L1": LeaseState.EXPIRED, "L2": LeaseState.EXPIRED}
             assert gateway.supervisor.healthy() and "lease-timers" in gateway.supervisor.names
-            assert gateway.store_failing is None
+            assert gateway.timers.store_failing is None
         finally:
             await gateway.stop()
 

@@ -306,7 +306,11 @@ class Soak:
         while time.monotonic() < deadline:
             if self.market is not None:
                 try:
-                    return await self.market.command(dict(frame), gateway_id="soak", timeout=5.0)
+                    result = await self.market.command(dict(frame), gateway_id="soak", timeout=5.0)
+                    if result.get("reason") not in ("rate_limited", "unavailable"):
+                        return result
+                    await asyncio.sleep(min(float(result.get("retry_after") or 1.0), 5.0))  # not executed: again
+                    continue
                 except HttpError:
                     pass
             await asyncio.sleep(0.3)
