@@ -39,6 +39,7 @@ from gateway.uplink.client import UplinkClient, UplinkSettings
 from gateway.uplink.protocol import LeaseAction, OpenLease
 
 log = structlog.get_logger("gateway.app")
+STOP_TIMEOUT = 5.0  # what has not stopped by then is logged and left behind
 T = TypeVar("T")
 ONLINE_STATES = frozenset({ModemState.OK, ModemState.DEGRADED})
 
@@ -132,10 +133,12 @@ class Gateway:
             self._rescan()
 
     async def stop(self) -> None:
-        if self.switcher is not None:
-            await self.switcher.stop()
+        if self.switcher is not None:  # bounded: a switch that swallows its cancel must not hang the stop
+            switcher = asyncio.ensure_future(self.switcher.stop())
+            if not (await asyncio.wait({switcher}, timeout=STOP_TIMEOUT))[0]:
+                log.error("bank.switcher_did_not_stop", timeout_s=STOP_TIMEOUT)
         await stop_modems(self.modems, [])
-        await self.supervisor.stop()
+        await self.supervisor.stop(STOP_TIMEOUT)
         if self._server is not None:
             self._server.close()
         await self.call(self.store.close)

@@ -70,12 +70,25 @@ class Supervisor:
         task.add_done_callback(lambda _: self._tasks.pop(name, None))
         return task
 
-    async def stop(self) -> None:
-        """Cancel every task and wait for each to finish."""
+    async def stop(self, timeout: float = 5.0) -> list[str]:
+        """Cancel every task and wait up to ``timeout`` for them; a task that swallowed its
+        cancellation is cancelled once more, then named in the log and left behind, so stopping
+        is bounded. Returns the names of those that did not stop."""
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if not tasks:
+            return []
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=1.0)
+        stuck = sorted(task.get_name() for task in pending)
+        if stuck:
+            log.error("task.did_not_stop", tasks=stuck, timeout_s=timeout,
+                      stacks=[_where(task) for task in pending][:5])
+        return stuck
 
     # ------------------------------------------------------------------------------- internals
     async def _supervise(self, name: str, factory: Callable[[], Awaitable[None]]) -> None:
@@ -134,3 +147,9 @@ class Supervisor:
         p = self.policy
         backoff = wait_exponential(multiplier=p.backoff_initial, max=p.backoff_max) + wait_random(0, p.backoff_initial)
         return min(backoff(state), p.backoff_max)
+
+
+def _where(task: asyncio.Task) -> str:
+    """Where a task is suspended: its innermost frame."""
+    frames = task.get_stack()
+    return f"{task.get_name()}: {frames[-1].f_code.co_filename}:{frames[-1].f_lineno}" if frames else task.get_name()

@@ -172,3 +172,29 @@ def test_supervisor_restarts_a_failed_task_retries_transient_failures_forever_an
         assert supervisor.names == []
 
     run(scenario(), 30)
+
+
+def test_stopping_is_bounded_even_when_a_task_swallows_its_cancellation():
+    from gateway.supervisor import Supervisor
+
+    async def scenario():
+        supervisor = Supervisor()
+        release = asyncio.Event()
+
+        async def stubborn():
+            while not release.is_set():
+                try:
+                    await asyncio.sleep(10)
+                except asyncio.CancelledError:
+                    pass  # the bug this guards against: a cancel lost (e.g. wait_for racing its inner future)
+
+        supervisor.start("stubborn", stubborn)
+        supervisor.start("polite", lambda: asyncio.sleep(10))
+        await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        assert await supervisor.stop(timeout=0.2) == ["stubborn"]
+        assert loop.time() - started < 2.0
+        release.set()
+
+    run(scenario(), 30)
