@@ -153,6 +153,10 @@ class UplinkClient:
         if isinstance(error, AuthRejected):
             log.error("uplink.auth_rejected", url=self.settings.url, retry_in=round(wait, 1),
                       hint="the marketplace refused the supplier token; check uplink.token")
+        elif isinstance(error, PermissionError):  # the unit's IP filter, not the marketplace
+            log.warning("uplink.connect_failed", url=self.settings.url, error=self.last_error,
+                        attempt=state.attempt_number, retry_in=round(wait, 2),
+                        hint="IPAddressAllow= of simgw.service lacks the marketplace; see README Security")
         else:
             log.warning("uplink.connect_failed", url=self.settings.url, error=self.last_error,
                         attempt=state.attempt_number, retry_in=round(wait, 2))
