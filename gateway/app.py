@@ -512,6 +512,7 @@ async def run_daemon(config: Config, stop: asyncio.Event, *, reload: asyncio.Eve
     finally:
         notifier.stopping()
         watchdog.cancel()
+        await asyncio.gather(watchdog, return_exceptions=True)
         await gateway.stop()
     if gave_up.is_set():
         notifier.status(f"failed: {gateway.supervisor.reason}")
