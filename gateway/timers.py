@@ -71,9 +71,12 @@ class TimerLoop:
                     self.store_failing = error
             self.wake_at = retry_at or schedule.wake_at(self._gateway.core.due_at)
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancellation that comes just
+            # as the wake-up does, and the loop would never stop
             try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, min(self.wake_at - self._mono(), self._poll)) + 0.001)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(max(0.0, min(self.wake_at - self._mono(), self._poll)) + 0.001):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
 
     async def _round(self, now: float, schedule: _Schedule) -> str | None:
