@@ -58,7 +58,7 @@ class Gateway:
         self.store = Store(config.database, commit_fault=faults.commit_error if faults else None)
         # Outbox rows as they commit, handed to the uplink without asking the core thread again.
         self._fresh_outbox: collections.deque[tuple[int, str, dict]] = collections.deque(maxlen=4096)
-        self.store.on_committed = self._fresh_outbox.extend
+        self.store.on_committed = self._hand_to_uplink
         self.core = GatewayCore(self.store, config.leases, mono=mono, wall=wall, numbers=config.numbers,
                                 banks=config.banks, boot_id=_boot_id() if mono is time.monotonic else None)
         self.switcher = Switcher(config.banks, self._modem_at, self._switch_done, rules=config.ussd_numbers,
@@ -85,6 +85,13 @@ class Gateway:
                                                       health_interval=u.health_interval),
                                        self, outbox_changed=self.outbox_changed,
                                        inventory_changed=self.inventory_changed, fresh_outbox=self._fresh_outbox)
+
+    def _hand_to_uplink(self, rows: list[tuple[int, str, dict]]) -> None:
+        """(core thread) Committed outbox rows, for the uplink to send without a store round trip;
+        only while it is connected: otherwise they are read from the store on reconnect, so SMS
+        texts do not wait in memory past their retention while the marketplace is away."""
+        if self.uplink is not None and self.uplink.connected.is_set():
+            self._fresh_outbox.extend(rows)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on the core thread, after everything submitted before it."""

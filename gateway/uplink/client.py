@@ -209,6 +209,8 @@ class UplinkClient:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 self.connected.clear()
+                if self._fresh is not None:
+                    self._fresh.clear()  # what was not sent is read from the store next time
         if not session.ready:
             raise ConnectionError("closed before the welcome")
 
