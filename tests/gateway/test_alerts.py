@@ -73,3 +73,30 @@ def test_rules_use_only_metrics_the_daemon_exports(tmp_path):
     assert re.search(r"^simgw_disk_free_ratio 0\.\d+", exposition, re.M)
     assert re.search(r"^simgw_outbox_oldest_unacked_age_seconds [0-9.]+", exposition, re.M)
     assert re.search(r"^simgw_start_time_seconds 1\.[0-9]+e\+09", exposition, re.M)
+
+
+def test_the_commit_failure_counter_counts_what_sqlite_refused(tmp_path):
+    """What SimgwStoreCommitFailures watches: a refused COMMIT and a statement that fails inside
+    the transaction each count once; a good commit does not."""
+    import sqlite3
+
+    from gateway.store import Store, StoreError
+
+    fault: list[str | None] = [None]
+    store = Store(str(tmp_path / "simgw.db"), commit_fault=lambda: fault[0])
+    store.open()
+    try:
+        assert store.commit_failures == 0
+        fault[0] = "database or disk is full"
+        with pytest.raises(StoreError, match="disk is full"):
+            with store.transaction():
+                store.set_meta("k", "v")
+        fault[0] = None
+        with pytest.raises(sqlite3.OperationalError):
+            with store.transaction() as db:
+                db.execute("INSERT INTO no_such_table VALUES (1)")
+        with store.transaction():
+            store.set_meta("k", "v")
+        assert store.commit_failures == 2 and store.meta("k") == "v"
+    finally:
+        store.close()
