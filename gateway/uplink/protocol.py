@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 from gateway.uplink.frames import (  # noqa: F401  (PROTOCOL_VERSION, encode: re-exported)
@@ -207,27 +208,39 @@ def _parse_kind(kind: str, frame: dict) -> Event:
     raise _Invalid(ErrorReason.UNKNOWN_TYPE, f"unknown frame type {kind[:40]!r}")
 
 
+NUMBER = re.compile(r"\+?[0-9]{5,15}")  # E.164 with its + (or as the supplier configured it: see PROTOCOL.md)
+PREFIX = re.compile(r"\+?[0-9]{1,15}")  # a number prefix, with or without the +
+COUNTRY = re.compile(r"[A-Za-z]{2}")  # ISO 3166-1 alpha-2, either case
+
+
+def _matching(frame: dict, key: str, pattern: re.Pattern[str], what: str, *, max_len: int = 32) -> str | None:
+    value = _string(frame, key, required=False, max_len=max_len)
+    if value is not None and not pattern.fullmatch(value):
+        raise _Invalid(ErrorReason.INVALID_FIELD, f"'{key}' must be {what}")
+    return value
+
+
 def _parse_open(frame: dict) -> OpenLease:
     command_id = _string(frame, "command_id")
     lease_id = _string(frame, "lease_id")
     service = _string(frame, "service", max_len=64)
     category = _string(frame, "category", required=False, max_len=64)
-    number = _string(frame, "number", required=False, max_len=32)
+    number = _matching(frame, "number", NUMBER, "a number in E.164 with its + (+79161234567)")
     criteria = frame.get("criteria") or {}
     if not isinstance(criteria, dict):
         raise _Invalid(ErrorReason.INVALID_FIELD, "'criteria' must be an object")
-    country = _string(criteria, "country", required=False, max_len=8)
+    country = _matching(criteria, "country", COUNTRY, "an ISO 3166-1 alpha-2 code (RU)")
     operator = _string(criteria, "operator", required=False, max_len=64)
     prefixes = criteria.get("exclude_prefixes", [])
     if not isinstance(prefixes, list) or len(prefixes) > 1000 or not all(
-            isinstance(p, str) and 0 < len(p) <= 32 for p in prefixes):
-        raise _Invalid(ErrorReason.INVALID_FIELD, "'exclude_prefixes' must be a list of up to 1000 short strings")
+            isinstance(p, str) and PREFIX.fullmatch(p) for p in prefixes):
+        raise _Invalid(ErrorReason.INVALID_FIELD, "'exclude_prefixes' must be a list of up to 1000 number prefixes")
     wait = frame.get("wait_window")
     if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float)) or not math.isfinite(wait)
                              or wait <= 0):
         raise _Invalid(ErrorReason.INVALID_FIELD, "'wait_window' must be a positive number of seconds")
-    return OpenLease(command_id, lease_id, service, category, number, country, operator, tuple(prefixes),
-                     float(wait) if wait is not None else None)
+    return OpenLease(command_id, lease_id, service, category, number, country.upper() if country else None, operator,
+                     tuple(prefixes), float(wait) if wait is not None else None)
 
 
 # ------------------------------------------------------------------------------------ session
