@@ -3,8 +3,10 @@
 One outbound connection (the Pi is behind NAT). Reconnects with tenacity: exponential backoff
 with jitter up to a cap; a refused token waits the full cap every time and says so, since
 retrying a wrong token fast helps nobody. Keepalive pings find a dead link within
-``ping_interval + ping_timeout``. On every connection: ``hello``, the marketplace's ``welcome``,
-then every outbox event after the seq it acknowledged, in order, within a bounded window.
+``ping_interval + ping_timeout``. It only moves bytes: :class:`UplinkSession` decides what is
+sent and in which order (``hello``, the ``welcome``, the full ``inventory``, then every outbox
+event after the acknowledged seq, within a window); the tasks here feed it and write
+:meth:`UplinkSession.data_to_send` under one lock.
 """
 
 from __future__ import annotations
@@ -285,7 +287,7 @@ class UplinkClient:
             if session.room > 0:
                 self._outbox_changed.clear()
                 limit = session.room
-                rows = self._take_fresh(session.sent_seq, limit)
+                rows = take_fresh(self._fresh, session.sent_seq, limit)
                 if rows is None:
                     rows = await self._port.outbox_after(session.sent_seq, limit)
                 session.send_events(rows)
@@ -302,21 +304,6 @@ class UplinkClient:
                 for task in tasks:
                     task.cancel()
             room_changed.clear()
-
-    def _take_fresh(self, after: int, limit: int) -> list[tuple[int, str, dict]] | None:
-        """The next rows from what the store just committed, if they follow ``after`` without a
-        gap; None sends the sender to the store (after a reconnect, or if rows were dropped)."""
-        fresh = self._fresh
-        if fresh is None:
-            return None
-        while fresh and fresh[0][0] <= after:
-            fresh.popleft()
-        if not fresh or fresh[0][0] != after + 1:
-            return None
-        rows: list[tuple[int, str, dict]] = []
-        while fresh and len(rows) < limit and fresh[0][0] == after + len(rows) + 1:
-            rows.append(fresh.popleft())
-        return rows
 
     async def _acker(self) -> None:
         """Persist acknowledgements, coalesced: under load one commit covers many acks. A late
@@ -351,6 +338,22 @@ class UplinkClient:
             await asyncio.sleep(self.settings.health_interval)
             if session.ready and session.send_health(await self._port.health()):
                 await self._flush(*flush)
+
+
+def take_fresh(fresh: collections.deque[tuple[int, str, dict]] | None, after: int,
+               limit: int) -> list[tuple[int, str, dict]] | None:
+    """The next rows from what the store just committed, if they follow ``after`` without a
+    gap; None sends the sender to the store (after a reconnect, or if rows were dropped)."""
+    if fresh is None:
+        return None
+    while fresh and fresh[0][0] <= after:
+        fresh.popleft()
+    if not fresh or fresh[0][0] != after + 1:
+        return None
+    rows: list[tuple[int, str, dict]] = []
+    while fresh and len(rows) < limit and fresh[0][0] == after + len(rows) + 1:
+        rows.append(fresh.popleft())
+    return rows
 
 
 def _describe(error: BaseException | None) -> str:
