@@ -73,12 +73,13 @@ def lease_payload(*, lease_id: str, state: str, event: str, at: float, number: s
                   opened_at: float | None, deadline: float | None, ended_at: float | None, sms_count: int,
                   reason: str | None = None) -> dict[str, object]:
     """What a ``lease`` frame carries besides ``type`` and ``seq``. ``state`` is the lease's state
-    (the word a ``result`` gives); ``event`` says what moved it; an ended lease has no deadline."""
+    (the word a ``result`` gives); ``event`` says what moved it. An ended lease's deadline is
+    the one that passed (``at - deadline``: how late the end came), or ``ended_at`` if it ended sooner."""
     if event not in LEASE_EVENTS:
         raise ValueError(f"unknown lease event {event!r}; one of {LEASE_EVENTS}")
     payload: dict[str, object] = {
         "lease_id": lease_id, "state": state, "event": event, "at": at, "number": number, "service": service,
-        "opened_at": opened_at, "deadline": None if ended_at is not None else deadline, "ended_at": ended_at,
+        "opened_at": opened_at, "deadline": deadline, "ended_at": ended_at,
         "sms_count": sms_count}
     if reason:
         payload["reason"] = reason

@@ -55,8 +55,22 @@ def test_a_lease_frame_says_the_lease_state_the_result_gives_and_each_sms_moves_
     answer = decisions_json(core.finish("L1"))
     finished = _lease_frames(core, "L1")[-1]
     assert answer["state"] == finished["state"] == "finished" and finished["event"] == "finish"
-    assert finished["deadline"] is None and finished["ended_at"] == pytest.approx(clocks.wall)
+    assert finished["ended_at"] == finished["deadline"] == pytest.approx(clocks.wall)  # ended before its deadline
     validate_frames([{"type": "lease", "seq": 1, **f} for f in _lease_frames(core, "L1")])
+
+
+def test_an_expired_lease_frame_keeps_the_deadline_that_passed(db):
+    from tests.gateway.test_core import NUMBER_B
+
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    core.open_lease("L2", NUMBER_B, "telegram", wait_window=60)
+    deadline = _lease_frames(core, "L2")[0]["deadline"]
+    clocks.advance(65)
+    core.tick()
+    expired = _lease_frames(core, "L2")[-1]
+    assert (expired["state"], expired["event"]) == ("expired", "deadline")
+    assert expired["deadline"] == pytest.approx(deadline) and expired["at"] - expired["deadline"] == pytest.approx(5)
 
 
 # ---------------------------------------------------------------------------- msg_id, parts
