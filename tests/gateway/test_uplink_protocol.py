@@ -149,3 +149,16 @@ def test_every_session_state_has_a_way_out_and_only_ready_sends_sequenced_frames
     assert [s for (s, i), t in TRANSITIONS.items() if t is SessionState.READY] == [SessionState.SYNCING]
     with pytest.raises(SessionError, match="full_inventory_sent in state connecting"):
         UplinkSession("gw", "1", 0)._move(SessionInput.FULL_INVENTORY_SENT)
+
+
+def test_error_answers_waiting_to_be_written_are_capped_and_the_excess_counted():
+    from gateway.uplink.protocol import MAX_UNSEQUENCED, UplinkSession
+
+    session = UplinkSession("gw", "1", 0)
+    session.send_hello()
+    session.data_to_send()
+    for _ in range(MAX_UNSEQUENCED + 50):
+        session.receive("not json")  # nobody drains: a stalled writer
+    assert len(session.data_to_send()) == MAX_UNSEQUENCED and session.errors_dropped == 50
+    session.receive("not json")  # drained: answered again
+    assert len(session.data_to_send()) == 1
