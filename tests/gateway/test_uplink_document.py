@@ -143,6 +143,8 @@ def test_service_names_and_the_deny_list_are_case_insensitive(db):
     core.finish("L1")
     again = decisions_json(core.open_lease("L2", NUMBER_A, "TELEGRAM"))
     assert again["reason"] == "number_used_for_service", again
+    (entry,) = [n for n in core.inventory()["numbers"] if n["msisdn"] == NUMBER_A]
+    assert entry["services_used"] == ["telegram"]
 
 
 # -------------------------------------------------------------------------- value sets
