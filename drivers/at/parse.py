@@ -185,6 +185,14 @@ def parse_cops(line: str) -> str | None:
     return fields[2] if len(fields) >= 3 and fields[2] else None
 
 
+def parse_cfun(line: str) -> int | None:
+    """``+CFUN: 4`` -> 4 (27.007 §8.2: 1 full, 0 minimum, 4 radio off). None for the test form
+    that some ZTE firmware answers to the query (``+CFUN: (0-1,4-7),(0-1)``: python-gsmmodem
+    test/fakemodems.py ``ZteK3565Z``), which says nothing about the radio."""
+    value = split_args(_after_prefix(line, "+CFUN:"))[0]
+    return int(value) if is_digits(value) else None
+
+
 def parse_cpin(line: str) -> str:
     """``+CPIN: READY`` -> ``READY`` (or ``SIM PIN``, ``NOT INSERTED``...)."""
     return _after_prefix(line, "+CPIN:").strip('"')

@@ -233,6 +233,10 @@ class AtProtocol:
         self._framer.prompt_armed = False
         self._framer.reset()
 
+    def use_urcs(self, extra_urcs: frozenset[str]) -> None:
+        """Replace the vendor URC prefixes recognised besides the standard ones."""
+        self._extra_urcs = extra_urcs
+
     # ---------------------------------------------------------------------------------- bytes
     def receive_data(self, data: bytes) -> None:
         for item in self._framer.feed(data):
