@@ -162,6 +162,19 @@ class ModemReceiver:
         return ReceivedPart(self.path, self.identity, storage, index, pdu_hex.strip(), sms, error,
                             self._wall_clock(), self._clock())
 
+    def _spawn_direct(self, pdu_hex: str) -> None:
+        """Handle a ``+CMT`` in a task the modem owns: kept until done, its failure logged (with
+        the port) rather than lost, and cancelled by :meth:`stop`."""
+        task = asyncio.get_running_loop().create_task(self._on_direct(pdu_hex), name=f"modem-cmt:{self.path}")
+        self._direct_tasks.add(task)
+        task.add_done_callback(self._direct_done)
+
+    def _direct_done(self, task: asyncio.Task[None]) -> None:
+        self._direct_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self._log_once("modem.direct_failed", error=f"{type(exc).__name__}: {exc}")
+
     async def _on_direct(self, pdu_hex: str) -> None:
         """``+CMT``: the sink stores it, then we acknowledge so the network stops retrying."""
         try:

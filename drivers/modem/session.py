@@ -77,6 +77,7 @@ class Modem(ModemSetup, ModemIdentification, ModemHealthProbes, ModemUrcs, Modem
         self.ready = asyncio.Event()
         self.settled = asyncio.Event()  # set when an initialisation ends, ready or not (no SIM, locked)
         self._ussd: asyncio.Future[tuple[int, str | None]] | None = None
+        self._direct_tasks: set[asyncio.Task[None]] = set()  # +CMT deliveries in progress
 
     # ------------------------------------------------------------------------------ lifecycle
     async def run(self) -> None:
@@ -142,7 +143,10 @@ class Modem(ModemSetup, ModemIdentification, ModemHealthProbes, ModemUrcs, Modem
         raise Recover(str(failure)) from failure
 
     def stop(self) -> None:
+        """Stop serving: :meth:`run` returns at the end of this session; +CMT handling stops."""
         self._stopping = True
+        for task in list(self._direct_tasks):
+            task.cancel()
 
     @property
     def channel(self) -> AtChannel | None:

@@ -9,8 +9,6 @@ treating it as a reboot re-initialised the modem on every heartbeat (issue 11, f
 
 from __future__ import annotations
 
-import asyncio
-
 from drivers.at.parse import AtParseError, parse_cmti, parse_cpin, parse_creg, parse_cusd
 from drivers.at.protocol import Urc
 from drivers.modem.types import ModemState
@@ -33,7 +31,7 @@ class ModemUrcs:
         if name == "+CMTI:":
             self._on_cmti(urc)
         elif name == "+CMT:" and urc.body:
-            asyncio.ensure_future(self._on_direct(urc.body))
+            self._spawn_direct(urc.body)
         elif name in FULL_URCS and ("FULL" in urc.line.upper() or name == "^SMMEMFULL:"):
             self._log.warning("modem.storage_full")
             self._enqueue_sweep()

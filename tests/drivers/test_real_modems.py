@@ -279,3 +279,133 @@ def test_failure6_huawei_boot_heartbeat_does_not_reinitialise():
             assert ModemState.RESETTING not in rig.states
 
     run(scenario(), 30)
+
+
+# -------------------------------------------------------------------------- the rest of issue 11
+def test_sms_commands_refused_before_sms_ready_are_retried_when_the_modem_says_so():
+    """SIMCom answers SMS commands with +CMS ERROR until its SMS stack is up and says ``SMS Ready``
+    (SIM800 series AT manual, "SMS Ready" URC; the simulator's simcom profile boots that way);
+    Quectel says ``+QIND: SMS DONE``. 27.005 §3.2.5: 302 "operation not allowed"."""
+
+    async def scenario():
+        table = generic_table()
+        refuse = b"\r\n+CMS ERROR: operation not allowed\r\n"
+        table["AT+CMGF=0"] = after(1.5, refuse, OK)
+        table['AT+CPMS="SM","SM","SM"'] = after(1.5, refuse, ok("+CPMS: 0,30,0,30,0,30"))
+        async with Rig(table) as rig:
+            asyncio.get_running_loop().call_later(1.5, rig.peer.send, b"\r\nSMS Ready\r\n")
+            await rig.ready(8)
+            assert rig.modem.health.storage == "SM" and rig.modem.health.cnmi == "2,1,0,2,0"
+            assert rig.modem.health.recoveries == 0 and rig.resets() == []
+            rig.peer.store("+79160000011", "after SMS Ready")
+            await rig.delivered(["after SMS Ready"])
+
+    run(scenario(), 30)
+
+
+def test_receiving_does_not_wait_on_a_failed_identity_probe_and_the_gap_is_filled_later():
+    """An IMEI query the firmware swallows for a while (no answer at all) must not hold back the
+    SMS already on the SIM, nor earn the modem a reset."""
+
+    async def scenario():
+        table = generic_table()
+        table["AT+CGSN"] = after(3.0, None, ok("356938035643809"))
+        table["AT+CNUM"] = None
+        async with Rig(table) as rig:
+            rig.peer.store("+79160000012", "waiting on the SIM", announce=False)
+            started = time.monotonic()
+            await rig.delivered(["waiting on the SIM"], timeout=6)
+            assert time.monotonic() - started < 4.0
+            await wait_until(lambda: rig.modem.identity.imei == "356938035643809", 8, "the IMEI filled in later")
+            assert rig.resets() == [] and rig.modem.identity.imsi == "250991234567890"
+
+    run(scenario(), 30)
+
+
+def test_identity_is_read_again_after_a_sim_change():
+    async def scenario():
+        table = generic_table()
+        async with Rig(table) as rig:
+            await rig.ready()
+            assert rig.modem.identity.imsi == "250991234567890"
+            rig.peer.table["AT+CPIN?"] = b"\r\n+CME ERROR: SIM not inserted\r\n"
+            rig.peer.send(b"\r\n+CPIN: NOT INSERTED\r\n")
+            await wait_until(lambda: rig.modem.health.state is ModemState.NO_SIM, 5, "no_sim")
+            rig.peer.table.update({"AT+CPIN?": ok("+CPIN: READY"), "AT+CIMI": ok("250017654321098"),
+                                   "AT+CCID": ok("+CCID: 89701010000000000025")})
+            rig.peer.send(b"\r\n+CPIN: READY\r\n")
+            await wait_until(lambda: rig.modem.identity.imsi == "250017654321098", 8, "the new SIM's IMSI")
+            assert rig.modem.identity.iccid == "89701010000000000025"
+            await wait_until(lambda: rig.modem.health.state is ModemState.OK, 5, "ok")
+
+    run(scenario(), 30)
+
+
+def test_a_reset_command_the_modem_refuses_is_not_sent_again():
+    """A modem that hangs on AT+CPIN? earns a soft reset; when it answers the reset command with
+    ERROR (the command is not in its firmware), looping on it only delays everything else."""
+
+    async def scenario():
+        table = generic_table()
+        table["AT+CPIN?"] = None
+        table["AT+CFUN=1,1"] = b"\r\nERROR\r\n"
+        options = dataclasses.replace(FAST, reset_wait=0.2)
+        async with Rig(table, options) as rig:
+            await wait_until(lambda: rig.peer.count("AT+CFUN=1,1") >= 1, 15, "a first soft reset")
+            await asyncio.sleep(8)
+            assert rig.peer.count("AT+CFUN=1,1") == 1, rig.peer.commands
+            assert rig.alive and rig.modem.health.soft_resets == 0
+
+    run(scenario(), 40)
+
+
+# ------------------------------------------------------------------------- issue 12, findings 4-5
+def test_a_non_ascii_digit_in_a_listing_is_skipped_and_the_modem_keeps_serving():
+    """``"²".isdigit()`` is True and ``int("²")`` raises: ``+CMGL: ²,1,,32`` killed the reader."""
+
+    async def scenario():
+        table = generic_table()
+
+        def listing(peer: ScriptedModem) -> bytes:
+            good = [line for index, pdu in sorted(peer.storage.items())
+                    for line in (f"+CMGL: {index},0,,{len(pdu) // 2 - 8}", pdu)]
+            return ok("+CMGL: ²,1,,32", "0011000B916407281553F80000AA0AE8329BFD4697D9EC37", *good)
+
+        table["AT+CMGL=4"] = listing
+        async with Rig(table) as rig:
+            rig.peer.store("+79160000013", "listed after a bad header", announce=False)
+            await rig.delivered(["listed after a bad header"])
+            rig.peer.store("+79160000013", "announced afterwards")
+            await rig.delivered(["listed after a bad header", "announced afterwards"])
+            await asyncio.sleep(2.5)  # another sweep meets the bad header again
+            assert rig.alive and rig.modem.health.recoveries == 0
+            assert rig.modem.health.state is ModemState.OK
+
+    run(scenario(), 30)
+
+
+def test_an_endless_answer_is_dropped_at_the_cap_and_the_modem_keeps_serving():
+    """A listing that streams 3,000 lines of 2 KB (6 MB) passes the 1,000-line / 1 MiB cap: it is
+    dropped as garbage, counted, and the next command is answered normally."""
+
+    async def scenario():
+        table = generic_table()
+        flood = {"left": 1}
+
+        def listing(peer: ScriptedModem) -> bytes:
+            if flood["left"]:
+                flood["left"] -= 1
+                return b"".join(b"+CMGL: 1,0,,23\r\n" + b"A" * 2000 + b"\r\n" for _ in range(3000)) + OK
+            return peer.cmgl()
+
+        table["AT+CMGL=4"] = listing
+        options = dataclasses.replace(FAST, list_timeout=20.0)
+        async with Rig(table, options) as rig:
+            await rig.ready()
+            await wait_until(lambda: rig.modem.channel is not None and rig.modem.channel.stats.oversized_responses == 1,
+                             10, "the oversized listing to be dropped")
+            rig.peer.store("+79160000014", "after the flood")
+            await rig.delivered(["after the flood"])
+            assert rig.alive and rig.modem.health.recoveries == 0
+
+    run(scenario(), 40)
