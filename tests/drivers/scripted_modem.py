@@ -67,6 +67,8 @@ class ScriptedModem:
         self._pending = bytearray()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer_on = False
+        self._stream: Iterator[bytes] | None = None
+        self.streamed = 0
 
     # ------------------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -96,6 +98,22 @@ class ScriptedModem:
         self._pending += data
         self._flush()
 
+    def stream(self, chunks: Iterator[bytes]) -> None:
+        """Write ``chunks`` as fast as the pty takes them, pulling each only when the previous one
+        is written, so that streaming 100 MB costs this process one chunk of memory."""
+        self._stream = chunks
+        self._refill()
+        self._flush()
+
+    def _refill(self) -> None:
+        while self._stream is not None and len(self._pending) < 65536:
+            chunk = next(self._stream, None)
+            if chunk is None:
+                self._stream = None
+                break
+            self.streamed += len(chunk)
+            self._pending += chunk
+
     def _flush(self) -> None:
         while self._pending:
             try:
@@ -106,6 +124,7 @@ class ScriptedModem:
                 self._pending.clear()
                 return
             del self._pending[:written]
+            self._refill()
             if written == 0:
                 break
         if self._pending and not self._writer_on and self._loop is not None:
@@ -113,6 +132,8 @@ class ScriptedModem:
             self._writer_on = True
 
     def _flush_writable(self) -> None:
+        self._flush()
+        self._refill()
         self._flush()
         if not self._pending and self._writer_on and self._loop is not None:
             self._loop.remove_writer(self.master)

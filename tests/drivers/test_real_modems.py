@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import logging
+import pathlib
+import sys
 import time
+
+import pytest
 
 from drivers.modem import Modem, ModemState, ReceivedPart
 from drivers.sms.assembly import SmsAssembler
@@ -19,6 +22,7 @@ from drivers.sms.pdu import SmsDeliver
 from tests.conftest import FAST, run, wait_until
 from tests.drivers.scripted_modem import OK, Answer, ScriptedModem, after, generic_table, ok
 
+REPO = pathlib.Path(__file__).resolve().parents[2]
 RESET_COMMANDS = ("AT!RESET", "AT+CFUN=1,1", "AT^RESET", "AT+ZRST", "ATZ")
 
 
@@ -409,3 +413,70 @@ def test_an_endless_answer_is_dropped_at_the_cap_and_the_modem_keeps_serving():
             assert rig.alive and rig.modem.health.recoveries == 0
 
     run(scenario(), 40)
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS in /proc/self/status")
+
+
+@pytest.mark.slow
+def test_bounded_memory_under_a_flood_during_a_listing():
+    """Issue 12 must-show 4: 50 MB of garbage without a newline, then 50 MB of 2 KB lines, as the
+    answer to AT+CMGL=4, keep this process's RSS within 20 MB of where it started; the modem
+    keeps serving and the SMS stored under the flood is delivered once. The flood comes from
+    another process (tests/drivers/flood_modem.py), so the RSS measured is the driver's."""
+    megabytes = 50
+
+    async def scenario():
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tests.drivers.flood_modem", str(megabytes),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=str(REPO))
+        try:
+            path = (await asyncio.wait_for(child.stdout.readline(), 10)).decode().strip()
+            sink_texts: list[str] = []
+            assembler = SmsAssembler()
+
+            async def sink(part: ReceivedPart) -> None:
+                done = assembler.add(part.port, part.sms, time.monotonic())
+                if done is not None:
+                    sink_texts.append(done.text)
+
+            options = dataclasses.replace(FAST, list_timeout=120.0, health_interval=5.0, sweep_interval=3.0)
+            modem = Modem(path, sink, options=options)
+            start_kib = _rss_kib()
+            peak = start_kib
+            started = time.monotonic()
+            task = asyncio.create_task(modem.run())
+            try:
+                while "stored under the flood" not in sink_texts:
+                    assert time.monotonic() - started < 150, f"SMS not delivered; state {modem.health.state}"
+                    assert not task.done(), f"driver stopped: {task}"
+                    peak = max(peak, _rss_kib())
+                    assert peak - start_kib < 20 * 1024, f"RSS grew by {(peak - start_kib) / 1024:.1f} MiB"
+                    await asyncio.sleep(0.05)
+                elapsed = time.monotonic() - started
+                stats = modem.channel.stats if modem.channel else None
+                print(f"\nbounded memory: {2 * megabytes} MB streamed in {elapsed:.1f} s; RSS start "
+                      f"{start_kib / 1024:.1f} MiB, peak {peak / 1024:.1f} MiB (+{(peak - start_kib) / 1024:.1f} MiB); "
+                      f"garbage events {stats.garbage if stats else '?'}, oversized responses "
+                      f"{getattr(stats, 'oversized_responses', '?')}, recoveries {modem.health.recoveries}")
+                assert sink_texts == ["stored under the flood"]
+                assert peak - start_kib < 20 * 1024, f"RSS grew by {(peak - start_kib) / 1024:.1f} MiB"
+                assert stats is not None and stats.oversized_responses == 1 and stats.garbage >= 2
+            finally:
+                modem.stop()
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        finally:
+            child.stdin.close()
+            try:
+                await asyncio.wait_for(child.wait(), 10)
+            except asyncio.TimeoutError:
+                child.kill()
+                await child.wait()
+
+    run(scenario(), 200)
