@@ -294,3 +294,30 @@ def test_default_caps_are_documented_values():
     protocol.receive_data(_flood(600, 2000))  # 1,200 lines, 2.4 MB: past both caps
     assert protocol.overflow_count == 1
     assert sum(1 for e in protocol.events_received() if isinstance(e, BadBytes)) == 1
+
+
+# ------------------------------------------------------------------ issue 12 finding 4: ASCII digits only
+@pytest.mark.parametrize("text,digits", [("0", True), ("321", True), ("²", False), ("٣", False), ("1²", False),
+                                         ("", False), (" 1", False), ("+1", False)])
+def test_is_digits_takes_ascii_digits_only(text, digits):
+    from drivers.at.parse import is_digits
+    assert is_digits(text) is digits
+
+
+def test_parsers_raise_only_their_own_error_on_non_ascii_digits():
+    from drivers.at.parse import (AtParseError, parse_cmgl, parse_cmgr, parse_cmti, parse_cpms, parse_creg,
+                                  parse_csq, parse_cusd)
+    errors: list[str] = []
+    listing = parse_cmgl(("+CMGL: ²,1,,32", "00AA", "+CMGL: 2,0,,23", "00BB"), errors)
+    assert [(s.index, s.pdu_hex) for s in listing] == [(2, "00BB")] and errors == ["bad +CMGL header '+CMGL: ²,1,,32'"]
+    for call in (lambda: parse_cmti('"SM",²'), lambda: parse_cmgr(("+CMGR: ²,,23", "00")),
+                 lambda: parse_cpms("+CPMS: ²,30"), lambda: parse_creg("+CREG: ²"),
+                 lambda: parse_csq("+CSQ: ²,99"), lambda: parse_cusd("+CUSD: ²")):
+        with pytest.raises(AtParseError):
+            call()
+
+
+def test_cfun_query_and_the_zte_test_form():
+    from drivers.at.parse import parse_cfun
+    assert parse_cfun("+CFUN: 1") == 1 and parse_cfun("+CFUN: 4") == 4 and parse_cfun("+CFUN: 0,0") == 0
+    assert parse_cfun("+CFUN: (0-1,4-7),(0-1)") is None  # python-gsmmodem fakemodems.py ZteK3565Z

@@ -480,3 +480,31 @@ def test_bounded_memory_under_a_flood_during_a_listing():
                 await child.wait()
 
     run(scenario(), 200)
+
+
+def test_scan_shows_the_identity_the_driver_uses():
+    """``simgw scan`` reads identity with the driver's shape-checked reads: a URC in the middle
+    of an answer, a ``Manufacturer:``/``IMEI:`` label, none of them end up in the report."""
+    from drivers.probe import probe_port
+
+    async def scenario():
+        table = generic_table()
+        table.update({
+            "AT+CGMI": b"\r\n^HWNAT:06\r\n\r\nManufacturer: huawei\r\n\r\nOK\r\n",
+            "AT+CGMM": ok("Model: E3372"),
+            "AT+CGSN": b"\r\n^ECCLIST: 112,911\r\n\r\nIMEI: 867223021234567\r\n\r\nOK\r\n",
+            "AT+CIMI": b"\r\n^SRVST:2\r\n\r\n250991234567890\r\n\r\nOK\r\n",
+            "AT^ICCID?": ok("^ICCID: 89701990000000000017"), "AT+CNMI?": ok("+CNMI: 2,1,0,2,0"),
+            "AT+CREG=2": OK,
+        })
+        peer = ScriptedModem(table)
+        peer.start()
+        try:
+            report = await probe_port(peer.path, listen=0.1)
+        finally:
+            peer.close()
+        assert (report.vendor, report.model, report.imei) == ("huawei", "E3372", "867223021234567")
+        assert report.imsi == "250991234567890" and report.iccid == "89701990000000000017"
+        assert report.answers and report.error is None
+
+    run(scenario(), 20)
