@@ -164,7 +164,7 @@ class Modem(ModemSetup, ModemIdentification, ModemHealthProbes, ModemUrcs, Modem
 
     def _log_once(self, event: str, **fields: object) -> None:
         """Log a repeated event the first time, then every 100th time, with its count."""
-        key = (event, str(fields.get("error", fields.get("result", ""))))[:2]
+        key = (event, str(fields.get("error", fields.get("result", ""))))
         if len(self._logged) >= LOG_ONCE_KEYS and key not in self._logged:
             self._logged.clear()
         count = self._logged.get(key, 0) + 1

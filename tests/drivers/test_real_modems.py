@@ -107,8 +107,11 @@ def test_failure1_cpin_without_ok_completes_after_a_grace_and_never_resets():
 def sim_busy_table(busy_for: float) -> dict[str, Answer]:
     """SIM busy at power-up: python-gsmmodem test/fakemodems.py ``QualcommM6280`` answers
     ``+CME ERROR: 14`` ("SIM busy", its issue #10) to commands issued early; 27.007 §9.2.1 code 14
-    is "SIM busy", and with ``AT+CMEE=2`` it is spelled out. ``+CPIN: NOT READY`` is the other
-    spelling (Quectel/SIMCom manuals, ModemManager mm-modem-helpers.c CPIN table)."""
+    is "SIM busy", and with ``AT+CMEE=2`` it is spelled out. ModemManager retries on it
+    (src/mm-broadband-modem.c "Retry on SIM BUSY errors"; src/plugins/zte/mm-broadband-modem-zte.c
+    retries AT+CPMS every 2 s while SIM busy). ``+CPIN: NOT READY`` is the other spelling
+    (ModemManager src/plugins/quectel/mm-shared-quectel.c ``cpin_not_ready_regex``; Quectel's AT
+    manual, AT+QSIMDET example)."""
     table = generic_table()
     busy = after(busy_for / 2, b"\r\n+CME ERROR: SIM busy\r\n", ok("+CPIN: NOT READY"))
     table["AT+CPIN?"] = after(busy_for, busy, ok("+CPIN: READY"))
