@@ -34,7 +34,7 @@ class AnswerShape:
 IMEI = AnswerShape(re.compile(r"[0-9]{14,17}"))
 IMSI = AnswerShape(re.compile(r"[0-9]{6,15}"))
 ICCID = AnswerShape(re.compile(r"[0-9A-Fa-f]{18,22}"))
-CPIN = AnswerShape(re.compile(r"[A-Z][A-Z0-9 -]*"), complete=True)
+CPIN = AnswerShape(re.compile(r"[A-Za-z][A-Za-z0-9 _-]*"), complete=True)  # READY, SIM PIN, PH-NET PUK...
 
 SHAPES: dict[str, AnswerShape] = {
     "AT+CGSN": IMEI, "AT+GSN": IMEI,
