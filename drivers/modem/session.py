@@ -243,10 +243,10 @@ class Modem(ModemSetup, ModemIdentification, ModemHealthProbes, ModemUrcs, Modem
             await asyncio.wait([reader])  # unlike ``await reader``, never swallows our own cancel
 
     async def _cmd(self, text: str, *, expect: tuple[str, ...] = (), timeout: float | None = None,
-                   priority: Priority = Priority.NORMAL, check: bool = True) -> Response:
+                   priority: Priority = Priority.NORMAL, check: bool = True, implied_final: bool = False) -> Response:
         if self._channel is None:
             raise PortGone(self.path, text, "not open")
-        implied = text.upper() in self.profile.no_final_after
+        implied = implied_final or text.upper() in self.profile.no_final_after
         return await self._channel.command(text, expect=expect, timeout=timeout or self.options.command_timeout,
                                            priority=priority, check=check, implied_final=implied)
 

@@ -321,3 +321,23 @@ def test_cfun_query_and_the_zte_test_form():
     from drivers.at.parse import parse_cfun
     assert parse_cfun("+CFUN: 1") == 1 and parse_cfun("+CFUN: 4") == 4 and parse_cfun("+CFUN: 0,0") == 0
     assert parse_cfun("+CFUN: (0-1,4-7),(0-1)") is None  # python-gsmmodem fakemodems.py ZteK3565Z
+
+
+@pytest.mark.parametrize("answer,imei", [
+    ("356938035643809", "356938035643809"), ('"356938035643809"', "356938035643809"),
+    ("IMEI356938030000000", "356938030000000"),  # Gammu atgen.c strips an IMEI label (Motorola)
+    ("IMEI: 356938030000000", "356938030000000"),
+    ("356938030000000,NL2A62Z0N5", "356938030000000"),  # ModemManager test-modem-helpers.c "IMEI + serial number"
+    ("+CSQ: 17,99", ""), ("SMS DONE", ""), ("12345", ""),
+])
+def test_imei_shape_takes_the_imei_out_of_its_labels(answer, imei):
+    from drivers.at.answers import IMEI
+    assert IMEI.extract(answer) == imei and IMEI.accepts(answer) is bool(imei)
+
+
+def test_imei_with_label_over_the_core():
+    protocol = AtProtocol()
+    protocol.send(Command("AT+CGSN"))
+    protocol.receive_data(b"\r\n+CGSN: IMEI356938030000000\r\n\r\nOK\r\n")
+    (response,) = protocol.events_received()
+    assert response.lines == ("+CGSN: IMEI356938030000000",)

@@ -85,6 +85,8 @@ def wavecom_table() -> dict[str, Answer]:
         "AT+CGMI": ok(" WAVECOM MODEM"), "AT+CGMM": ok(" MULTIBAND  900E  1800"), "AT+CGMR": b"\r\nERROR\r\n",
         "AT+CGSN": ok("111111111111111"), "AT+CIMI": ok("111111111111111"),
         "AT+CPIN?": b"\r\n+CPIN: READY\r\n",
+        # fakemodems.py: the three-memory CPMS form is refused, the two-memory one answers two pairs
+        'AT+CPMS="SM","SM","SM"': b"\r\nERROR\r\n", 'AT+CPMS="SM","SM"': ok("+CPMS: 14,50,14,50"),
     })
     return table
 
@@ -99,6 +101,7 @@ def test_failure1_cpin_without_ok_completes_after_a_grace_and_never_resets():
             await rig.delivered(["stored before the driver came"])
             assert rig.resets() == [] and rig.modem.health.soft_resets == 0
             assert rig.modem.health.recoveries == 0
+            assert (rig.modem.health.storage, rig.modem.health.storage_total) == ("SM", 50)
 
     run(scenario(), 30)
 
@@ -511,3 +514,36 @@ def test_scan_shows_the_identity_the_driver_uses():
         assert report.answers and report.error is None
 
     run(scenario(), 20)
+
+
+def test_scan_waits_for_a_busy_sim_and_switches_a_radio_on_before_reading_the_sim():
+    """The scan behaves like the driver: ``+CFUN: 4`` is switched on (SIM commands answer
+    ``+CME ERROR: 13`` until then, as on a Quectel in minimum functionality) and a SIM busy for
+    2 s (``+CME ERROR: SIM busy``) is waited for, so the report has the SIM's identity."""
+    from drivers.probe import probe_port
+
+    async def scenario():
+        table = radio_off_table("AT+CFUN=1")
+        radio_on = table["AT+CFUN?"]
+
+        def sim_answer(good: bytes):
+            def answer(peer: ScriptedModem) -> bytes:
+                if b"+CFUN: 4" in radio_on(peer):
+                    return b"\r\n+CME ERROR: 13\r\n"
+                return good if peer.elapsed() > 2.0 else b"\r\n+CME ERROR: SIM busy\r\n"
+            return answer
+
+        table.update({"AT+CPIN?": sim_answer(ok("+CPIN: READY")), "AT+CIMI": sim_answer(ok("250991234567890")),
+                      "AT+CCID": sim_answer(ok("+CCID: 89701990000000000017")),
+                      "AT+CGSN": ok("+CGSN: IMEI356938030000000"), "AT+CNMI?": OK, "AT+CREG=2": OK})
+        peer = ScriptedModem(table)
+        peer.start()
+        try:
+            report = await probe_port(peer.path, listen=0.1)
+        finally:
+            peer.close()
+        assert report.error is None and peer.count("AT+CFUN=1") == 1
+        assert (report.imei, report.imsi, report.iccid, report.sim_state) == (
+            "356938030000000", "250991234567890", "89701990000000000017", "READY")
+
+    run(scenario(), 30)
