@@ -18,7 +18,7 @@ from drivers.at.protocol import Urc
 from drivers.channel import AtChannel, AtError
 from drivers.modem.identity import read_iccid, read_value
 from drivers.modem.sim import SIM_BUSY_RETRIES, switch_radio_on, wait_for_sim
-from drivers.profiles import select_profile
+from drivers.profiles import GENERIC, select_profile
 from drivers.serial_port import PortOpenError
 
 DEFAULT_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*")
@@ -59,7 +59,7 @@ async def probe_port(path: str, *, listen: float = 2.0, timeout: float = 1.5) ->
         if urc.name not in report.urc_names:
             report.urc_names.append(urc.name)
 
-    channel = AtChannel(path, on_urc=on_urc)
+    channel = AtChannel(path, on_urc=on_urc, extra_urcs=GENERIC.extra_urcs)  # every vendor's, until known
     try:
         channel.open()
     except PortOpenError as exc:

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from drivers.at.lines import LineFramer, Line, Prompt, Garbage
 from drivers.at.protocol import AtProtocol, BadBytes, Command, ProtocolBusy, Response, StrayLine, Urc
 from drivers.at.results import ResultKind, parse_final
+from drivers.profiles import GENERIC
 from tests.drivers.transcripts import TRANSCRIPTS
 
 
@@ -31,7 +32,7 @@ def _compact(events) -> list[tuple]:
 
 
 def _run(commands, chunks: list[bytes]) -> tuple[list[tuple], bytes]:
-    protocol = AtProtocol()
+    protocol = AtProtocol(extra_urcs=GENERIC.extra_urcs)  # what the driver uses before it knows the vendor
     for text, expect in commands:
         protocol.send(_command(text, expect))
     sent = protocol.data_to_send()
@@ -195,7 +196,7 @@ def test_urcs_interleaved_into_a_response_are_urcs(urcs, positions, garbage, cut
         # junk with a byte that cannot start an AT line, so it is garbage rather than a bare line
         lines.insert(0, b"\xff" + junk.replace(b"\r", b"").replace(b"\n", b""))
     stream = b"".join(b"\r\n" + line + b"\r\n" for line in lines) + b"\r\nOK\r\n"
-    protocol = AtProtocol()
+    protocol = AtProtocol(extra_urcs=GENERIC.extra_urcs)
     protocol.send(Command("AT+CMGL=4"))
     points = sorted({c for c in cuts if c < len(stream)})
     for a, b in zip([0, *points], [*points, len(stream)]):
