@@ -547,3 +547,21 @@ def test_scan_waits_for_a_busy_sim_and_switches_a_radio_on_before_reading_the_si
             "356938030000000", "250991234567890", "89701990000000000017", "READY")
 
     run(scenario(), 30)
+
+
+def test_a_reset_command_missing_from_clac_is_never_sent():
+    """A modem that lists its commands (AT+CLAC, 27.007 §8.37; python-gsmmodem fakemodems.py
+    HuaweiK3715 answers ``+CLAC: &C,&D,...``) is reset only with a command it lists."""
+
+    async def scenario():
+        table = generic_table()
+        table["AT+CPIN?"] = None
+        table["AT+CLAC"] = ok("+CLAC: &C,&D,E,+CGMI,+CGMM,+CGSN,+CIMI,+CPIN,+CMGL,+CMGR,+CMGD,+CNMI")
+        options = dataclasses.replace(FAST, reset_wait=0.2)
+        async with Rig(table, options) as rig:
+            await wait_until(lambda: rig.peer.count("AT+CLAC") >= 1, 15, "the modem's command list")
+            await asyncio.sleep(5)
+            assert rig.resets() == [] and rig.peer.count("AT+CLAC") == 1
+            assert rig.alive and rig.modem.health.soft_resets == 0
+
+    run(scenario(), 40)
