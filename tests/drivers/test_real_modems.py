@@ -565,3 +565,19 @@ def test_a_reset_command_missing_from_clac_is_never_sent():
             assert rig.alive and rig.modem.health.soft_resets == 0
 
     run(scenario(), 40)
+
+
+def test_a_modem_that_swallows_the_radio_query_still_comes_up():
+    """The radio check is advisory: firmwares answer ``AT+CFUN?`` in odd ways (python-gsmmodem
+    fakemodems.py ZteK3565Z answers with the test form ``+CFUN: (0-1,4-7),(0-1)``), and one that
+    does not answer it at all must not be taken for a hung modem (no reset, no reopen)."""
+
+    async def scenario():
+        table = generic_table()
+        table["AT+CFUN?"] = None
+        async with Rig(table) as rig:
+            await rig.ready()
+            assert rig.modem.health.state is ModemState.OK and rig.modem.health.recoveries == 0
+            assert rig.resets() == []
+
+    run(scenario(), 30)
