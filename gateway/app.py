@@ -82,6 +82,11 @@ class Gateway:
                                                       health_interval=u.health_interval),
                                        self, outbox_changed=self.outbox_changed,
                                        inventory_changed=self.inventory_changed, fresh_outbox=self._fresh_outbox)
+        self.hub = None  # selling through an SMSHub-compatible marketplace too ([smshub])
+        if config.smshub is not None:
+            from gateway.smshub.service import HubService
+
+            self.hub = HubService(config, self.core, self.call, self._after_hub_decision)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on the core thread, after everything submitted before it."""
@@ -98,6 +103,8 @@ class Gateway:
         self._tasks.append(asyncio.create_task(self._timers(), name="lease-timers"))
         if self.uplink is not None:
             self._tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
+        if self.hub is not None:
+            await self.hub.start(lambda name, factory: self._tasks.append(asyncio.create_task(factory(), name=name)))
         host, port = self.config.control_listen
         self._server = await serve_json(self._control, host, port)
         sockname = self._server.sockets[0].getsockname()
@@ -129,6 +136,8 @@ class Gateway:
             self._rescan()
 
     async def stop(self) -> None:
+        if self.hub is not None:
+            await self.hub.stop()
         if self.switcher is not None:
             await self.switcher.stop()
         await stop_modems(self.modems, self._tasks)
@@ -238,6 +247,12 @@ class Gateway:
         self.outbox_changed.set()
         self.inventory_changed.set()
         await self._dispatch_switches()
+
+    async def _after_hub_decision(self) -> None:
+        """A hub's GET_NUMBER or FINISH_ACTIVATION committed: switches, deadlines, the other market."""
+        await self._dispatch_switches()
+        self._wake.set()
+        self.inventory_changed.set()
 
     async def _dispatch_switches(self, orders: list[SwitchOrder] | None = None) -> None:
         """Hand the switcher what committed transactions decided."""

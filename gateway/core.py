@@ -74,6 +74,9 @@ class GatewayCore:
         self.banks = Banks(banks)
         self._boot_id = boot_id  # given when ``mono`` is the system's monotonic clock (same across restarts)
         self.due_at: float | None = None  # the engine's next deadline, kept for readers on other threads
+        # A held lease's SMS (an SMSHub activation) goes to its hub, not to the simgw.v1 outbox:
+        # called inside the transaction that stores it (gateway.smshub.desk queues the push there).
+        self.on_held_sms: Callable[[StoredLease, MessageRow], None] | None = None
 
     def _snapshot(self) -> tuple:
         return self.engine.snapshot(), self.banks.snapshot() if self.banks else None
@@ -281,15 +284,17 @@ class GatewayCore:
                                                          wait_window=wait_window))
 
     def open_step(self, lease_id: str, number: str, service: str, now: float, *, category: str | None = None,
-                  wait_window: float | None = None) -> list[Decision]:
+                  wait_window: float | None = None, hold: float | None = None) -> list[Decision]:
         """Open a lease inside the caller's transaction. A number in a SIM bank needs a radio: on
         air already, it opens WAITING; otherwise PREPARING while its SIM is switched in (or
         waits for a channel); with no channel and a full queue it is refused ``no_channel``."""
         where = self.banks.locate(number)
         if where is None:
-            return self.engine.open(lease_id, number, service, now, category=category, wait_window=wait_window)
+            return self.engine.open(lease_id, number, service, now, category=category, wait_window=wait_window,
+                                    hold=hold)
         decisions: list[Decision] = self.engine.tick(now)
-        refusal = self.engine.open_refusal(lease_id, number, service, now, category=category, wait_window=wait_window)
+        refusal = self.engine.open_refusal(lease_id, number, service, now, category=category,
+                                           wait_window=None if hold is not None else wait_window)
         if refusal is not None:
             return [*decisions, Refused(refusal, lease_id)]
         bank, slot = where
@@ -299,7 +304,7 @@ class GatewayCore:
         if placement.switch is not None:
             self.banks.order(bank, placement.switch)
         return [*decisions, *self.engine.open(lease_id, number, service, now, category=category, wait_window=wait_window,
-                                              preparing=placement.outcome is not Outcome.ON_AIR)]
+                                              preparing=placement.outcome is not Outcome.ON_AIR, hold=hold)]
 
     # ----------------------------------------------------------------------------- SIM banks
     def take_switch_orders(self) -> list[SwitchOrder]:
@@ -417,6 +422,10 @@ class GatewayCore:
     def cancel(self, lease_id: str) -> list[Decision]:
         return self._transact(lambda now: self.engine.cancel(lease_id, now))
 
+    def run_step(self, step: Callable[[float], list[Decision]]) -> list[Decision]:
+        """``step(now)`` as one transaction: for another marketplace's adapter (gateway.smshub)."""
+        return self._transact(step)
+
     def tick(self) -> list[Decision]:
         """End what is due; nothing due costs no transaction (no fsync on an SD card)."""
         due = self.engine.next_deadline()
@@ -483,6 +492,19 @@ class GatewayCore:
         used: dict[str, set[str]] = {}
         for number, service, _ in self.store.activations():
             used.setdefault(number, set()).add(service.lower())
+        numbers, radios = self.radio_candidates(used)
+        now = self._mono()
+        capacity = _count_radios(radios, lambda number: True)
+        by_service = {service: _count_radios(radios, lambda number, s=service: not self.engine.used_for(number, s, now))
+                      for service in sorted({s for services in used.values() for s in services})}
+        return {"full": True, "numbers": numbers, "capacity": capacity, "capacity_by_service": by_service,
+                "radios": len(radios)}
+
+    def radio_candidates(self, used: dict[str, set[str]] | None = None
+                         ) -> tuple[list[dict[str, object]], list[list[tuple[str, str]]]]:
+        """Every number with its state, and per radio the ``("CC/operator", number)`` of each SIM
+        it could serve a lease on now (its own SIM, or an idle bank SIM behind it)."""
+        used = used or {}
         numbers: list[dict[str, object]] = []
         radios: list[list[tuple[str, str]]] = []  # per radio: (key, number) of the SIMs it could serve now
 
@@ -520,12 +542,7 @@ class GatewayCore:
                     if leasable and not busy and not spoken_for:
                         free.append((key(row.msisdn, row.operator, row.imsi), row.msisdn))
                 radios.append(free)
-        now = self._mono()
-        capacity = _count_radios(radios, lambda number: True)
-        by_service = {service: _count_radios(radios, lambda number, s=service: not self.engine.used_for(number, s, now))
-                      for service in sorted({s for services in used.values() for s in services})}
-        return {"full": True, "numbers": numbers, "capacity": capacity, "capacity_by_service": by_service,
-                "radios": len(radios)}
+        return numbers, radios
 
     def next_deadline(self) -> float | None:
         return self.engine.next_deadline()
@@ -557,7 +574,7 @@ class GatewayCore:
         return StoredLease(lease.id, lease.number, lease.service, lease.category, lease.state,
                            self._to_wall(lease.opened_at), self._to_wall(lease.deadline), lease.wait_window,
                            lease.sms_count, self._to_wall(lease.last_sms_at), self._to_wall(lease.ended_at),
-                           self._to_wall(lease.not_before), self._wall() - self._mono())
+                           self._to_wall(lease.not_before), self._wall() - self._mono(), lease.held)
 
     def _persist(self, decisions: list[Decision], *, message: MessageRow | None = None) -> None:
         for decision in decisions:
@@ -580,11 +597,15 @@ class GatewayCore:
                         detail["reason"] = decision.detail
                     self.store.audit(stored.id, at, stored.state.value, detail)
                     self._enqueue_lease(stored, stored.state.value, reason=decision.detail)
-                if stored.state is LeaseState.FINISHED and stored.sms_count > 0:
+                if stored.state is LeaseState.FINISHED and stored.sms_count > 0 and not stored.held:
                     self.store.record_activation(stored.number, stored.service, at)
             elif isinstance(decision, Deliver) and message is not None:
                 lease = self._stored(decision.lease)
                 self.store.audit(lease.id, message.received_at, "sms", {"msg_id": message.id, "parts": message.parts})
+                if lease.held:
+                    if self.on_held_sms is not None:
+                        self.on_held_sms(lease, message)
+                    continue
                 self.store.enqueue("sms", _sms_payload(message, lease.id), message.received_at,
                                    lease_id=lease.id, message_id=message.id)
                 self._enqueue_lease(lease, "delivered")
@@ -597,6 +618,8 @@ class GatewayCore:
         self._note_due()
 
     def _enqueue_lease(self, lease: StoredLease, state: str, *, reason: str | None = None) -> None:
+        if lease.held:
+            return  # a hub's activation: the simgw.v1 marketplace neither made nor sees it
         payload = {"lease_id": lease.id, "state": state, "at": self._wall(), "number": lease.number,
                    "service": lease.service, "opened_at": lease.opened_at, "deadline": lease.deadline,
                    "ended_at": lease.ended_at, "sms_count": lease.sms_count}
