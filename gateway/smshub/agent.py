@@ -2,7 +2,8 @@
 
 Bounded everywhere: the body (64 KiB on the wire, 256 KiB inflated: a gzip bomb is refused at the
 limit), requests a second (a token bucket, 100/s with bursts of 200: the hub polls every 10-20 s
-and bursts GET_NUMBER), requests at once (16; more are answered ``busy`` at once, not queued).
+and bursts GET_NUMBER), requests at once (16 answered, 64 more waiting their turn; beyond that
+``busy`` at once: the hub's own test sends 30 GET_NUMBER together).
 The key is compared in constant time. Every answer, refusals included, is
 ``{"status": ..., ...}`` JSON; a refused request changes nothing.
 """
@@ -22,6 +23,7 @@ from gateway.smshub.desk import HubDesk
 from gateway.smshub.settings import SmshubConfig
 
 log = structlog.get_logger("gateway.smshub.agent")
+MAX_WAITING = 64  # requests waiting for one of the ``concurrent`` turns
 
 
 class TokenBucket:
@@ -49,7 +51,8 @@ class HubAgent:
         self._call = call
         self.limits = limits
         self.bucket = TokenBucket(settings.rate, settings.burst, mono)
-        self.in_flight = 0
+        self.in_flight = 0  # answered or waiting
+        self._turns = asyncio.Semaphore(settings.concurrent)
         self.refused: dict[str, int] = {}  # reason -> count, for status and tests
         self.answered: dict[str, int] = {}  # action -> count
         self.address: tuple[str, int] | None = None
@@ -77,11 +80,12 @@ class HubAgent:
             return self._refuse(request, protocol.Rejected("only POST is answered", 405))
         if not self.bucket.take():
             return self._refuse(request, protocol.Rejected("rate limited: too many requests a second", 429))
-        if self.in_flight >= self.settings.concurrent:
+        if self.in_flight >= self.settings.concurrent + MAX_WAITING:
             return self._refuse(request, protocol.Rejected("busy: too many requests at once", 429))
         self.in_flight += 1
         try:
-            return await self._answer(request)
+            async with self._turns:
+                return await self._answer(request)
         finally:
             self.in_flight -= 1
 

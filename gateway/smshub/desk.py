@@ -41,11 +41,15 @@ class HubDesk:
         """Per country, operator and service: the radios that could take a lease for it now. A
         radio counts once per key however many idle SIMs it reaches (a 512-slot bank with 60
         radios reports at most 60); a denied service counts 0."""
-        _, radios = self.core.radio_candidates()
+        numbers, radios = self.core.radio_candidates()
         engine, now = self.core.engine, self.core._mono()
         per_radio = [[(self._country(number), self._operator(key), number) for key, number in radio] for radio in radios]
         unknown = {c for radio in per_radio for c, op, _ in radio if c and op is None}  # Appendix 2: then "any"
         counts: dict[str, dict[str, dict[str, int]]] = {}
+        for entry in numbers:  # every SIM we have is listed, with 0 while none is free
+            country, operator = self.names.country(entry["country"]), self.names.operator(entry["operator"])
+            if country and (operator or country in unknown):
+                counts.setdefault(country, {}).setdefault(ANY if country in unknown else operator, {})
         for ours, code in sorted(self.names.services.items()):
             denied = engine.policy.denies(ours, ours) or engine.policy.denies(code, code)
             for radio in per_radio:

@@ -34,12 +34,13 @@ PURGE_INTERVAL = 3600.0
 
 class HubPusher:
     def __init__(self, settings: SmshubConfig, desk: HubDesk, call: Callable[..., Awaitable[Any]], *,
-                 claim_window: float, mono: Callable[[], float] = time.monotonic) -> None:
+                 claim_window: float, mono: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.desk = desk
         self._call = call  # runs a function on the core thread
         self._claim_window = claim_window
-        self._mono = mono
+        self._mono, self._wall = mono, wall
         self.wake = asyncio.Event()
         self._in_flight: set[int] = set()
         self.delivered = 0
@@ -69,7 +70,7 @@ class HubPusher:
 
     async def _sleep_until_due(self) -> None:
         next_at = await self._call(self.desk.next_push_at)
-        delay = self.settings.push_retry if next_at is None else max(0.0, next_at - time.time())
+        delay = self.settings.push_retry if next_at is None else max(0.0, next_at - self._wall())
         try:
             await asyncio.wait_for(self.wake.wait(), min(delay, self.settings.push_retry) + 0.01)
         except asyncio.TimeoutError:

@@ -27,7 +27,7 @@ class HubService:
                  after_change: Callable[[], Awaitable[None]]) -> None:
         assert config.smshub is not None
         self.settings = config.smshub
-        self.desk = HubDesk(core, self.settings.names, self.settings.activation_cap)
+        self.desk = HubDesk(core, self.settings.names, self.settings.activation_cap, wall=core._wall)
         self._after_change = after_change
 
         async def call_then_follow(fn: Callable[..., Any], *args: Any) -> Any:
@@ -37,7 +37,7 @@ class HubService:
             return result
 
         self.agent = HubAgent(self.settings, self.desk, call_then_follow)
-        self.pusher = HubPusher(self.settings, self.desk, call, claim_window=config.leases.claim_window)
+        self.pusher = HubPusher(self.settings, self.desk, call, claim_window=config.leases.claim_window, wall=core._wall)
 
     async def start(self, spawn: Spawn) -> None:
         self.desk.on_push_queued = self.pusher.wake_threadsafe(asyncio.get_running_loop())

@@ -4,7 +4,9 @@ reference simgw.v1 marketplace at the same time, over a real WebSocket."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from dataclasses import replace
 
 from drivers.simulator.farm import ModemFarm
@@ -33,6 +35,7 @@ class HubRig:
         self.push_retry, self.flavour, self.cap, self.rate, self.denied = push_retry, flavour, cap, rate, denied
         self.gateway: Gateway | None = None
         self.agent_port = 0
+        self.skew = 0.0  # seconds added to the daemon's clocks: a test jumps ahead in time with it
 
     def config(self) -> Config:
         leases = LeaseConfig()
@@ -56,7 +59,8 @@ class HubRig:
         return self
 
     async def start_gateway(self) -> None:
-        self.gateway = Gateway(self.config(), modem_options=FAST)
+        self.gateway = Gateway(self.config(), modem_options=FAST, mono=lambda: time.monotonic() + self.skew,
+                               wall=lambda: time.time() + self.skew)
         if self.gateway.uplink is not None:
             self.gateway.uplink.settings = replace(self.gateway.uplink.settings, backoff_initial=0.05)
         await self.gateway.start()
@@ -84,6 +88,12 @@ class HubRig:
     def modem_of(self, number: int | str) -> int:
         wanted = str(number).lstrip("+")
         return next(m.id for m in self.farm.info() if m.msisdn.lstrip("+") == wanted)
+
+    async def jump(self, seconds: float) -> None:
+        """Move the daemon's clocks ``seconds`` ahead and let its timers see it."""
+        self.skew += seconds
+        self.gateway._wake.set()
+        await asyncio.sleep(0.3)
 
     def pushes(self) -> list[tuple]:
         from gateway.smshub import records
