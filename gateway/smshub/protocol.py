@@ -146,7 +146,7 @@ def _get_number(data: dict, key: str) -> GetNumber | Rejected:
     if amount is not None and (isinstance(amount, bool) or not isinstance(amount, (int, float)) or amount < 0):
         return Rejected("'sum' is not a non-negative number")
     currency = data.get("currency")
-    if currency is not None and (isinstance(currency, bool) or currency not in CURRENCIES):
+    if currency is not None and (type(currency) is not int or currency not in CURRENCIES):
         return Rejected("'currency' is not 643 or 840")
     prefixes = _prefixes(data.get("exceptionPhoneSet"))
     if isinstance(prefixes, Rejected):
@@ -175,7 +175,7 @@ def _finish(data: dict, key: str) -> FinishActivation | Rejected:
     if isinstance(activation, bool) or not isinstance(activation, int) or not 0 <= activation <= ULONG_MAX:
         return Rejected("'activationId' missing or not an unsigned integer")
     status = data.get("status")
-    if isinstance(status, bool) or status not in FINISH_STATUSES:
+    if type(status) is not int or status not in FINISH_STATUSES:
         return Rejected("'status' missing or not one of 1, 3, 4, 5")
     return FinishActivation(key, activation, status)
 
