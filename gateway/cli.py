@@ -204,6 +204,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for key, why in config_warnings(config):
         print(f"simgw: warning: {config.path}: {key}: {why}", file=sys.stderr)
     banks = f", {len(config.banks)} SIM bank(s) of {sum(b.slots for b in config.banks)} slots" if config.banks else ""
+    if config.smshub is not None:  # selling through an SMSHub-compatible marketplace too
+        hub = config.smshub
+        banks += f", {hub.flavour.value} agent on {hub.listen[0]}:{hub.listen[1]} ({len(hub.names.services)} services)"
     print(f"{config.path}: ok ({len(config.modems)} modem(s){banks}, database {config.database}, "
           f"control {config.control_listen[0]}:{config.control_listen[1]})")
     return EXIT_OK
