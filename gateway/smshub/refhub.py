@@ -227,3 +227,20 @@ class RefHub:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+
+async def run_hub(stop: asyncio.Event, *, agent_url: str, key: str, listen: tuple[str, int],
+                  control: tuple[str, int] | None, flavour: Flavour, poll: float | None) -> int:
+    """``simgw hub``: serve PUSH_SMS on ``listen``, the control API on ``control``, poll the agent."""
+    hub = RefHub(agent_url, key, flavour=flavour)
+    await hub.start_push_server(*listen)
+    control_address = await hub.start_control(*control) if control else None
+    if poll:
+        hub._poller = asyncio.create_task(hub.poll(poll), name="refhub-poll")
+    print(json.dumps({"hub": "ready", "push_url": hub.push_url, "agent": agent_url,
+                      "control": f"{control_address[0]}:{control_address[1]}" if control_address else None}), flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await hub.close()
+    return 0
