@@ -590,6 +590,8 @@ class GatewayCore:
                     self._note_wait(decision)
                 stored = self._stored(decision.lease)
                 at = self._to_wall(decision.at)
+                if decision.detail == "activation cap":  # the hub never finished it: the safety net
+                    log.warning("lease.activation_cap", lease=stored.id, sms=stored.sms_count)
                 self.store.save_lease(stored)
                 if decision.trigger.value != "sms":
                     detail = {"trigger": decision.trigger.value}

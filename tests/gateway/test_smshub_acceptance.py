@@ -242,3 +242,23 @@ def test_exception_phone_set_is_honoured(tmp_path):
             assert everything == {"status": "NO_NUMBERS"}
 
     run(scenario())
+
+
+def test_the_activation_cap_ends_a_forgotten_activation_and_later_sms_stay_on_the_pi(tmp_path):
+    """The safety net: an activation the hub never finishes ends at activation_cap (logged); an
+    SMS after it is quarantined, never pushed; the hub's late FINISH_ACTIVATION still answers SUCCESS."""
+    async def scenario():
+        async with HubRig(tmp_path, 1, cap=600.0) as rig:
+            core = rig.gateway.core
+            sold = await rig.hub.get_number("russia", "vk")
+            lease_id = f"hub-{sold['activationId']}"
+            await rig.jump(601.0)
+            await wait_until(lambda: not core.engine.get(lease_id).state.active, 5, "the cap ending it")
+            rig.farm.send_sms(0, "VK", "VK code after the cap")
+            await wait_until(lambda: rig.gateway.read(lambda s: s.messages(quarantined=True)), 10, "quarantined")
+            await asyncio.sleep(1.0)
+            assert rig.hub.log.pushes == [] and rig.pushes() == []
+            assert (await rig.hub.finish(sold["activationId"], 4)) == {"status": "SUCCESS"}
+            assert audit(rig, lease_id)[-2:] == ["expired", "hub.finish"]
+
+    run(scenario())
