@@ -454,11 +454,8 @@ class Gateway:
             for (bank, _), row in list(self.core.banks.rows.items()):
                 if bank == name:
                     slots[row.status] = slots.get(row.status, 0) + 1
-            switches: dict[str, int] = {}
-            for _, order, report in list(self.switcher.log if self.switcher else []):
-                if order.bank == name:
-                    outcome = "ok" if report.ok else report.failure.value
-                    switches[outcome] = switches.get(outcome, 0) + 1
+            counts = dict(self.switcher.counts) if self.switcher else {}
+            switches = {outcome: n for (bank, outcome), n in counts.items() if bank == name}
             channels = []
             for port in scheduler.channels:
                 slot = scheduler.active_slot(port)

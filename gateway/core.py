@@ -19,7 +19,9 @@ from drivers.bank import SwitchReport
 from drivers.modem import ReceivedPart
 from drivers.sms.assembly import AssembledSms, assemble
 from drivers.sms.pdu import PduError, SmsDeliver, decode_pdu
+from gateway.activations import ActivationHistory, UsedServices
 from gateway.banks import LEASABLE, SLOT_FAILURES, Banks, SwitchOrder
+from gateway.capacity import count_by_service, count_radios
 from gateway.config import BankConfig, LeaseConfig
 from gateway.leases import (Decision, Deliver, Lease, LeaseEngine, LeaseState, Opened, Quarantine, Refusal, Refused,
                             Transitioned)
@@ -65,6 +67,8 @@ class GatewayCore:
         self.store = store
         self.config = leases
         self.engine = LeaseEngine(leases.policy)
+        self.engine.use_activation_history(ActivationHistory(lookup=self._stored_activation))
+        self.used = UsedServices(store.activations)  # the inventory's view of the history
         self._mono = mono
         self._wall = wall
         self._part_timeout = part_timeout
@@ -78,12 +82,18 @@ class GatewayCore:
         # called inside the transaction that stores it (gateway.smshub.desk queues the push there).
         self.on_held_sms: Callable[[StoredLease, MessageRow], None] | None = None
 
+    def _stored_activation(self, number: str, service: str) -> float | None:
+        """The store's answer, in engine time, for what the engine's bounded memory dropped."""
+        at = self.store.activation_at(number, service)
+        return None if at is None else at - self._wall() + self._mono()
+
     def _snapshot(self) -> tuple:
         return self.engine.snapshot(), self.banks.snapshot() if self.banks else None
 
     def _rollback(self, snapshot: tuple) -> None:
         engine, banks = snapshot
         self.engine.rollback(engine)
+        self.used.forget()
         self._note_due()
         if banks is not None:
             self.banks.rollback(banks)
@@ -489,29 +499,23 @@ class GatewayCore:
         lease for it now. A radio counts once per key however many idle SIMs it reaches, so no
         count ever exceeds the radios; a radio whose SIM is leased, or that a lease waits for,
         counts for nothing."""
-        used: dict[str, set[str]] = {}
-        for number, service, _ in self.store.activations():
-            used.setdefault(number, set()).add(service.lower())
-        numbers, radios = self.radio_candidates(used)
-        now = self._mono()
-        capacity = _count_radios(radios, lambda number: True)
-        by_service = {service: _count_radios(radios, lambda number, s=service: not self.engine.used_for(number, s, now))
-                      for service in sorted({s for services in used.values() for s in services})}
-        return {"full": True, "numbers": numbers, "capacity": capacity, "capacity_by_service": by_service,
+        numbers, radios = self.radio_candidates()
+        wall, cooldown = self._wall(), self.config.policy.reuse_cooldown
+        by_service = count_by_service(radios, self.used.services(), lambda number: {  # in reuse cool-down
+            s for s, at in self.used.of(number).items() if cooldown is None or wall - at < cooldown})
+        return {"full": True, "numbers": numbers, "capacity": count_radios(radios), "capacity_by_service": by_service,
                 "radios": len(radios)}
 
-    def radio_candidates(self, used: dict[str, set[str]] | None = None
-                         ) -> tuple[list[dict[str, object]], list[list[tuple[str, str]]]]:
+    def radio_candidates(self) -> tuple[list[dict[str, object]], list[list[tuple[str, str]]]]:
         """Every number with its state, and per radio the ``("CC/operator", number)`` of each SIM
         it could serve a lease on now (its own SIM, or an idle bank SIM behind it)."""
-        used = used or {}
         numbers: list[dict[str, object]] = []
         radios: list[list[tuple[str, str]]] = []  # per radio: (key, number) of the SIMs it could serve now
 
         def entry(number_id: str, number: str, operator: str | None, state: str, imsi: str | None = None) -> None:
             numbers.append({"number_id": number_id, "msisdn": number, "country": country_of(number) or
                             country_of_imsi(imsi), "operator": operator, "state": state,
-                            "services_used": sorted(used.get(number, ()))})
+                            "services_used": sorted(self.used.of(number))})
 
         def key(number: str, operator: str | None, imsi: str | None = None) -> str:
             return f"{country_of(number) or country_of_imsi(imsi) or '?'}/{operator or '?'}"
@@ -601,6 +605,7 @@ class GatewayCore:
                     self._enqueue_lease(stored, stored.state.value, reason=decision.detail)
                 if stored.state is LeaseState.FINISHED and stored.sms_count > 0 and not stored.held:
                     self.store.record_activation(stored.number, stored.service, at)
+                    self.used.record(stored.number, stored.service, at)
             elif isinstance(decision, Deliver) and message is not None:
                 lease = self._stored(decision.lease)
                 self.store.audit(lease.id, message.received_at, "sms", {"msg_id": message.id, "parts": message.parts})
@@ -636,14 +641,6 @@ _COUNTRY_CODES = (("380", "UA"), ("375", "BY"), ("374", "AM"), ("373", "MD"), ("
                   ("994", "AZ"), ("48", "PL"), ("49", "DE"), ("44", "GB"), ("33", "FR"), ("34", "ES"),
                   ("39", "IT"), ("31", "NL"), ("90", "TR"), ("91", "IN"), ("62", "ID"), ("63", "PH"),
                   ("84", "VN"), ("66", "TH"), ("55", "BR"), ("52", "MX"), ("1", "US"), ("7", "RU"))
-
-
-def _count_radios(radios: list[list[tuple[str, str]]], eligible: Callable[[str], bool]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for candidates in radios:
-        for k in {k for k, number in candidates if eligible(number)}:
-            counts[k] = counts.get(k, 0) + 1
-    return counts
 
 
 # Mobile country codes (the IMSI's first three digits) of the same markets.

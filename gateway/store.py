@@ -360,6 +360,11 @@ class Store:
         self.db.execute("INSERT INTO activations (number, service, at) VALUES (?,?,?) ON CONFLICT(number, service)"
                         " DO UPDATE SET at = MAX(at, excluded.at)", (number, service.lower(), at))
 
+    def activation_at(self, number: str, service: str) -> float | None:
+        row = self.db.execute("SELECT at FROM activations WHERE number = ? AND service = ?",
+                              (number, service.lower())).fetchone()
+        return None if row is None else float(row[0])
+
     def activations(self) -> list[tuple[str, str, float]]:
         return [(r[0], r[1], r[2]) for r in self.db.execute("SELECT number, service, at FROM activations")]
 

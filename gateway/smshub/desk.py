@@ -161,7 +161,9 @@ class HubDesk:
         if status == protocol.CANCELLED and records.count_cancel(self.core.store.db, number, service) < MAX_CANCELS:
             return
         records.forget_cancels(self.core.store.db, number, service)
-        self.core.store.record_activation(number, service, self._wall())
+        wall = self._wall()
+        self.core.store.record_activation(number, service, wall)
+        self.core.used.record(number, service, wall)  # the simgw.v1 inventory's view of the history
         self.core.engine.restore_activation(number, service, now)
 
     # ------------------------------------------------------------------------------ PUSH_SMS
