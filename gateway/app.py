@@ -160,7 +160,8 @@ class Gateway:
         needs_restart = [name for name, changed in (
             ("modems", new.modems != old.modems), ("gateway.state_dir", new.state_dir != old.state_dir),
             ("gateway.id", new.gateway_id != old.gateway_id), ("control.listen", new.control_listen != old.control_listen),
-            ("uplink", new.uplink != old.uplink), ("numbers", new.numbers != old.numbers)) if changed]
+            ("uplink", new.uplink != old.uplink), ("numbers", new.numbers != old.numbers),
+            ("smshub", new.smshub != old.smshub)) if changed]
         await self.call(self.core.set_lease_config, new.leases)
         logs.configure(json_lines={"json": True, "console": False}.get(new.log_format), level=new.log_level,
                        redact=new.redact)
