@@ -16,6 +16,7 @@ from drivers.simulator.bank import SimBank
 from gateway.app import Gateway
 from gateway.leases import LeaseState
 from gateway.smshub.names import Names
+from gateway.smshub.protocol import Flavour
 from gateway.smshub.settings import SmshubConfig
 from gateway.smshub.refhub import RefHub
 from tests.conftest import run, wait_until
@@ -260,5 +261,48 @@ def test_the_activation_cap_ends_a_forgotten_activation_and_later_sms_stay_on_th
             assert rig.hub.log.pushes == [] and rig.pushes() == []
             assert (await rig.hub.finish(sold["activationId"], 4)) == {"status": "SUCCESS"}
             assert audit(rig, lease_id)[-2:] == ["expired", "hub.finish"]
+
+    run(scenario())
+
+
+def test_the_onlinesim_flavour_bearer_key_and_no_operation_stops_the_retries(tmp_path):
+    """OnlineSim's Reseller API v1: the key also as Authorization: Bearer on both sides; HTTP 200
+    is success; NO_OPERATION (and BAD_SERVICE) end the retries instead of repeating every 10 s."""
+    async def scenario():
+        async with HubRig(tmp_path, 2, flavour=Flavour.ONLINESIM, push_retry=0.3) as rig:
+            sold = await rig.hub.get_number("russia", "vk")
+            assert sold["status"] == "SUCCESS"
+            rig.hub.mode = "stop"
+            rig.farm.send_sms(rig.modem_of(sold["number"]), "VK", "VK code no operation")
+            await wait_until(lambda: rig.pushes() and rig.pushes()[0][2] == "stop", 10, "the push given up")
+            await asyncio.sleep(1.5)  # several retry intervals
+            assert len(rig.hub.log.pushes) == 1 and rig.hub.log.violations == []  # Bearer present, once
+            rig.hub.mode = "success"
+            other = await rig.hub.get_number("russia", "wa")
+            rig.farm.send_sms(rig.modem_of(other["number"]), "WhatsApp", "WhatsApp code 1")
+            await wait_until(lambda: len(rig.hub.log.accepted) == 1, 10, "a push accepted")
+            assert rig.hub.log.violations == []
+
+    run(scenario())
+
+
+def test_a_text_past_its_retention_is_never_pushed(tmp_path):
+    """The push queue holds no text of its own: once message_retention purged it (the hub was
+    away all along), the push is given up, never sent without (or with) its text."""
+    async def scenario():
+        async with HubRig(tmp_path, 1, push_retry=0.3) as rig:
+            sold = await rig.hub.get_number("russia", "vk")
+            await rig.hub.stop_push_server()
+            port = rig.hub.push_address[1]
+            rig.farm.send_sms(0, "VK", "VK code kept too long")
+            await wait_until(lambda: rig.pushes(), 10, "the push queued")
+            await rig.jump(8 * 86400)  # past message_retention (7 days)
+            await rig.gateway.call(rig.gateway.core.purge)  # the timer loop's purge may have come first
+            assert [m.text for m in rig.gateway.store_messages()] in ([None], [])
+            await rig.hub.start_push_server(port=port)
+            await wait_until(lambda: rig.pushes()[0][2] is not None, 10, "the push settled")
+            await asyncio.sleep(1.0)
+            assert rig.hub.log.pushes == [] and rig.pushes()[0][2] == "stop"
+            assert (await rig.hub.finish(sold["activationId"], 3)) == {"status": "SUCCESS"}
 
     run(scenario())
