@@ -105,6 +105,7 @@ class Refusal(enum.Enum):
     WINDOW_OUT_OF_POLICY = ("window_out_of_policy", "the wait window is outside the policy bounds")
     NO_CHANNEL = ("no_channel", "every radio that reaches the SIM is busy and the wait queue is full")
     NOT_HELD = ("not_held", "only a hub's held lease is released; finish or cancel this one")
+    HELD_BY_HUB = ("held_by_hub", "an SMSHub activation: only the hub's FINISH_ACTIVATION ends it")
 
     @property
     def code(self) -> str:
@@ -309,9 +310,6 @@ class LeaseEngine:
 
     def release(self, lease_id: str, now: float) -> list[Decision]:
         """The hub ends its held lease, in any active state (FINISH_ACTIVATION)."""
-        lease = self._active.get(lease_id)
-        if lease is not None and not lease.held:
-            return [*self.tick(now), Refused(Refusal.NOT_HELD, lease_id)]
         return self._command(lease_id, Trigger.RELEASE, now, Refusal.NOT_HELD)
 
     def sim_ready(self, lease_id: str, now: float) -> list[Decision]:
@@ -336,6 +334,8 @@ class LeaseEngine:
         if lease is None:
             reason = Refusal.LEASE_ENDED if lease_id in self._ended else Refusal.UNKNOWN_LEASE
             return [*decisions, Refused(reason, lease_id)]
+        if lease.held != (trigger is Trigger.RELEASE):
+            return [*decisions, Refused(Refusal.HELD_BY_HUB if lease.held else Refusal.NOT_HELD, lease_id)]
         if (lease.state, trigger) not in TRANSITIONS:
             return [*decisions, Refused(refusal, lease_id)]
         return [*decisions, self._apply(lease, trigger, now)]

@@ -21,6 +21,7 @@ from aiohttp import web
 from gateway.smshub import protocol
 from gateway.smshub.desk import HubDesk
 from gateway.smshub.settings import SmshubConfig
+from gateway.store import StoreError
 
 log = structlog.get_logger("gateway.smshub.agent")
 MAX_WAITING = 64  # requests waiting for one of the ``concurrent`` turns
@@ -99,13 +100,17 @@ class HubAgent:
         parsed = protocol.parse_request(inflated, self.settings.key, request.headers.get("Authorization"))
         if isinstance(parsed, protocol.Rejected):
             return self._refuse(request, parsed)
-        if isinstance(parsed, protocol.GetServices):
-            reply = await self._call(self.desk.services)
-        elif isinstance(parsed, protocol.GetNumber):
-            reply = await self._call(self.desk.get_number, parsed)
-        else:
-            reply = await self._call(self.desk.finish, parsed)
         action = type(parsed).__name__
+        try:
+            if isinstance(parsed, protocol.GetServices):
+                reply = await self._call(self.desk.services)
+            elif isinstance(parsed, protocol.GetNumber):
+                reply = await self._call(self.desk.get_number, parsed)
+            else:
+                reply = await self._call(self.desk.finish, parsed)
+        except StoreError as exc:  # a full or failing disk: nothing was committed; the hub asks again
+            log.error("smshub.request_failed", action=action, error=str(exc))
+            return self._reply(request, protocol.error("the agent cannot store this now; try again"), 503)
         self.answered[action] = self.answered.get(action, 0) + 1
         return self._reply(request, reply, 200)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 import structlog
 
 from gateway.core import GatewayCore, country_of
-from gateway.leases import Decision, Opened, Refused
+from gateway.leases import Decision, Opened, Refusal, Refused
 from gateway.smshub import protocol, records
 from gateway.smshub.names import ANY, Names
 from gateway.store import MessageRow, StoredLease
@@ -86,7 +86,14 @@ class HubDesk:
                 activation_id = records.next_activation_id(self.core.store.db)
                 lease_id = records.lease_id_for(activation_id)
                 opened = self.core.open_step(lease_id, number, service, now, hold=self.cap)
-                if any(isinstance(d, Refused) for d in opened):
+                refused = next((d for d in opened if isinstance(d, Refused)), None)
+                if refused is not None and refused.reason is Refusal.DUPLICATE_LEASE:
+                    records.skip_activation_id(self.core.store.db, activation_id)  # another market's id
+                    activation_id = records.next_activation_id(self.core.store.db)
+                    lease_id = records.lease_id_for(activation_id)
+                    opened = self.core.open_step(lease_id, number, service, now, hold=self.cap)
+                    refused = next((d for d in opened if isinstance(d, Refused)), None)
+                if refused is not None:
                     continue
                 wall = self._wall()
                 records.add_activation(self.core.store.db, activation_id, number, service, request.service, wall)

@@ -23,6 +23,7 @@ from gateway.smshub import protocol
 from gateway.smshub.desk import HubDesk
 from gateway.smshub.records import Push
 from gateway.smshub.settings import SmshubConfig
+from gateway.store import StoreError
 
 log = structlog.get_logger("gateway.smshub.push")
 USER_AGENT = f"simgw/{__version__} (SMSHub agent)"
@@ -56,17 +57,26 @@ class HubPusher:
         next_purge = self._mono()
         async with aiohttp.ClientSession(timeout=timeout, auto_decompress=True) as session:
             while True:
-                if self._mono() >= next_purge:
-                    counts = await self._call(self.desk.purge, self._claim_window)
-                    if any(counts.values()):
-                        log.warning("smshub.push_purged", **counts)
-                    next_purge = self._mono() + PURGE_INTERVAL
-                self.wake.clear()
-                due = await self._call(self.desk.due_pushes, BATCH, tuple(self._in_flight))
-                if due:
-                    await self._send_all(session, due)
-                    continue
-                await self._sleep_until_due()
+                try:
+                    next_purge = await self._round(session, next_purge)
+                except StoreError as exc:  # a full or failing disk: the queue is intact; try again
+                    log.error("smshub.push_store_failed", error=str(exc), retry_in=self.settings.push_retry)
+                    await asyncio.sleep(self.settings.push_retry)
+
+    async def _round(self, session: aiohttp.ClientSession, next_purge: float) -> float:
+        """Purge when due, send what is due, or sleep until something is; returns the next purge time."""
+        if self._mono() >= next_purge:
+            counts = await self._call(self.desk.purge, self._claim_window)
+            if any(counts.values()):
+                log.warning("smshub.push_purged", **counts)
+            next_purge = self._mono() + PURGE_INTERVAL
+        self.wake.clear()
+        due = await self._call(self.desk.due_pushes, BATCH, tuple(self._in_flight))
+        if due:
+            await self._send_all(session, due)
+        else:
+            await self._sleep_until_due()
+        return next_purge
 
     async def _sleep_until_due(self) -> None:
         next_at = await self._call(self.desk.next_push_at)

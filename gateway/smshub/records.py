@@ -49,6 +49,13 @@ def next_activation_id(db: sqlite3.Connection) -> int:
     return (int(row[0]) if row else 0) + 1
 
 
+def skip_activation_id(db: sqlite3.Connection, activation_id: int) -> None:
+    """``activation_id``'s lease id is taken (a simgw.v1 lease named ``hub-N``): never hand it out."""
+    db.execute("INSERT INTO sqlite_sequence (name, seq) SELECT 'hub_activations', 0 WHERE NOT EXISTS"
+               " (SELECT 1 FROM sqlite_sequence WHERE name = 'hub_activations')")
+    db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'hub_activations'", (activation_id,))
+
+
 def add_activation(db: sqlite3.Connection, activation_id: int, number: str, service: str, hub_service: str,
                    at: float) -> None:
     db.execute("INSERT INTO hub_activations (id, lease_id, number, service, hub_service, opened_at)"

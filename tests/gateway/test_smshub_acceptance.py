@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from drivers.simulator.bank import SimBank
 from gateway.app import Gateway
-from gateway.leases import LeaseState
+from gateway.leases import LeaseState, Refused
 from gateway.smshub.names import Names
 from gateway.smshub.protocol import Flavour
 from gateway.smshub.settings import SmshubConfig
@@ -304,5 +304,26 @@ def test_a_text_past_its_retention_is_never_pushed(tmp_path):
             await asyncio.sleep(1.0)
             assert rig.hub.log.pushes == [] and rig.pushes()[0][2] == "stop"
             assert (await rig.hub.finish(sold["activationId"], 3)) == {"status": "SUCCESS"}
+
+    run(scenario())
+
+
+def test_the_other_marketplace_can_neither_end_a_hub_activation_nor_block_its_ids(tmp_path):
+    """One pool, two marketplaces: a simgw.v1 command naming hub-N is refused; a simgw.v1 lease
+    that took the id hub-2 first does not stop the hub's GET_NUMBER (the id is skipped)."""
+    async def scenario():
+        async with HubRig(tmp_path, 3) as rig:
+            core = rig.gateway.core
+            sold = await rig.hub.get_number("russia", "vk")
+            lease_id = f"hub-{sold['activationId']}"
+            for action in (core.finish, core.cancel):
+                refused = (await rig.gateway.call(action, lease_id))[-1]
+                assert isinstance(refused, Refused) and refused.code == "held_by_hub"
+            squatter = next(n for n in rig.numbers() if n != f"+{sold['number']}")
+            opened = await rig.gateway.call(core.open_lease, f"hub-{sold['activationId'] + 1}", squatter, "telegram")
+            assert opened[-1].lease.state is LeaseState.WAITING
+            second = await rig.hub.get_number("russia", "vk")
+            assert second["status"] == "SUCCESS" and second["activationId"] == sold["activationId"] + 2
+            assert f"+{second['number']}" not in (squatter, f"+{sold['number']}")
 
     run(scenario())

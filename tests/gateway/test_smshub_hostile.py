@@ -115,3 +115,25 @@ def test_a_flood_is_answered_in_the_protocols_format_while_other_deals_keep_work
             assert (await rig.hub.get_number("russia", "vk"))["status"] == "SUCCESS"
 
     run(scenario())
+
+
+def test_a_full_disk_is_an_error_reply_and_the_hub_is_served_again_after(tmp_path):
+    """A commit that fails (injected: the error SQLite gives on a full disk) answers GET_NUMBER
+    and FINISH_ACTIVATION with a protocol ERROR, leases nothing, and the next request once the
+    disk has room is served; a push waiting meanwhile is delivered then."""
+    async def scenario():
+        async with HubRig(tmp_path, 2, push_retry=0.3) as rig:
+            sold = await rig.hub.get_number("russia", "vk")
+            before = state(rig)
+            rig.gateway.store._commit_fault = lambda: "database or disk is full"
+            status, reply = await rig.hub.call("GET_NUMBER", country="russia", operator="any", service="wa")
+            assert status == 503 and reply["status"] == "ERROR"
+            status, reply = await rig.hub.call("FINISH_ACTIVATION", activationId=sold["activationId"], status=3)
+            assert status == 503 and reply["status"] == "ERROR"
+            assert len(rig.gateway.core.engine.active()) == 1
+            rig.gateway.store._commit_fault = None
+            assert state(rig) == before
+            assert (await rig.hub.finish(sold["activationId"], 3)) == {"status": "SUCCESS"}
+            assert (await rig.hub.get_number("russia", "wa"))["status"] == "SUCCESS"
+
+    run(scenario())

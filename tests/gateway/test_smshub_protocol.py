@@ -234,3 +234,14 @@ def test_the_activation_cap_ends_a_held_lease():
     engine.open("hub-1", "+79000000001", "vk", 0.0, hold=600.0)
     ended = engine.tick(600.0)
     assert ended and ended[0].lease.state is LeaseState.EXPIRED and ended[0].detail == "activation cap"
+
+
+def test_a_held_lease_is_not_finished_cancelled_or_repeated_by_anyone_but_its_hub():
+    engine = LeaseEngine(Policy())
+    engine.set_online("+79000000001", True)
+    engine.open("hub-1", "+79000000001", "vk", 0.0, hold=86400.0)
+    engine.sms_arrived("m1", "+79000000001", 1.0)
+    for command in (engine.finish, engine.cancel, engine.repeat):
+        refused = command("hub-1", 2.0)[-1]
+        assert isinstance(refused, Refused) and refused.code == "held_by_hub"
+    assert engine.get("hub-1").state is LeaseState.RECEIVED
