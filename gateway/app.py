@@ -1,4 +1,4 @@
-"""The composition root: modems, the core thread, timers and the local control API.
+"""The composition root: modems, the core thread, timers, and the control listeners' wiring.
 
 Everything that touches the store or the lease engine runs on one dedicated thread (the core
 thread) through :meth:`Gateway.call`, in submission order; the event loop only moves bytes and
@@ -12,8 +12,6 @@ import asyncio
 import collections
 import glob
 import os
-import random
-import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,15 +20,19 @@ from typing import Any, TypeVar
 
 import structlog
 
-from drivers.httpjson import HttpError, HttpRequest, serve_json
 from drivers.modem import Modem, ModemOptions, ModemState, ReceivedPart, ReceiveMode, stop_modems
 from gateway import __version__
 from gateway.config import Config
+from gateway.control.limits import raise_open_files_limit
+from gateway.control.server import ControlRoutes, ControlServer
+from gateway.control.unix import socket_path
+from gateway.control.views import modems_json
 from gateway.core import GatewayCore, Ingested, decisions_json
 from gateway.leases import Refusal, Refused
 from gateway.banks import SwitchOrder
 from gateway.faults import CrashPoints, FaultFiles
 from gateway.notify import Notifier, boot_id
+from gateway.portcounters import PortCounters
 from gateway.store import Store, StoreError
 from gateway.switcher import Switcher
 from gateway.uplink.client import UplinkClient, UplinkSettings
@@ -59,15 +61,16 @@ class Gateway:
         self.store.on_committed = self._fresh_outbox.extend
         self.core = GatewayCore(self.store, config.leases, mono=mono, wall=wall, numbers=config.numbers,
                                 banks=config.banks, boot_id=_boot_id() if mono is time.monotonic else None)
+        self.port_counters = PortCounters()  # AT command totals that survive a reopened port
         self.switcher = Switcher(config.banks, self._modem_at, self._switch_done, rules=config.ussd_numbers,
                                  numbers=config.numbers) if config.banks else None
         self.modems: list[Modem] = []
         self._tasks: list[asyncio.Task[Any]] = []
-        self._server: asyncio.AbstractServer | None = None
+        self.control: ControlServer | None = None
+        self.control_socket = socket_path(config.control_socket, config.state_dir)
         self._wake = asyncio.Event()
         self._timer_wake_at = 0.0  # when the timer loop next wakes by itself (engine time)
         self._crash = crash_points or CrashPoints.from_env(os.environ.get("SIMGW_CRASHPOINTS"))
-        self.control_address: tuple[str, int] | None = None
         self.outbox_changed = asyncio.Event()
         self._ingest_queue: list[tuple[ReceivedPart, asyncio.Future]] = []
         self._configured_msisdn = {m.port: m.msisdn for m in config.modems if m.msisdn}
@@ -105,10 +108,10 @@ class Gateway:
             self._tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
         if self.hub is not None:
             await self.hub.start(lambda name, factory: self._tasks.append(asyncio.create_task(factory(), name=name)))
-        host, port = self.config.control_listen
-        self._server = await serve_json(self._control, host, port)
-        sockname = self._server.sockets[0].getsockname()
-        self.control_address = (sockname[0], sockname[1])
+        routes = ControlRoutes(self, mono=self._mono, wall=self._wall)
+        self.control = ControlServer(routes, listen=self.config.control_listen, socket_path=self.control_socket,
+                                     link_from=None if self.config.control_socket else self.config.state_dir)
+        await self.control.start()
 
     def _rescan(self) -> None:
         """Drive every configured port, expanding patterns (``/dev/serial/by-id/*-if02-port0``):
@@ -141,8 +144,8 @@ class Gateway:
         if self.switcher is not None:
             await self.switcher.stop()
         await stop_modems(self.modems, self._tasks)
-        if self._server is not None:
-            self._server.close()
+        if self.control is not None:
+            await self.control.stop()
         await self.call(self.store.close)
         self._executor.shutdown(wait=True)
 
@@ -159,7 +162,7 @@ class Gateway:
         old = self.config
         needs_restart = [name for name, changed in (
             ("modems", new.modems != old.modems), ("gateway.state_dir", new.state_dir != old.state_dir),
-            ("gateway.id", new.gateway_id != old.gateway_id), ("control.listen", new.control_listen != old.control_listen),
+            ("gateway.id", new.gateway_id != old.gateway_id), ("control", (new.control_listen, new.control_socket) != (old.control_listen, old.control_socket)),
             ("uplink", new.uplink != old.uplink), ("numbers", new.numbers != old.numbers),
             ("smshub", new.smshub != old.smshub)) if changed]
         await self.call(self.core.set_lease_config, new.leases)
@@ -213,6 +216,7 @@ class Gateway:
             self._ingest_running = False
 
     def _on_modem_state(self, modem: Modem) -> None:
+        self.port_counters.totals(modem.path, modem.channel)  # every session's counts, before its channel closes
         identity = modem.identity
         if self.switcher is not None and self.core.banks.bank_of(modem.path) is not None:
             if modem.path not in self.switcher.switching and modem.health.state in (*ONLINE_STATES, ModemState.NO_SIM):
@@ -343,47 +347,22 @@ class Gateway:
         return await self.call(self.core.inventory)
 
     async def health(self) -> dict[str, object]:
-        return {"at": self._wall(), "modems": self.status()["modems"]}
+        return {"at": self._wall(), "modems": modems_json(self)}
 
     # ------------------------------------------------------------------------------ control API
-    async def _control(self, request: HttpRequest) -> tuple[int, object]:
-        path, method = request.path.rstrip("/"), request.method
-        if path == "/leases" and method == "POST":
-            body = request.json()
-            if not isinstance(body, dict):
-                raise HttpError(400, "body must be a JSON object")
-            number, service = body.get("number"), body.get("service")
-            if not isinstance(number, str) or not isinstance(service, str) or not number or not service:
-                raise HttpError(400, "give 'number' and 'service' as strings")
-            lease_id = body.get("lease_id") or f"L{int(self._wall() * 1000):x}{random.randrange(16**4):04x}"
-            wait = body.get("wait_window")
-            if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))):
-                raise HttpError(400, "'wait_window' must be seconds")
-            decisions = await self.call(self.core.open_lease, str(lease_id), number, service,
-                                        category=body.get("category"), wait_window=wait)
-            await self._dispatch_switches()
-            self._wake.set()
-            self.outbox_changed.set()
-            result = decisions_json(decisions)
-            log.info("lease.open", source="control", lease=lease_id, number=number, service=service,
-                     ok=result["ok"], reason=result.get("reason"))
-            return (201 if result["ok"] else 409), result
-        match = re.fullmatch(r"/leases/([^/]+)/(repeat|finish|cancel)", path)
-        if match and method == "POST":
-            lease_id, action = match.groups()
-            decisions = await self.call(getattr(self.core, action), lease_id)
-            await self._dispatch_switches()
-            self._wake.set()
-            self.outbox_changed.set()
-            result = decisions_json(decisions)
-            return (200 if result["ok"] else 409), result
-        if path == "/leases" and method == "GET":
-            return 200, [lease_json(lease, self._mono()) for lease in self.core.engine.active()]
-        if path == "/status" and method == "GET":
-            return 200, self.status()
-        if path == "/metrics" and method == "GET":
-            return 200, self.metrics()
-        raise HttpError(404, f"no route {method} {request.path}")
+    async def local_command(self, step: Callable[..., list], *args: Any, **kwargs: Any) -> dict[str, object]:
+        """A lease command from the control socket: decided on the core thread, then handed to
+        the switcher, the timers and the uplink like any other decision."""
+        decisions = await self.call(step, *args, **kwargs)
+        await self._dispatch_switches()
+        self._wake.set()
+        self.outbox_changed.set()
+        return decisions_json(decisions)
+
+    @property
+    def control_address(self) -> tuple[str, int] | None:
+        """The read-only TCP listener's address (port 0 in the config: the one the kernel chose)."""
+        return self.control.address if self.control is not None else None
 
     def read(self, query: Callable[[Store], T]) -> T:
         """Run a read-only ``query`` on a second connection from the calling thread (tests, CLI-like
@@ -398,94 +377,6 @@ class Gateway:
     def store_messages(self):
         return self.read(lambda store: store.messages())
 
-    def metrics(self) -> str:
-        """Prometheus text exposition, named by the Prometheus conventions (units, _total)."""
-
-
-        out: list[str] = []
-
-        def metric(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> None:
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} {kind}")
-            for labels, value in samples:
-                label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-                out.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
-
-        modems = self.modems
-        metric("simgw_modem_state", "gauge", "1 for the state each modem is in",
-               [({"port": m.path, "state": state.value}, 1.0 if m.health.state is state else 0.0)
-                for m in modems for state in ModemState])
-        metric("simgw_modem_signal_dbm", "gauge", "received signal strength (AT+CSQ)",
-               [({"port": m.path}, float(m.health.signal_dbm)) for m in modems if m.health.signal_dbm is not None])
-        metric("simgw_modem_sms_received_total", "counter", "message parts read from the modem",
-               [({"port": m.path}, float(m.health.sms_received)) for m in modems])
-        metric("simgw_modem_recoveries_total", "counter", "times the port was reopened and re-initialised",
-               [({"port": m.path}, float(m.health.recoveries)) for m in modems])
-        for name, attr, help_text in (("commands", "commands", "AT commands sent"),
-                                      ("command_timeouts", "timeouts", "AT commands that timed out"),
-                                      ("command_errors", "errors", "AT commands answered with an error"),
-                                      ("garbage", "garbage", "undecodable byte runs dropped by the framer")):
-            metric(f"simgw_modem_{name}_total", "counter", help_text,
-                   [({"port": m.path}, float(getattr(m.channel.stats, attr))) for m in modems if m.channel])
-        metric("simgw_store_commits_total", "counter", "SQLite write transactions committed (the SD card's wear)",
-               [({}, float(self.store.writes))])
-        metric("simgw_leases_active", "gauge", "leases waiting or receiving", [({}, float(len(self.core.engine.active())))])
-        banks = self.banks_status()
-        metric("simgw_bank_slots", "gauge", "bank slots by the state their SIM was last seen in",
-               [({"bank": b["name"], "status": k}, float(v)) for b in banks for k, v in b["slots"].items()])
-        metric("simgw_bank_queue_length", "gauge", "leases waiting for a radio",
-               [({"bank": b["name"]}, float(b["queued"])) for b in banks])
-        metric("simgw_bank_lease_wait_seconds", "gauge", "recent leases: time from opening until the SIM was on air",
-               [({"bank": b["name"], "quantile": q}, float(b["lease_wait"][f"p{q[2:]}_s"]))
-                for b in banks if b["lease_wait"]["count"] for q in ("0.50", "0.90")])
-        metric("simgw_bank_switches_total", "counter", "SIM switches performed, by outcome",
-               [({"bank": b["name"], "outcome": k}, float(v)) for b in banks for k, v in b["switches"].items()])
-        if self.uplink is not None:
-            metric("simgw_uplink_connected", "gauge", "1 while the marketplace session is up",
-                   [({}, 1.0 if self.uplink.connected.is_set() else 0.0)])
-            metric("simgw_uplink_connect_attempts_total", "counter", "connection attempts to the marketplace",
-                   [({}, float(self.uplink.attempts))])
-        return "\n".join(out) + "\n"
-
-    def banks_status(self) -> list[dict[str, object]]:
-        """Per bank: what each radio holds, the wait queue, slot states, switch outcomes."""
-        out = []
-        for name, scheduler in self.core.banks.schedulers.items():
-            slots: dict[str, int] = {}
-            for (bank, _), row in list(self.core.banks.rows.items()):
-                if bank == name:
-                    slots[row.status] = slots.get(row.status, 0) + 1
-            counts = dict(self.switcher.counts) if self.switcher else {}
-            switches = {outcome: n for (bank, outcome), n in counts.items() if bank == name}
-            channels = []
-            for port in scheduler.channels:
-                slot = scheduler.active_slot(port)
-                channels.append({"port": port, "slot": None if slot is None else slot + 1,
-                                 "switching": scheduler.is_switching(port),
-                                 "lease": scheduler.lease_on(slot) if slot is not None else None})
-            out.append({"name": name, "channels": channels, "queued": len(scheduler.queued), "slots": slots,
-                        "switches": switches, "lease_wait": self.core.banks.wait_summary(name)})
-        return out
-
-    def status(self) -> dict[str, object]:
-        return {
-            "gateway": self.config.gateway_id,
-            "banks": self.banks_status(),
-            "leases_active": len(self.core.engine.active()),
-            "uplink": None if self.uplink is None else {"connected": self.uplink.connected.is_set(),
-                                                         "attempts": self.uplink.attempts,
-                                                         "last_error": self.uplink.last_error},
-            "modems": [{"port": m.path, "state": m.health.state.value,
-                        "number": m.identity.msisdn or None, "signal_dbm": m.health.signal_dbm,
-                        "operator": m.health.operator, "sms_received": m.health.sms_received}
-                       for m in self.modems],
-        }
-
-
-def lease_json(lease, now: float) -> dict[str, object]:
-    return {"lease_id": lease.id, "number": lease.number, "service": lease.service, "state": lease.state.value,
-            "sms_count": lease.sms_count, "seconds_left": max(0.0, round(lease.deadline - now, 1))}
-
 
 def _boot_id() -> str | None:
     """This boot's id: while it holds, time.monotonic() runs on across our restarts."""
@@ -499,19 +390,21 @@ def _expand(port: str) -> list[str]:
     return sorted(glob.glob(port))
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 async def run_daemon(config: Config, stop: asyncio.Event, *, reload: asyncio.Event | None = None) -> int:
     """The daemon's life: start, tell systemd, serve until ``stop``, reload on ``reload``."""
     notifier = Notifier.from_env()
     faults = FaultFiles.from_env()
+    raise_open_files_limit()
     gateway = Gateway(config, wall=faults.wall, faults=faults) if faults.directory else Gateway(config)
-    await gateway.start()
+    try:
+        await gateway.start()
+    except BaseException:
+        await gateway.stop()  # what did start (modems, the core thread) stops before the error is told
+        raise
     host, port = gateway.control_address or ("?", 0)
-    log.info("gateway.ready", control=f"{host}:{port}", modems=len(config.modems))
-    notifier.ready(f"serving {len(config.modems)} modem(s); control on {host}:{port}")
+    log.info("gateway.ready", control=gateway.control_socket, status=f"{host}:{port}", modems=len(config.modems))
+    notifier.ready(f"serving {len(config.modems)} modem(s); control on {gateway.control_socket}, "
+                   f"status on {host}:{port}")
     watchdog = asyncio.create_task(notifier.watchdog(), name="watchdog")
     reload = reload or asyncio.Event()
     try:

@@ -199,6 +199,7 @@ def _config(args: argparse.Namespace, *, read_secrets: bool = False):
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from gateway.config import config_warnings
+    from gateway.control.unix import socket_path
 
     config = _config(args, read_secrets=True)
     for key, why in config_warnings(config):
@@ -207,8 +208,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if config.smshub is not None:  # selling through an SMSHub-compatible marketplace too
         hub = config.smshub
         banks += f", {hub.flavour.value} agent on {hub.listen[0]}:{hub.listen[1]} ({len(hub.names.services)} services)"
+    host, port = config.control_listen
     print(f"{config.path}: ok ({len(config.modems)} modem(s){banks}, database {config.database}, "
-          f"control {config.control_listen[0]}:{config.control_listen[1]})")
+          f"control socket {socket_path(config.control_socket, config.state_dir)}, read-only status on {host}:{port})")
     return EXIT_OK
 
 
@@ -234,20 +236,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _control(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-    import urllib.error
-    import urllib.request
+    """One request to the running daemon over its control socket, found from the same config."""
+    from gateway.control.client import ControlUnavailable, request
+    from gateway.control.unix import client_socket_path
 
-    host, port = _config(args).control_listen
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"http://{host}:{port}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    config = _config(args)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-    except OSError as exc:
-        raise SystemExit(f"simgw: the daemon does not answer on {host}:{port} ({exc}); is `simgw run` running?")
+        return request(client_socket_path(config.control_socket, config.state_dir), method, path, body)  # type: ignore[return-value]
+    except ControlUnavailable as exc:
+        raise SystemExit(f"simgw: {exc}") from None
 
 
 def _print_result(status: int, result: dict) -> int:
@@ -264,8 +261,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("\033[2J\033[H", end="")
         uplink = body.get("uplink")
         link = "no uplink configured" if uplink is None else (
-            "connected" if uplink["connected"] else f"disconnected ({uplink.get('last_error') or 'connecting'})")
-        print(f"gateway {body['gateway']}: {body['leases_active']} active lease(s); marketplace {link}")
+            "connected" if uplink["connected"] else f"disconnected ({escape(uplink.get('last_error') or 'connecting')})")
+        print(f"gateway {escape(body['gateway'])}: {body['leases_active']} active lease(s); marketplace {link}")
         _table(("port", "state", "number", "signal", "operator", "sms"),
                [(m["port"], m["state"], m["number"] or "-", f"{m['signal_dbm']} dBm" if m["signal_dbm"] is not None
                  else "-", m["operator"] or "-", m["sms_received"]) for m in body["modems"]])
@@ -275,7 +272,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             wait = bank.get("lease_wait") or {}
             waited = (f"leases waited for their SIM p50 {wait['p50_s']} s, p90 {wait['p90_s']} s, max {wait['max_s']} s"
                       f" (last {wait['count']})" if wait.get("count") else "no lease has waited for a SIM yet")
-            print(f"bank {bank['name']}: slots {slots}; {bank['queued']} lease(s) waiting for a radio; "
+            print(f"bank {escape(bank['name'])}: slots {slots}; {bank['queued']} lease(s) waiting for a radio; "
                   f"switches {switches}; {waited}")
             _table(("channel", "slot on air", "switching", "lease"),
                    [(c["port"], c["slot"] or "-", "yes" if c["switching"] else "", c["lease"] or "-")
@@ -297,7 +294,9 @@ def cmd_lease(args: argparse.Namespace) -> int:
         return _print_result(*_control(args, "POST", "/leases", body))
     if args.lease_command == "show":
         return _lease_show(args)
-    return _print_result(*_control(args, "POST", f"/leases/{args.lease_id}/{args.lease_command}"))
+    from urllib.parse import quote
+
+    return _print_result(*_control(args, "POST", f"/leases/{quote(args.lease_id, safe='')}/{args.lease_command}"))
 
 
 def _open_store(args: argparse.Namespace):
@@ -550,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.configure(json_lines=True if args.log_json else None, level=args.log_level, redact=not args.no_redact)
     from gateway.config import ConfigError
+    from gateway.control.unix import ControlSocketError
     from gateway.store import StoreError
 
     try:
@@ -557,7 +557,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"simgw: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except StoreError as exc:
+    except (StoreError, ControlSocketError) as exc:
         print(f"simgw: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:

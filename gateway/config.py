@@ -7,6 +7,7 @@ a misspelt ``wait_windw`` silently ignored would be a policy the supplier thinks
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import stat
@@ -115,7 +116,8 @@ class Config:
     modems: tuple[ModemConfig, ...] = ()
     numbers: dict[str, str] = field(default_factory=dict)  # ICCID -> MSISDN
     leases: LeaseConfig = field(default_factory=LeaseConfig)
-    control_listen: tuple[str, int] = ("127.0.0.1", 8765)
+    control_listen: tuple[str, int] = ("127.0.0.1", 8765)  # read-only: /status, /metrics
+    control_socket: str | None = None  # lease commands; None: gateway.control.unix.socket_path's rule
     uplink: UplinkConfig | None = None
     banks: tuple[BankConfig, ...] = ()
     ussd_numbers: tuple[UssdNumber, ...] = ()
@@ -221,6 +223,20 @@ def _host_port(path: str, key: str, value: object) -> tuple[str, int]:
     raise ConfigError(path, key, "HOST:PORT, e.g. '127.0.0.1:8765'", value)
 
 
+def _loopback(path: str, key: str, address: tuple[str, int]) -> tuple[str, int]:
+    """The TCP listener is read-only and still personal (which modems, which numbers): it binds to
+    a loopback address (or ``localhost``) only; lease commands never travel over TCP."""
+    host = address[0]
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise ConfigError(path, key, "a loopback address (127.0.0.1:PORT or [::1]:PORT); the lease commands "
+                                     "use the control socket", f"{host}:{address[1]}")
+    return address
+
+
 # -------------------------------------------------------------------------------------- loading
 def load(path: str, *, read_secrets: bool = True) -> Config:
     """Read and validate ``path``. Raises :class:`ConfigError` with one precise sentence.
@@ -260,15 +276,18 @@ def from_dict(raw: dict[str, Any], path: str = "<config>", *, read_secrets: bool
     numbers = _numbers(path, top.get("numbers", {}))
     leases = _leases(path, top.get("leases", {}))
     control = _Reader(path, "control", top.get("control", {}))
-    listen = _host_port(path, "control.listen", control.get("listen", "127.0.0.1:8765"))
+    listen = _loopback(path, "control.listen", _host_port(path, "control.listen", control.get("listen", "127.0.0.1:8765")))
+    control_socket = control.string("socket", None)
+    if control_socket is not None and not os.path.isabs(control_socket):
+        raise ConfigError(path, "control.socket", "an absolute path like '/run/simgw/control.sock'", control_socket)
     control.finish()
     uplink = _uplink(path, top.get("uplink")) if "uplink" in raw else None
     banks = _banks(path, top.get("banks", []), modems)
     ussd = _ussd_numbers(path, top.get("ussd_numbers", []))
     smshub = _smshub(path, top.get("smshub"), read_secrets) if "smshub" in raw else None
     top.finish()
-    return Config(path, gateway_id, state_dir, log_level, log_format, redact, modems, numbers, leases, listen, uplink,
-                  banks, ussd, smshub)
+    return Config(path, gateway_id, state_dir, log_level, log_format, redact, modems, numbers, leases, listen,
+                  control_socket, uplink, banks, ussd, smshub)
 
 
 def _smshub(path: str, raw: object, read_secrets: bool) -> SmshubConfig:

@@ -54,7 +54,7 @@ class HubAgent:
         self.bucket = TokenBucket(settings.rate, settings.burst, mono)
         self.in_flight = 0  # answered or waiting
         self._turns = asyncio.Semaphore(settings.concurrent)
-        self.refused: dict[str, int] = {}  # reason -> count, for status and tests
+        self.refused: dict[str, int] = {}  # HTTP status -> count, for /status and /metrics
         self.answered: dict[str, int] = {}  # action -> count
         self.address: tuple[str, int] | None = None
         self._runner: web.AppRunner | None = None
@@ -129,8 +129,7 @@ class HubAgent:
             chunks.append(chunk)
 
     def _refuse(self, request: web.Request, rejected: protocol.Rejected) -> web.Response:
-        reason = rejected.error.split(":")[0].split(" ")[0:3]
-        key = " ".join(reason)
+        key = str(rejected.http_status)  # bounded: the error text may quote what the caller sent
         self.refused[key] = self.refused.get(key, 0) + 1
         log.warning("smshub.refused", status=rejected.http_status, error=rejected.error, peer=request.remote)
         response = self._reply(request, protocol.error(rejected.error), rejected.http_status)

@@ -7,10 +7,11 @@ after each decision (bank switches, timers, the simgw.v1 inventory).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any
 
 import structlog
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from gateway.config import Config
 from gateway.core import GatewayCore
@@ -53,3 +54,19 @@ class HubService:
                 "answered": dict(self.agent.answered), "refused": dict(self.agent.refused),
                 "pushed": self.pusher.delivered, "push_failures": self.pusher.failures,
                 "push_last_error": self.pusher.last_error}
+
+    def metrics(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        """For /metrics: the hub's requests by action, refusals by HTTP status, pushes and their failures."""
+        answered = CounterMetricFamily("simgw_smshub_requests_total", "hub requests answered, by action",
+                                       labels=["action"])
+        for action, count in sorted(self.agent.answered.items()):
+            answered.add_metric([action], float(count))
+        refused = CounterMetricFamily("simgw_smshub_refused_total", "hub requests refused, by HTTP status",
+                                      labels=["status"])
+        for reason, count in sorted(self.agent.refused.items()):
+            refused.add_metric([reason], float(count))
+        pushed = CounterMetricFamily("simgw_smshub_pushed_total", "PUSH_SMS the hub answered SUCCESS")
+        pushed.add_metric([], float(self.pusher.delivered))
+        failed = CounterMetricFamily("simgw_smshub_push_failures_total", "PUSH_SMS attempts not answered SUCCESS")
+        failed.add_metric([], float(self.pusher.failures))
+        yield from (answered, refused, pushed, failed)

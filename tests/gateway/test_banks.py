@@ -365,7 +365,7 @@ def test_status_and_metrics_show_the_bank(tmp_path):
             assert entry["slots"] == {"ok": 8} and entry["switches"] == {"ok": 1} and entry["queued"] == 0
             assert entry["lease_wait"]["count"] == 1 and 0 < entry["lease_wait"]["max_s"] < 5
             assert {"port": bank.modems[0].link_path, "slot": 3, "switching": False, "lease": "S1"} in entry["channels"]
-            metrics = rig.gateway.metrics()
+            _, metrics = await rig.call("GET", "/metrics")
             assert 'simgw_bank_switches_total{bank="bank1",outcome="ok"} 1.0' in metrics
             assert 'simgw_bank_slots{bank="bank1",status="ok"} 8.0' in metrics
 

@@ -137,3 +137,22 @@ def test_a_full_disk_is_an_error_reply_and_the_hub_is_served_again_after(tmp_pat
             assert (await rig.hub.get_number("russia", "wa"))["status"] == "SUCCESS"
 
     run(scenario())
+
+
+def test_status_and_metrics_show_the_hub(tmp_path):
+    """The read-only listener's /status and /metrics count what the agent answered and refused."""
+    async def scenario():
+        async with HubRig(tmp_path, 1) as rig:
+            await rig.hub.get_services()
+            async with aiohttp.ClientSession() as session:
+                await post(session, rig.hub.agent_url, b'{"action": "GET_SERVICES", "key": "guess"}')
+                host, port = rig.gateway.control.address
+                async with session.get(f"http://{host}:{port}/status") as response:
+                    hub = (await response.json())["smshub"]
+                async with session.get(f"http://{host}:{port}/metrics") as response:
+                    metrics = await response.text()
+            assert hub["answered"] == {"GetServices": 1} and hub["refused"] == {"401": 1}
+            assert 'simgw_smshub_requests_total{action="GetServices"} 1.0' in metrics
+            assert "simgw_smshub_pushed_total 0.0" in metrics and 'simgw_smshub_refused_total{status="401"} 1.0' in metrics
+
+    run(scenario())
