@@ -100,7 +100,7 @@ def queue_push(db: sqlite3.Connection, message_id: str, activation_id: int, numb
     cursor = db.execute("INSERT INTO hub_push (message_id, activation_id, number, created_at, next_at)"
                         " VALUES (?,?,?,?,?) ON CONFLICT(message_id) DO NOTHING",
                         (message_id, activation_id, number, at, at))
-    return int(cursor.lastrowid or 0)
+    return int(cursor.lastrowid or 0) if cursor.rowcount == 1 else 0  # 0: it was queued already
 
 
 def due_pushes(db: sqlite3.Connection, now: float, limit: int, skip: tuple[int, ...] = ()) -> list[Push]:
