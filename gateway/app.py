@@ -34,22 +34,24 @@ from gateway.faults import CrashPoints, FaultFiles
 from gateway.notify import Notifier, boot_id
 from gateway.portcounters import PortCounters
 from gateway.store import Store, StoreError
+from gateway.supervisor import SupervisionPolicy, Supervisor
+from gateway.timers import TIMER_POLL, TIMER_RETRY_MAX, TimerLoop
 from gateway.switcher import Switcher
 from gateway.uplink.client import UplinkClient, UplinkSettings
 from gateway.uplink.protocol import LeaseAction, OpenLease
 
 log = structlog.get_logger("gateway.app")
+STOP_TIMEOUT = 5.0  # what has not stopped by then is logged and left behind
 T = TypeVar("T")
 ONLINE_STATES = frozenset({ModemState.OK, ModemState.DEGRADED})
-PURGE_INTERVAL = 3600.0
-PART_FLUSH_INTERVAL = 30.0
 
 
 class Gateway:
     def __init__(self, config: Config, *, modem_options: ModemOptions | None = None,
                  mono: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
                  crash_points: CrashPoints | None = None, rescan_interval: float = 10.0,
-                 faults: FaultFiles | None = None) -> None:
+                 faults: FaultFiles | None = None, supervision: SupervisionPolicy = SupervisionPolicy(),
+                 timer_poll: float = TIMER_POLL) -> None:
         self.config = config
         self._rescan_interval = rescan_interval
         self._mono, self._wall = mono, wall
@@ -58,23 +60,24 @@ class Gateway:
         self.store = Store(config.database, commit_fault=faults.commit_error if faults else None)
         # Outbox rows as they commit, handed to the uplink without asking the core thread again.
         self._fresh_outbox: collections.deque[tuple[int, str, dict]] = collections.deque(maxlen=4096)
-        self.store.on_committed = self._fresh_outbox.extend
+        self.store.on_committed = self._hand_to_uplink
         self.core = GatewayCore(self.store, config.leases, mono=mono, wall=wall, numbers=config.numbers,
                                 banks=config.banks, boot_id=_boot_id() if mono is time.monotonic else None)
         self.port_counters = PortCounters()  # AT command totals that survive a reopened port
         self.switcher = Switcher(config.banks, self._modem_at, self._switch_done, rules=config.ussd_numbers,
                                  numbers=config.numbers) if config.banks else None
         self.modems: list[Modem] = []
-        self._tasks: list[asyncio.Task[Any]] = []
         self.control: ControlServer | None = None
         self.control_socket = socket_path(config.control_socket, config.state_dir)
+        self.supervisor = Supervisor(supervision, transient=(StoreError,),
+                                     fault=faults.task_fault if faults else None)
         self._wake = asyncio.Event()
-        self._timer_wake_at = 0.0  # when the timer loop next wakes by itself (engine time)
+        self.timers = TimerLoop(self, self._wake, mono=mono, poll=timer_poll)
         self._crash = crash_points or CrashPoints.from_env(os.environ.get("SIMGW_CRASHPOINTS"))
         self.outbox_changed = asyncio.Event()
         self._ingest_queue: list[tuple[ReceivedPart, asyncio.Future]] = []
         self._configured_msisdn = {m.port: m.msisdn for m in config.modems if m.msisdn}
-        self._ingest_running = False
+        self._ingest_ready = asyncio.Event()
         self.inventory_changed = asyncio.Event()
         self.uplink: UplinkClient | None = None
         if config.uplink is not None:
@@ -91,6 +94,13 @@ class Gateway:
 
             self.hub = HubService(config, self.core, self.call, self._after_hub_decision)
 
+    def _hand_to_uplink(self, rows: list[tuple[int, str, dict]]) -> None:
+        """(core thread) Committed outbox rows, for the uplink to send without a store round trip;
+        only while it is connected: otherwise they are read from the store on reconnect, so SMS
+        texts do not wait in memory past their retention while the marketplace is away."""
+        if self.uplink is not None and self.uplink.connected.is_set():
+            self._fresh_outbox.extend(rows)
+
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on the core thread, after everything submitted before it."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kwargs))
@@ -102,12 +112,13 @@ class Gateway:
         log.info("gateway.started", leases=len(self.core.engine.active()), resolved_on_start=len(resolved),
                  modems=len(self.config.modems))
         self._rescan()
-        self._tasks.append(asyncio.create_task(self._rescan_loop(), name="port-rescan"))
-        self._tasks.append(asyncio.create_task(self._timers(), name="lease-timers"))
+        self.supervisor.start("port-rescan", self._rescan_loop)
+        self.supervisor.start("lease-timers", self.timers.run)
+        self.supervisor.start("ingest", self._ingest_loop)
         if self.uplink is not None:
-            self._tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
+            self.supervisor.start("uplink", self.uplink.run)
         if self.hub is not None:
-            await self.hub.start(lambda name, factory: self._tasks.append(asyncio.create_task(factory(), name=name)))
+            await self.hub.start(self.supervisor.start)
         routes = ControlRoutes(self, mono=self._mono, wall=self._wall)
         self.control = ControlServer(routes, listen=self.config.control_listen, socket_path=self.control_socket,
                                      link_from=None if self.config.control_socket else self.config.state_dir)
@@ -130,7 +141,7 @@ class Gateway:
                     options = replace(options, reset_wait=bank.reset_wait)
                 modem = Modem(path, self._sink, options=options, on_state=self._on_modem_state)
                 self.modems.append(modem)
-                self._tasks.append(asyncio.create_task(modem.run(), name=f"modem:{path}"))
+                self.supervisor.start(f"modem:{path}", modem.run)
                 log.info("modem.port_added", port=path)
 
     async def _rescan_loop(self) -> None:
@@ -141,9 +152,12 @@ class Gateway:
     async def stop(self) -> None:
         if self.hub is not None:
             await self.hub.stop()
-        if self.switcher is not None:
-            await self.switcher.stop()
-        await stop_modems(self.modems, self._tasks)
+        if self.switcher is not None:  # bounded: a switch that swallows its cancel must not hang the stop
+            switcher = asyncio.ensure_future(self.switcher.stop())
+            if not (await asyncio.wait({switcher}, timeout=STOP_TIMEOUT))[0]:
+                log.error("bank.switcher_did_not_stop", timeout_s=STOP_TIMEOUT)
+        await stop_modems(self.modems, [])
+        await self.supervisor.stop(STOP_TIMEOUT)
         if self.control is not None:
             await self.control.stop()
         await self.call(self.store.close)
@@ -180,9 +194,7 @@ class Gateway:
             part = replace(part, identity=replace(part.identity, msisdn=self._configured_msisdn[part.port]))
         future: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
         self._ingest_queue.append((part, future))
-        if not self._ingest_running:
-            self._ingest_running = True
-            asyncio.ensure_future(self._ingest_batches())
+        self._ingest_ready.set()
         result = await future
         if result.status == "failed":
             raise StoreError(f"not stored: {result.error}")
@@ -191,43 +203,51 @@ class Gateway:
                  lease=result.lease_id, quarantined=result.quarantined)
         if result.lease_id:
             due = self.core.due_at
-            if due is not None and due < self._timer_wake_at:
+            if due is not None and due < self.timers.wake_at:
                 self._wake.set()  # a deadline now comes before the timer's next wake-up
             self.outbox_changed.set()
             await self._dispatch_switches()
 
-    async def _ingest_batches(self) -> None:
+    async def _ingest_loop(self) -> None:
         """Hand the core thread everything that queued while it was busy: group commit, so 64
-        modems do not cost 64 fsyncs when their SMS arrive together."""
-        try:
+        modems do not cost 64 fsyncs when their SMS arrive together. Every waiting driver gets
+        an answer, an error included, so no part is deleted from a SIM unstored."""
+        while True:
+            await self._ingest_ready.wait()
+            self._ingest_ready.clear()
             while self._ingest_queue:
                 batch, self._ingest_queue = self._ingest_queue, []
                 try:
                     results = await self.call(self.core.ingest_many, [part for part, _ in batch])
-                except Exception as exc:
+                except BaseException as exc:
+                    error = exc if isinstance(exc, Exception) else StoreError("the daemon is stopping")
                     for _, future in batch:
                         if not future.done():
-                            future.set_exception(exc)
+                            future.set_exception(error)
+                    if not isinstance(exc, Exception):
+                        raise
                     continue
                 for (_, future), result in zip(batch, results):
                     if not future.done():
                         future.set_result(result)
-        finally:
-            self._ingest_running = False
 
     def _on_modem_state(self, modem: Modem) -> None:
         self.port_counters.totals(modem.path, modem.channel)  # every session's counts, before its channel closes
         identity = modem.identity
         if self.switcher is not None and self.core.banks.bank_of(modem.path) is not None:
             if modem.path not in self.switcher.switching and modem.health.state in (*ONLINE_STATES, ModemState.NO_SIM):
-                asyncio.ensure_future(self._observe(modem.path, identity.iccid, modem.health.operator))
+                operator = modem.health.operator
+                self.supervisor.start(f"observe:{modem.path}",
+                                      lambda: self._observe(modem.path, identity.iccid, operator))
             return
         if not identity.iccid:
             return
         modem_config = next((m for m in self.config.modems if m.port == modem.path), None)
         msisdn = identity.msisdn or (modem_config.msisdn if modem_config else None)
         online = modem.health.state in ONLINE_STATES
-        asyncio.ensure_future(self._bind(modem.path, identity.iccid, msisdn, online, modem.health.operator))
+        operator = modem.health.operator
+        self.supervisor.start(f"bind:{modem.path}",
+                              lambda: self._bind(modem.path, identity.iccid, msisdn, online, operator))
 
     async def _bind(self, port: str, iccid: str, msisdn: str | None, online: bool, operator: str | None) -> None:
         await self.call(self.core.set_operator, port, operator)
@@ -268,40 +288,6 @@ class Gateway:
         for order in orders:
             self.switcher.start(order)
 
-    # ---------------------------------------------------------------------------------- timers
-    async def _timers(self) -> None:
-        next_purge = self._mono()
-        next_flush = self._mono() + PART_FLUSH_INTERVAL
-        while True:
-            now = self._mono()
-            if now >= next_purge:
-                counts = await self.call(self.core.purge)
-                if any(counts.values()):
-                    log.info("store.purged", **counts)
-                next_purge = now + PURGE_INTERVAL
-            if now >= next_flush:
-                await self.call(self.core.flush_stale_parts)
-                next_flush = now + PART_FLUSH_INTERVAL
-            due = self.core.due_at
-            decisions = await self.call(self.core.tick) if due is not None and due <= now else []
-            if decisions:
-                self.outbox_changed.set()
-            for decision in decisions:
-                log.info("lease.ended", **{k: v for k, v in decisions_json([decision]).items() if k != "ok"})
-            rotation = None
-            if self.switcher is not None:
-                await self._dispatch_switches()
-                await self._dispatch_switches(await self.call(self.core.rotate))
-                rotation = self.core.banks.next_rotation()
-            deadline = self.core.due_at
-            wake_at = min(x for x in (deadline, next_purge, next_flush, rotation) if x is not None)
-            self._timer_wake_at = wake_at
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - self._mono()) + 0.001)
-            except asyncio.TimeoutError:
-                pass
-
     # ------------------------------------------------------------------------- the uplink's port
     async def acked_seq(self) -> int:
         return await self.call(self.store.acked_seq)
@@ -313,10 +299,23 @@ class Gateway:
         return await self.call(self.core.outbox_after, seq, limit)
 
     async def acked(self, seq: int) -> None:
-        await self.call(self.core.ack, seq)
+        """Record the marketplace's ack; if the store cannot commit, a later ack records it (until
+        then a restart resends those events, which the marketplace knows by seq and msg_id)."""
+        try:
+            await self.call(self.core.ack, seq)
+        except StoreError as exc:
+            log.warning("uplink.ack_not_saved", seq=seq, error=str(exc))
 
     async def command(self, command: OpenLease | LeaseAction) -> dict[str, object]:
-        result = await self.call(self.core.command, command.command_id, self._command_step(command))
+        """Run a marketplace command; a store that cannot commit answers ``unavailable`` (nothing
+        was done, nothing stored: the marketplace sends the same command again)."""
+        try:
+            result = await self.call(self.core.command, command.command_id, self._command_step(command))
+        except StoreError as exc:
+            log.warning("uplink.command_unavailable", command=type(command).__name__, lease=command.lease_id,
+                        error=str(exc))
+            return {"ok": False, "lease_id": command.lease_id, "reason": "unavailable", "retry_after": TIMER_RETRY_MAX,
+                    "message": "the gateway cannot commit now (disk full or read-only); send it again"}
         await self._dispatch_switches()
         self._wake.set()
         self.outbox_changed.set()
@@ -391,7 +390,9 @@ def _expand(port: str) -> list[str]:
 
 
 async def run_daemon(config: Config, stop: asyncio.Event, *, reload: asyncio.Event | None = None) -> int:
-    """The daemon's life: start, tell systemd, serve until ``stop``, reload on ``reload``."""
+    """The daemon's life: start, tell systemd, serve until ``stop``, reload on ``reload``. Returns
+    the exit status: 0 when asked to stop, 1 when a supervised task kept failing (the watchdog
+    stopped being pinged at that moment; systemd restarts us)."""
     notifier = Notifier.from_env()
     faults = FaultFiles.from_env()
     raise_open_files_limit()
@@ -405,19 +406,25 @@ async def run_daemon(config: Config, stop: asyncio.Event, *, reload: asyncio.Eve
     log.info("gateway.ready", control=gateway.control_socket, status=f"{host}:{port}", modems=len(config.modems))
     notifier.ready(f"serving {len(config.modems)} modem(s); control on {gateway.control_socket}, "
                    f"status on {host}:{port}")
-    watchdog = asyncio.create_task(notifier.watchdog(), name="watchdog")
+    watchdog = asyncio.create_task(notifier.watchdog(gateway.supervisor.healthy), name="watchdog")
     reload = reload or asyncio.Event()
+    gave_up = gateway.supervisor.gave_up
     try:
-        while not stop.is_set():
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(reload.wait())]
+        while not stop.is_set() and not gave_up.is_set():
+            waiters = [asyncio.ensure_future(e.wait()) for e in (stop, reload, gave_up)]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
-            if reload.is_set() and not stop.is_set():
+            if reload.is_set() and not stop.is_set() and not gave_up.is_set():
                 reload.clear()
                 await gateway.reload()
     finally:
         notifier.stopping()
         watchdog.cancel()
+        await asyncio.gather(watchdog, return_exceptions=True)
         await gateway.stop()
+    if gave_up.is_set():
+        notifier.status(f"failed: {gateway.supervisor.reason}")
+        log.critical("gateway.exiting", reason=gateway.supervisor.reason, status=1)
+        return 1
     return 0

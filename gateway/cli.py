@@ -361,15 +361,17 @@ def cmd_messages(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from gateway import retention
     from gateway.store import Store
 
     config = _config(args)
     store = Store(config.database)
     store.open()
-    retention = config.leases
-    counts = store.purge(time.time(), quarantine_retention=0.0 if args.now else retention.quarantine_retention,
-                         message_retention=retention.message_retention, claim_window=retention.claim_window)
-    store.compact()
+    leases = replace(config.leases, quarantine_retention=0.0) if args.now else config.leases
+    counts = retention.purge(store, leases, time.time())
+    retention.compact(store)
     print(json.dumps(counts))
     return EXIT_OK
 

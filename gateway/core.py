@@ -20,13 +20,15 @@ from drivers.modem import ReceivedPart
 from drivers.sms.assembly import AssembledSms, assemble
 from drivers.sms.pdu import PduError, SmsDeliver, decode_pdu
 from gateway.activations import ActivationHistory, UsedServices
+from gateway.countries import country_of, country_of_imsi
 from gateway.banks import LEASABLE, SLOT_FAILURES, Banks, SwitchOrder
 from gateway.capacity import count_by_service, count_radios
 from gateway.config import BankConfig, LeaseConfig
 from gateway.leases import (Decision, Deliver, Lease, LeaseEngine, LeaseState, Opened, Quarantine, Refusal, Refused,
                             Transitioned)
 from gateway.simbank import Outcome, Placement
-from gateway.store import MessageRow, SimRow, Store, StoredLease, engine_lease, message_id
+from gateway import retention
+from gateway.store import MessageRow, SimRow, Store, StoredLease, StoreError, engine_lease, message_id
 
 log = structlog.get_logger("gateway.core")
 PLAUSIBLE_CLOCK_SKEW = 15 * 60.0  # a network timestamp further from our clock is not trusted for routing
@@ -110,8 +112,11 @@ class GatewayCore:
             self.engine.restore(engine_lease(stored, wall_now=wall, mono_now=mono, max_remaining=bound,
                                              same_boot=same_boot))
         if self._boot_id is not None and not same_boot:
-            with self.store.transaction():
-                self.store.set_meta("boot_id", self._boot_id)
+            try:
+                with self.store.transaction():
+                    self.store.set_meta("boot_id", self._boot_id)
+            except StoreError as exc:  # a full disk must not keep the daemon down; noted next start
+                log.error("core.boot_id_not_saved", error=str(exc))
         for number, service, at in self.store.activations():
             self.engine.restore_activation(number, service, at - wall + mono)
         if self.banks:
@@ -124,7 +129,11 @@ class GatewayCore:
                     self.banks.schedulers[where[0]].restore(lease.id, where[1],
                                                             on_air=lease.state is not LeaseState.PREPARING)
         self._note_due()
-        return self.tick()
+        try:
+            return self.tick()
+        except StoreError as exc:  # the timer loop resolves them once the store commits again
+            log.error("core.start_tick_failed", error=str(exc), overdue=len(self.engine.active()))
+            return []
 
     def set_lease_config(self, leases: LeaseConfig) -> None:
         """A reloaded policy applies to what comes next; running windows keep their deadlines."""
@@ -548,16 +557,12 @@ class GatewayCore:
                 radios.append(free)
         return numbers, radios
 
-    def next_deadline(self) -> float | None:
-        return self.engine.next_deadline()
-
     def _note_due(self) -> None:
         self.due_at = self.engine.next_deadline()
 
     def purge(self) -> dict[str, int]:
-        cfg = self.config
-        return self.store.purge(self._wall(), quarantine_retention=cfg.quarantine_retention,
-                                message_retention=cfg.message_retention, claim_window=cfg.claim_window)
+        """Everything past its retention, see :mod:`gateway.retention`."""
+        return retention.purge(self.store, self.config, self._wall())
 
     def _transact(self, step: Callable[[float], list[Decision]]) -> list[Decision]:
         snapshot = self._snapshot()
@@ -635,38 +640,6 @@ class GatewayCore:
         self.store.enqueue("lease", payload, self._wall(), lease_id=lease.id)
 
 
-# Country calling codes of the markets suppliers sell in, longest first; enough for criteria.
-_COUNTRY_CODES = (("380", "UA"), ("375", "BY"), ("374", "AM"), ("373", "MD"), ("371", "LV"), ("370", "LT"),
-                  ("372", "EE"), ("995", "GE"), ("998", "UZ"), ("996", "KG"), ("992", "TJ"), ("993", "TM"),
-                  ("994", "AZ"), ("48", "PL"), ("49", "DE"), ("44", "GB"), ("33", "FR"), ("34", "ES"),
-                  ("39", "IT"), ("31", "NL"), ("90", "TR"), ("91", "IN"), ("62", "ID"), ("63", "PH"),
-                  ("84", "VN"), ("66", "TH"), ("55", "BR"), ("52", "MX"), ("1", "US"), ("7", "RU"))
-
-
-# Mobile country codes (the IMSI's first three digits) of the same markets.
-_MCC = {"250": "RU", "255": "UA", "257": "BY", "401": "KZ", "283": "AM", "259": "MD", "247": "LV", "246": "LT",
-        "248": "EE", "282": "GE", "434": "UZ", "437": "KG", "436": "TJ", "438": "TM", "400": "AZ", "260": "PL",
-        "262": "DE", "234": "GB", "235": "GB", "208": "FR", "214": "ES", "222": "IT", "204": "NL", "286": "TR",
-        "404": "IN", "405": "IN", "510": "ID", "515": "PH", "452": "VN", "520": "TH", "724": "BR", "334": "MX",
-        **{str(mcc): "US" for mcc in range(310, 317)}}
-
-
-def country_of_imsi(imsi: str | None) -> str | None:
-    """ISO country of a SIM from its IMSI's mobile country code; None if unknown."""
-    return _MCC.get((imsi or "")[:3])
-
-
-def country_of(number: str) -> str | None:
-    """ISO country of an international number (+7 -> RU); None for national or unknown forms."""
-    if not number.startswith("+"):
-        return None
-    digits = number[1:]
-    if digits.startswith(("76", "77")):
-        return "KZ"
-    for code, country in _COUNTRY_CODES:
-        if digits.startswith(code):
-            return country
-    return None
 
 
 def _sms_payload(message: MessageRow, lease_id: str) -> dict[str, object]:

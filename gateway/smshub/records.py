@@ -1,4 +1,4 @@
-"""The hub's tables (store migration 4): activations with their numeric ids, the PUSH_SMS queue,
+"""The hub's tables (store migration 5): activations with their numeric ids, the PUSH_SMS queue,
 status-4 cancellation counts. Plain SQL on the store's connection, inside the caller's
 transaction on the core thread; the tables themselves are created by gateway.store's MIGRATIONS.
 

@@ -60,3 +60,25 @@ def test_activation_ids_are_never_reused_and_a_taken_id_is_skipped(tmp_path):
         assert records.activation(db, 2) is None and records.next_activation_id(db) == 3
         assert [records.count_cancel(db, "+79000000001", "VK") for _ in range(3)] == [1, 2, 3]
     store.close()
+
+
+def test_migration_5_keeps_a_version_4_databases_leases_as_they_were(tmp_path, monkeypatch):
+    import gateway.store as store_module
+    from gateway.leases import LeaseState
+    from gateway.store import MIGRATIONS, StoredLease
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:4])  # a database as version 4 left it
+    store = Store(str(tmp_path / "simgw.db"))
+    store.open()
+    with store.transaction() as db:
+        db.execute("INSERT INTO leases (id, number, service, state, opened_at, deadline, wait_window, sms_count)"
+                   " VALUES ('L1', '+79000000001', 'vk', 'waiting', 1.0, 1201.0, 1200.0, 0)")
+    store.close()
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
+    store.open()
+    assert store.schema_version() == len(MIGRATIONS) == 5
+    (lease,) = store.leases()
+    assert lease == StoredLease("L1", "+79000000001", "vk", None, LeaseState.WAITING, 1.0, 1201.0, 1200.0, 0, None,
+                                None, None, None, False)
+    assert records.next_activation_id(store.db) == 1
+    store.close()
