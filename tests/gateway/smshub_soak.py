@@ -172,8 +172,14 @@ class HubSoak:
 
     async def _sms_loop(self) -> None:
         infos = self.farm.info()
+        by_number = {info.msisdn: info.id for info in infos}
         while not self._stop.is_set():
-            modem = self.rng.randrange(len(infos))
+            sold = [n for n in self.activations.values() if n in by_number]
+            # half to numbers the hub holds (their SMS must be pushed), half anywhere (leased or not)
+            if sold and self.rng.random() < 0.5:
+                modem = by_number[self.rng.choice(sold)]
+            else:
+                modem = self.rng.randrange(len(infos))
             text = f"code {next(self._ids)} for soak"
             self.sent[text] = infos[modem].msisdn
             self.farm.send_sms(modem, self.rng.choice(["VK", "Telegram", "+79161234567"]), text)
