@@ -28,11 +28,11 @@ MAX_CANCELS = 4  # Appendix 4: after status 4 "you can give this number to us 3 
 
 class HubDesk:
     def __init__(self, core: GatewayCore, names: Names, activation_cap: float, *,
-                 wall: Callable[[], float] = time.time) -> None:
+                 mono: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
         self.core = core
         self.names = names
         self.cap = activation_cap
-        self._wall = wall
+        self._mono, self._wall = mono, wall  # the core's clocks: engine time and wall time
         self.on_push_queued: Callable[[], None] | None = None  # wakes the pusher (thread-safe callable)
         core.on_held_sms = self._queue_push
 
@@ -42,7 +42,7 @@ class HubDesk:
         radio counts once per key however many idle SIMs it reaches (a 512-slot bank with 60
         radios reports at most 60); a denied service counts 0."""
         numbers, radios = self.core.radio_candidates()
-        engine, now = self.core.engine, self.core._mono()
+        engine, now = self.core.engine, self._mono()
         per_radio = [[(self._country(number), self._operator(key), number) for key, number in radio] for radio in radios]
         unknown = {c for radio in per_radio for c, op, _ in radio if c and op is None}  # Appendix 2: then "any"
         counts: dict[str, dict[str, dict[str, int]]] = {}

@@ -28,7 +28,7 @@ class HubService:
                  after_change: Callable[[], Awaitable[None]]) -> None:
         assert config.smshub is not None
         self.settings = config.smshub
-        self.desk = HubDesk(core, self.settings.names, self.settings.activation_cap, wall=core._wall)
+        self.desk = HubDesk(core, self.settings.names, self.settings.activation_cap, mono=core._mono, wall=core._wall)
         self._after_change = after_change
 
         async def call_then_follow(fn: Callable[..., Any], *args: Any) -> Any:
