@@ -13,12 +13,15 @@ import re
 import stat
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from drivers.bank import PRESETS, SwitchStyle, SwitchTiming
 from gateway.leases import Policy
 from gateway.uplink.url import is_loopback, redact_urls, url_problem
+
+if TYPE_CHECKING:
+    from gateway.smshub.settings import SmshubConfig
 
 DEFAULT_PATH = "/etc/simgw/simgw.toml"
 _DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -118,6 +121,7 @@ class Config:
     uplink: UplinkConfig | None = None
     banks: tuple[BankConfig, ...] = ()
     ussd_numbers: tuple[UssdNumber, ...] = ()
+    smshub: SmshubConfig | None = None  # selling through an SMSHub-compatible marketplace too
     control_show_numbers: bool = False  # the dashboard and /status on the TCP listener mask numbers unless set
     control_password_file: str | None = None  # HTTP Basic on the TCP listener; required for a non-loopback listen
 
@@ -312,9 +316,17 @@ def from_dict(raw: dict[str, Any], path: str = "<config>", *, read_secrets: bool
     uplink = _uplink(path, top.get("uplink")) if "uplink" in raw else None
     banks = _banks(path, top.get("banks", []), modems)
     ussd = _ussd_numbers(path, top.get("ussd_numbers", []))
+    smshub = _smshub(path, top.get("smshub"), read_secrets) if "smshub" in raw else None
     top.finish()
     return Config(path, gateway_id, state_dir, log_level, log_format, redact, modems, numbers, leases, listen,
-                  control_socket, uplink, banks, ussd, show_numbers, password_file)
+                  control_socket, uplink, banks, ussd, smshub, control_show_numbers=show_numbers,
+                  control_password_file=password_file)
+
+
+def _smshub(path: str, raw: object, read_secrets: bool) -> SmshubConfig:
+    from gateway.smshub.settings import parse  # the hub's section is read where the hub lives
+
+    return parse(path, raw, read_secrets=read_secrets)
 
 
 def _banks(path: str, raw: object, modems: tuple[ModemConfig, ...]) -> tuple[BankConfig, ...]:
