@@ -144,13 +144,21 @@ class Snapshots:
                 for lease in self._gateway.core.engine.active()]
 
     def _markets(self) -> list[dict[str, object]]:
-        uplink, sampler = self._gateway.uplink, self._sampler
-        if uplink is None:
-            return []
-        host = uplink.settings.url.split("//", 1)[-1].split("/", 1)[0].rpartition("@")[2]
-        return [{"name": host, "connected": uplink.connected.is_set(), "since": sampler.uplink_since,
-                 "attempts": uplink.attempts, "last_error": self._text(uplink.last_error),
-                 "outbox_depth": sampler.outbox_depth, "oldest_unacked_s": round(sampler.outbox_oldest_age(), 1)}]
+        uplink, sampler, hub = self._gateway.uplink, self._sampler, getattr(self._gateway, "hub", None)
+        out: list[dict[str, object]] = []
+        if uplink is not None:
+            host = uplink.settings.url.split("//", 1)[-1].split("/", 1)[0].rpartition("@")[2]
+            out.append({"kind": "simgw.v1", "name": host, "connected": uplink.connected.is_set(),
+                        "since": sampler.uplink_since, "attempts": uplink.attempts,
+                        "last_error": self._text(uplink.last_error), "outbox_depth": sampler.outbox_depth,
+                        "oldest_unacked_s": round(sampler.outbox_oldest_age(), 1)})
+        if hub is not None:  # the hub calls us: there is no session, only requests answered and pushes
+            status = hub.status()
+            out.append({"kind": "smshub", "name": f"SMSHub agent on {status['listen'] or '?'}",
+                        "answered": sum(status["answered"].values()), "refused": sum(status["refused"].values()),
+                        "pushed": status["pushed"], "push_failures": status["push_failures"],
+                        "last_error": self._text(status["push_last_error"])})
+        return out
 
     def _pi(self) -> dict[str, object]:
         pi = self._sampler.pi

@@ -282,3 +282,24 @@ def test_the_live_stream_ends_by_itself_and_at_most_16_run_at_once(tmp_path):
         assert status == 200 and b"retry: 300\n" in body  # (chunked)
         assert sum(1 for e in events if "modems" in e and "leases" in e) >= 3  # one a second
     assert after[0] == 200 and still_open == 0
+
+
+def test_both_marketplaces_are_shown_the_session_and_the_smshub_agent(tmp_path):
+    from tests.gateway.smshub_env import HubRig
+
+    async def scenario():
+        async with HubRig(tmp_path, modems=2, with_market=True) as rig:
+            await wait_until(lambda: rig.gateway.uplink.connected.is_set(), 10, "uplink connected")
+            assert (await rig.hub.get_number("russia", "wa"))["status"] == "SUCCESS"
+            await rig.gateway.sampler.sample()
+            host, port = rig.gateway.control_address
+            status, body = await raw_http(host, port, "GET", "/dashboard.json", headers={"Host": f"127.0.0.1:{port}"})
+            return status, json.loads(body), rig.numbers()
+
+    status, state, numbers = run(scenario(), 90)
+    assert status == 200
+    session, hub = state["markets"]
+    assert session["kind"] == "simgw.v1" and session["connected"] is True and session["since"] is not None
+    assert session["outbox_depth"] is not None and session["oldest_unacked_s"] >= 0
+    assert hub["kind"] == "smshub" and hub["name"].startswith("SMSHub agent on 127.0.0.1:") and hub["answered"] >= 1
+    assert not any(n.lstrip("+") in json.dumps(state) for n in numbers)  # the hub's number is masked too

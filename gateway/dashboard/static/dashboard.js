@@ -148,7 +148,16 @@
       grid);
   }
 
+  function hub(m) {
+    return el("dl", { class: "facts market", "data-market": m.name },
+      el("dt", { text: "Marketplace" }), el("dd", { class: "mono", text: m.name }),
+      el("dt", { text: "Requests" }), el("dd", { text: `${m.answered} answered, ${m.refused} refused` }),
+      el("dt", { text: "SMS pushed" }), el("dd", { text: `${m.pushed} delivered, ${m.push_failures} failed` }),
+      m.last_error ? el("dt", { text: "Last push error" }) : null, m.last_error ? el("dd", { text: m.last_error }) : null);
+  }
+
   function market(m) {
+    if (m.kind === "smshub") return hub(m);
     const status = m.connected ? badge("good", "✔", "connected") : badge("bad", "✖", "disconnected");
     const since = m.since ? age(state.at - m.since) : "–";
     return el("dl", { class: "facts market", "data-market": m.name },
@@ -166,8 +175,9 @@
     const ok = state.modems.filter((m) => m.state === "ok").length;
     document.getElementById("t-modems").textContent = `${ok} / ${state.modems.length}`;
     document.getElementById("t-leases").textContent = String(state.leases.length);
-    const up = state.markets.filter((m) => m.connected).length;
-    document.getElementById("t-market").textContent = state.markets.length ? (up === state.markets.length ? "✔ connected" : "✖ disconnected") : "none";
+    const sessions = state.markets.filter((m) => m.kind !== "smshub"), up = sessions.filter((m) => m.connected).length;
+    document.getElementById("t-market").textContent = sessions.length ? (up === sessions.length ? "✔ connected" : "✖ disconnected")
+      : (state.markets.length ? "hub only" : "none");
     const ratio = state.pi.disk_free_ratio;
     document.getElementById("t-disk").textContent = ratio === null ? "–" : (ratio < .1 ? "▲ " : "") + (ratio * 100).toFixed(0) + " %";
     document.getElementById("masked-note").textContent = state.numbers_masked ? "numbers masked" : "";
