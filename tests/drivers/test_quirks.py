@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
+import shutil
+import subprocess
+import tempfile
 import time
 from datetime import datetime, timezone
 
@@ -251,3 +255,56 @@ def test_scan_reads_every_catalogue_modem():
 
     wrong = run(go(), 120)
     assert not wrong, f"{len(wrong)} of {len(CATALOGUE)} wrong:\n" + "\n".join(wrong)
+
+
+# ------------------------------------------------------- a product feature: simgw simulate --quirk
+def test_simulate_cli_plays_quirks_and_the_control_api_changes_them():
+    import serial
+
+    from tests.gateway.test_cli import SIMGW, free_port, http, read_json_line, stop
+
+    directory = tempfile.mkdtemp(prefix="simgw-quirk-cli-")
+    port = free_port()
+    bad = subprocess.run([*SIMGW, "simulate", "--quirk", "no-such-quirk"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "no quirk 'no-such-quirk'" in bad.stderr
+    listed = subprocess.run([*SIMGW, "simulate", "--list-quirks"], capture_output=True, text=True, timeout=30)
+    assert [json.loads(line)["key"] for line in listed.stdout.splitlines()] == KEYS
+    sim = subprocess.Popen([*SIMGW, "simulate", "--modems", "1", "--profile", "wavecom", "--quirk", "wavecom-cpin-no-ok",
+                            "--quirk", "wavecom-cgmr-error", "--control", f"127.0.0.1:{port}", "--dir", directory],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        ready = read_json_line(sim, 20)
+        assert ready["modems"][0]["quirks"] == ["wavecom-cpin-no-ok", "wavecom-cgmr-error"]
+        with serial.Serial(ready["modems"][0]["port"], timeout=0.5) as link:
+            link.write(b"ATE0\rAT+CPIN?\r")
+            time.sleep(0.3)
+            assert link.read(200) == b"ATE0\r\r\nOK\r\n\r\n+CPIN: READY\r\n"  # and no OK, as a Wavecom
+        status, catalogue = http("GET", f"http://127.0.0.1:{port}/quirks")
+        assert status == 200 and [q["key"] for q in catalogue] == KEYS
+        status, body = http("POST", f"http://127.0.0.1:{port}/modems/0/quirks",
+                            {"keys": ["qualcomm-radio-off-cfun0", "zte-offline-until-zoprt"]})
+        assert status == 400 and "both set" in body["error"]
+        status, _ = http("POST", f"http://127.0.0.1:{port}/modems/0/quirks", {"keys": ["wavecom-identity-leading-space"]})
+        assert status == 202
+        status, modem = http("GET", f"http://127.0.0.1:{port}/modems/0")
+        assert modem["quirks"] == ["wavecom-identity-leading-space"]
+        time.sleep(1.5)  # it restarts to play the new set from boot
+        with serial.Serial(ready["modems"][0]["port"], timeout=0.5) as link:
+            link.reset_input_buffer()
+            link.write(b"ATE0\rAT+CGMI\r")
+            time.sleep(0.3)
+            assert link.read(200).endswith(b"\r\n WAVECOM MODEM\r\n\r\nOK\r\n")
+    finally:
+        assert stop(sim) == 0
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_readme_modems_section_names_every_catalogue_entry():
+    import pathlib
+
+    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Modems", 1)[1].split("\n## ", 1)[0]
+    missing = [key for key in KEYS if f"`{key}`" not in section]
+    assert not missing, f"README 'Modems' does not name {missing}"
+    named = set(re.findall(r"`([a-z0-9]+(?:-[a-z0-9]+)+)`", section))
+    assert named <= set(KEYS), f"README names quirks the catalogue lacks: {sorted(named - set(KEYS))}"
