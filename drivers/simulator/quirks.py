@@ -78,6 +78,7 @@ class ErrorGate:
     trigger: str = ""
     count: int = 0
     lines: tuple[str, ...] = ()
+    in_answer_of: tuple[str, ...] = ()  # the ready lines land inside the first such answer after `seconds`
 
     def applies(self, command: str) -> bool:
         return "*" in self.commands or command.startswith(self.commands)
@@ -126,7 +127,8 @@ def _gate(table: Mapping[str, Any]) -> ErrorGate:
     return ErrorGate(code=int(table.get("code", 0)), kind=str(table.get("kind", "cme")),
                      commands=_tuple(table.get("commands", ["*"])), seconds=float(table.get("seconds", 0.0)),
                      trigger=str(table.get("trigger", "")), count=int(table.get("count", 0)),
-                     lines=_tuple(table.get("lines", [])))
+                     lines=_tuple(table.get("lines", [])),
+                     in_answer_of=tuple(c.upper() for c in _tuple(table.get("in_answer_of", []))))
 
 
 def check_sim_table(key: str, table: Mapping[str, Any]) -> None:
@@ -233,11 +235,18 @@ class QuirkPlayer:
                 for line in chatter.lines:
                     engine.emit_urc(line.format(**self._fields(engine)))
         gate = b.sms_ready
-        if gate is not None and not self.sms_ready and now - self.booted_at >= gate.seconds:
-            self.sms_ready = True
-            for line in gate.lines:
-                engine.emit_urc(line)
-            engine.release_held()
+        if gate is not None and not self.sms_ready:
+            # Announced on its own once its time is up, or (in_answer_of) inside the first such
+            # answer; if that command never comes, a little later on its own.
+            grace = 3.0 if gate.in_answer_of else 0.0
+            if now - self.booted_at >= gate.seconds + grace:
+                self._open_sms(engine, gate)
+
+    def _open_sms(self, engine: SimModem, gate: ErrorGate) -> None:
+        self.sms_ready = True
+        for line in gate.lines:
+            engine.emit_urc(line)
+        engine.release_held()
 
     def accepting_sms(self) -> bool:
         return self.sms_ready and self.cfun == 1
@@ -262,9 +271,14 @@ class QuirkPlayer:
             return True
         if b.radio is not None and self._radio_command(engine, command, b.radio):
             return True
-        if b.sms_ready is not None and not self.sms_ready and b.sms_ready.applies(command):
-            self._error(engine, b.sms_ready)
-            return True
+        gate = b.sms_ready
+        if gate is not None and not self.sms_ready:
+            if gate.in_answer_of and command.startswith(gate.in_answer_of) and \
+                    self._clock() - self.booted_at >= gate.seconds:
+                self._open_sms(engine, gate)  # the ready lines, then this command's own answer
+            elif gate.applies(command):
+                self._error(engine, gate)
+                return True
         if command in b.refuse:
             engine.final_line(b.unsupported_reply or engine.profile.unsupported_reply)
             return True

@@ -14,7 +14,7 @@ import pytest
 from drivers.modem import ModemState
 from drivers.simulator.catalogue import load_catalogue
 from tests.conftest import Harness, run, wait_until
-from tests.drivers.test_quirks import driven
+from tests.drivers.test_quirks import driven, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -70,6 +70,11 @@ async def flow(h: Harness, rng: random.Random, seconds: float) -> list[tuple[int
     return sent
 
 
+def states(h: Harness) -> str:
+    return ", ".join(f"{i}:{m.health.state.value}({m.health.last_error})" for i, m in enumerate(h.modems)
+                     if m.health.state is not ModemState.OK)
+
+
 def test_quirk_soup_nothing_lost_nothing_duplicated_all_ok():
     rng = random.Random(SEED)
     plan = soup_plan(rng)
@@ -79,16 +84,15 @@ def test_quirk_soup_nothing_lost_nothing_duplicated_all_ok():
     async def go() -> None:
         h = Harness(MODEMS, plan=plan, periodic_interval=None)
         async with driven(h):
-            await wait_until(lambda: all(m.ready.is_set() for m in h.modems), 30,
-                             "every driver ready: " + ", ".join(f"{i}:{m.health.state.value}"
-                                                                for i, m in enumerate(h.modems)))
+            await wait_for(lambda: all(m.ready.is_set() for m in h.modems), 30,
+                           lambda: "every driver ready: " + states(h))
             sent = await flow(h, rng, FLOW_SECONDS)
             await h.expect(sent, timeout=60)
             for i in range(MODEMS):
                 h.farm.modems[i].delay = 0.0
             await wait_until(lambda: h.farm.stored_count() == 0 and h.farm.held_count() == 0, 30, "storage empty")
-            await wait_until(lambda: all(m.health.state is ModemState.OK for m in h.modems), 30,
-                             "every modem ok: " + ", ".join(f"{i}:{m.health.state.value}" for i, m in enumerate(h.modems)))
+            await wait_for(lambda: all(m.health.state is ModemState.OK for m in h.modems), 30,
+                           lambda: "every modem ok: " + states(h))
             assert not h.bad_parts
             for i, (profile, keys) in enumerate(plan):
                 modem, engine = h.modems[i], h.farm.modems[i].engine

@@ -131,9 +131,14 @@ def test_sim_sms_stack_refuses_until_ready_then_announces():
     assert _ask(engine, "AT+CMGF=0") == b"\r\nERROR\r\n"
     engine.quirk_tick()
     assert engine.data_to_send() == b""
+    assert _ask(engine, "AT+CGMM") == b"\r\nSMS DONE\r\n\r\nPB DONE\r\n\r\nSIMCOM_SIM7600E-H\r\n\r\nOK\r\n"
+    assert _ask(engine, "AT+CMGF=0") == b"\r\nOK\r\n"
+    engine = _engine("quectel", ["quectel-qind-sms-done"], clock)
+    _ask(engine, "ATE0")
+    assert _ask(engine, "AT+CMGF=0") == b"\r\nERROR\r\n"
     clock.now += 3.0
     engine.quirk_tick()
-    assert engine.data_to_send() == b"\r\nSMS DONE\r\n\r\nPB DONE\r\n"
+    assert engine.data_to_send() == b"\r\n+QUSIM: 1\r\n\r\n+QIND: SMS DONE\r\n\r\n+QIND: PB DONE\r\n"
     assert _ask(engine, "AT+CMGF=0") == b"\r\nOK\r\n"
 
 
@@ -184,6 +189,15 @@ async def driven(h: Harness):
         await h.__aexit__(None, None, None)
 
 
+async def wait_for(predicate, timeout: float, describe) -> None:
+    """Like conftest.wait_until, with the failure text built when it fails (the state then, not before)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {describe()}")
+        await asyncio.sleep(0.02)
+
+
 def _health(modem: Modem) -> str:
     h = modem.health
     return f"state={h.state.value} last_error={h.last_error!r} sim={h.sim_state} cnmi={h.cnmi} profile={h.profile}"
@@ -196,7 +210,7 @@ async def play(entry: QuirkEntry) -> None:
     engine.fill_storage(h.farm.pdus_for(SENDER, stored_text))
     async with driven(h):
         modem = h.modems[0]
-        await wait_until(lambda: modem.ready.is_set(), 20, f"{entry.key}: driver ready ({_health(modem)})")
+        await wait_for(lambda: modem.ready.is_set(), 20, lambda: f"{entry.key}: driver ready ({_health(modem)})")
         texts = [f"announced one ({entry.key})", f"announced two, in two parts: {'x' * 170} ({entry.key})"]
         for text in texts:
             h.farm.send_sms(0, SENDER, text)
@@ -210,7 +224,7 @@ async def play(entry: QuirkEntry) -> None:
         await h.expect([(0, after)], timeout=30)
         await wait_until(lambda: not engine.storage and not engine.me_storage and not engine.network_queue, 15,
                          f"{entry.key}: SIM storage empty")
-        await wait_until(lambda: modem.health.state is ModemState.OK, 15, f"{entry.key}: state ok ({_health(modem)})")
+        await wait_for(lambda: modem.health.state is ModemState.OK, 15, lambda: f"{entry.key}: state ok ({_health(modem)})")
         for text in [stored_text, *texts, after]:
             assert h.count(0, text) == 1, f"{entry.key}: {text[:40]!r} delivered {h.count(0, text)} times"
         assert not h.bad_parts
