@@ -32,6 +32,11 @@ class Profile:
     extra_urcs: frozenset[str] = field(default_factory=frozenset)
     boot_urcs: tuple[str, ...] = ()  # what the simulator says after a reset
     reset_time: float = 8.0  # seconds a real unit of this vendor takes to come back
+    # Commands whose answer this firmware never follows with a final result: the answer is
+    # complete by its shape and is taken after a short grace (drivers.channel.IMPLIED_GRACE).
+    no_final_after: frozenset[str] = frozenset()
+    # How to switch on a radio found off (+CFUN: 0/4), tried in order until +CFUN? says 1.
+    radio_on_commands: tuple[str, ...] = ("AT+CFUN=1",)
 
 
 _CRSM_ICCID = IccidCommand("AT+CRSM=176,12258,0,0,10", ("+CRSM:",), swapped=True)
@@ -45,7 +50,10 @@ PROFILES: tuple[Profile, ...] = (
         (IccidCommand("AT^ICCID?", ("^ICCID:",)), _CRSM_ICCID),
         # ^CURC=0 silences ^RSSI/^MODE/^DSFLOWRPT chatter that otherwise interleaves every answer.
         init_commands=("AT^CURC=0",),
-        extra_urcs=frozenset({"^RSSI:", "^BOOT:", "^MODE:", "^SRVST:", "^SIMST:", "^HCSQ:"}),
+        # ModemManager src/plugins/huawei/mm-broadband-modem-huawei.c handles (mostly ignores)
+        # these unsolicited codes, any of which may arrive in the middle of an answer.
+        extra_urcs=frozenset({"^RSSI:", "^BOOT:", "^MODE:", "^SRVST:", "^SIMST:", "^HCSQ:", "^ECCLIST:",
+                              "^HWNAT:", "^DSFLOWRPT:", "^STIN:", "^NDISEND:", "^RFSWITCH:", "^LWURC:"}),
         boot_urcs=("^SYSSTART", "^SIMST: 1", "^SRVST: 2"),
         reset_command="AT^RESET",
         reset_time=12.0,
@@ -70,13 +78,22 @@ PROFILES: tuple[Profile, ...] = (
         cnmi_forms=("2,1,0,2,0", "2,1,2,2,0", "1,1,0,2,0"),
         boot_urcs=("+ZUSIMR:2", "+ZPBIC: 1,1"),
         reset_command="AT+ZRST",
+        # Gammu libgammu/phone/at/atgen.c sends AT+ZOPRT=5 ("Stay online") to ZTE models flagged
+        # F_ZTE_INIT (MF100, MF112, MF190, MF626: libgammu/gsmphones.c); AT+CFUN=1 otherwise.
+        radio_on_commands=("AT+ZOPRT=5", "AT+CFUN=1"),
+        extra_urcs=frozenset({"+ZUSIMR:", "+ZPASR:", "+ZDONR:", "+ZPSTM:", "+ZEND", "+CSQ:", "+CIND:"}),
         reset_time=10.0,
     ),
     Profile(
-        "sierra", r"sierra|wavecom",
+        # Gammu libgammu/gsmphones.c flags "MULTIBAND  900E  1800" (Wavecom) and "SL8084TR
+        # Product" (Sierra) F_CPIN_NO_OK; python-gsmmodem's fakemodems.py WavecomMultiband900E1800.
+        "sierra", r"sierra|wavecom|MULTIBAND\s+900E|SL808\dT",
         (IccidCommand("AT!ICCID?", ("!ICCID:",)), IccidCommand("AT+CCID", ("+CCID:",)), _CRSM_ICCID),
         boot_urcs=("+WIND: 3", "+WIND: 4"),
         reset_command="AT!RESET",
+        # ModemManager src/plugins/wavecom/mm-broadband-modem-wavecom.c: "AT+CPIN? replies will
+        # never have an OK appended"; Gammu's F_CPIN_NO_OK completes on the +CPIN: line the same way.
+        no_final_after=frozenset({"AT+CPIN?"}),
     ),
     Profile(
         "cinterion", r"cinterion|siemens|gemalto|thales",
