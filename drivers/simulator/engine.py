@@ -272,11 +272,16 @@ class SimModem(SmsCommands):
     def _free_index(self, memory: dict[int, tuple[int, str]]) -> int | None:
         for index in range(self._first_index, self._first_index + self.capacity):
             if index not in memory:
+                if index == self._first_index != 1 and self.quirks is not None:
+                    self.quirks.fired["first_index"] += 1
                 return index
         return None
 
     def _line(self, line: str) -> None:
-        eol = self.quirks.behaviour.info_eol.encode() if self.quirks is not None else b"\r\n"
+        eol = b"\r\n"
+        if self.quirks is not None and self.quirks.behaviour.info_eol != "\r\n":
+            eol = self.quirks.behaviour.info_eol.encode()
+            self.quirks.fired["info_eol"] += 1
         self._out += b"\r\n" + line.encode() + eol
 
     def _urc(self, line: str) -> None:
@@ -314,6 +319,8 @@ class SimModem(SmsCommands):
 
     def _unsupported(self) -> None:
         reply = self.quirks.behaviour.unsupported_reply if self.quirks is not None else None
+        if reply:
+            self.quirks.fired["unsupported_reply"] += 1
         self._final(reply or self.profile.unsupported_reply)
 
     def _on_prompt_byte(self, byte: int) -> None:

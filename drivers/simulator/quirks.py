@@ -13,6 +13,7 @@ clock, and the pty shell calls :meth:`QuirkPlayer.tick` a few times a second.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -138,6 +139,13 @@ def check_sim_table(key: str, table: Mapping[str, Any]) -> None:
         raise QuirkError(f"quirk {key!r}: unknown simulator mechanism(s) {sorted(unknown)}; known: {sorted(KNOWN)}")
 
 
+def mechanisms(table: Mapping[str, Any]) -> set[str]:
+    """The names :attr:`QuirkPlayer.fired` counts for an entry's ``sim`` table: one per mechanism,
+    one per answered command (``answers[AT+CPIN?]``)."""
+    names = {k for k in table if k != "answers"}
+    return names | {f"answers[{c.upper()}]" for c in table.get("answers", {})}
+
+
 def conflicts(a: Mapping[str, Any], b: Mapping[str, Any]) -> set[str]:
     """What two ``sim`` tables both claim: singular mechanisms, or an answer to the same command."""
     clash = {k for k in SINGULAR if k in a and k in b}
@@ -205,6 +213,7 @@ class QuirkPlayer:
         self._busy_left = 0
         self._chatter_due: list[float] = []
         self._after: tuple[str, ...] = ()
+        self.fired: Counter[str] = Counter()  # how often each mechanism played: a test can tell it did
 
     # ------------------------------------------------------------------------------------ boot
     def on_boot(self, engine: SimModem, *, announce: bool = True) -> None:
@@ -219,7 +228,8 @@ class QuirkPlayer:
             self.cfun = b.radio.cfun
             if engine.sim is not None:
                 engine.sim.registered = False
-        if announce:
+        if announce and b.boot_lines:
+            self.fired["boot_lines"] += 1
             for line in b.boot_lines:
                 engine.emit_urc(line)
 
@@ -232,6 +242,7 @@ class QuirkPlayer:
         for i, chatter in enumerate(b.chatter):
             if now >= self._chatter_due[i]:
                 self._chatter_due[i] = now + chatter.every
+                self.fired["chatter"] += 1
                 for line in chatter.lines:
                     engine.emit_urc(line.format(**self._fields(engine)))
         gate = b.sms_ready
@@ -244,6 +255,7 @@ class QuirkPlayer:
 
     def _open_sms(self, engine: SimModem, gate: ErrorGate) -> None:
         self.sms_ready = True
+        self.fired["sms_ready"] += 1
         for line in gate.lines:
             engine.emit_urc(line)
         engine.release_held()
@@ -257,16 +269,20 @@ class QuirkPlayer:
         b = self.behaviour
         self._after = tuple(line for i in b.inject if i.at == "after" and i.applies(command) for line in i.lines)
         for injection in b.inject:
+            if injection.applies(command):
+                self.fired["inject"] += 1
             if injection.at == "before" and injection.applies(command):
                 for line in injection.lines:
                     engine.emit_urc(line.format(**self._fields(engine)))
         if self._busy_left > 0:
             self._busy_left -= 1
+            self.fired["busy_after"] += 1
             self._error(engine, b.busy_after)
             return True
         if b.busy_after is not None and command.startswith(b.busy_after.trigger.upper()):
             self._busy_left = b.busy_after.count  # answered normally below, then the next ones fail
         if b.busy is not None and b.busy.applies(command) and self._clock() - self.booted_at < b.busy.seconds:
+            self.fired["busy"] += 1
             self._error(engine, b.busy)
             return True
         if b.radio is not None and self._radio_command(engine, command, b.radio):
@@ -280,15 +296,18 @@ class QuirkPlayer:
                 self._error(engine, gate)
                 return True
         if command in b.refuse:
+            self.fired["refuse"] += 1
             engine.final_line(b.unsupported_reply or engine.profile.unsupported_reply)
             return True
         if b.cpms is not None and command.startswith("AT+CPMS=") and not command.endswith("?"):
             if not self._cpms_allowed(command[8:], b.cpms):
+                self.fired["cpms"] += 1
                 engine.final_line("ERROR")
                 return True
         answer = b.answers.get(command)
         if answer is not None and (engine.sim is not None or not _needs_sim(command)):
             fields = self._fields(engine)
+            self.fired[f"answers[{command}]"] += 1
             for line in answer:
                 engine.raw_line(line.format(**fields))
             return True
@@ -302,6 +321,7 @@ class QuirkPlayer:
         if self.behaviour.verbose_cms and engine.settings.cmee == 2 and text.startswith("+CMS ERROR: "):
             code = text[12:].strip()
             if code.isdigit() and int(code) in CMS_TEXT:
+                self.fired["verbose_cms"] += 1
                 return f"+CMS ERROR: {CMS_TEXT[int(code)]}"
         return text
 
@@ -314,6 +334,7 @@ class QuirkPlayer:
         if command in radio.on:
             engine.final_line("OK")
             if self.cfun != 1:
+                self.fired["radio"] += 1  # counted when the host switched it on, not when it asked
                 self.cfun = 1
                 for line in radio.on_lines:
                     engine.emit_urc(line)

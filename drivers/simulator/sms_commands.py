@@ -24,6 +24,7 @@ class SmsCommands:
             template = "+CMGR: {stat},,{length}" if kind == "cmgr" else "+CMGL: {index},{stat},,{length}"
         else:
             template = quirks.behaviour.cmgr_format if kind == "cmgr" else quirks.behaviour.cmgl_format
+            quirks.fired[f"{kind}_format"] += 1
         return template.format(**fields)
 
     def _cmgf(self, raw: str, body: str) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from drivers.modem import ModemState
 from drivers.simulator.catalogue import load_catalogue
+from drivers.simulator.quirks import mechanisms
 from tests.conftest import Harness, run, wait_until
 from tests.drivers.test_quirks import driven, wait_for
 
@@ -94,6 +95,10 @@ def test_quirk_soup_nothing_lost_nothing_duplicated_all_ok():
             await wait_for(lambda: all(m.health.state is ModemState.OK for m in h.modems), 30,
                            lambda: "every modem ok: " + states(h))
             assert not h.bad_parts
+            for i, (profile, keys) in enumerate(plan):
+                fired = h.farm.modems[i].engine.quirks.fired
+                idle = [(k, m) for k in keys for m in mechanisms(CATALOGUE.get(k).sim) if not fired.get(m)]
+                assert not idle, f"modem {i} ({profile}): quirks that never played: {idle}"
             for i, (profile, keys) in enumerate(plan):
                 modem, engine = h.modems[i], h.farm.modems[i].engine
                 assert modem.profile.name == DRIVER_PROFILE[profile], f"modem {i} ({profile}+{keys}): {modem.profile.name}"
