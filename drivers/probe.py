@@ -17,7 +17,8 @@ from drivers.at.parse import AtParseError, csq_to_dbm, parse_creg, parse_csq
 from drivers.at.protocol import Urc
 from drivers.channel import AtChannel, AtError
 from drivers.modem.identity import read_iccid, read_value
-from drivers.profiles import select_profile
+from drivers.modem.sim import SIM_BUSY_RETRIES, switch_radio_on, wait_for_sim
+from drivers.profiles import GENERIC, select_profile
 from drivers.serial_port import PortOpenError
 
 DEFAULT_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*")
@@ -33,6 +34,7 @@ class PortReport:
     imei: str = ""
     imsi: str = ""
     iccid: str = ""
+    sim_state: str = ""
     signal_dbm: int | None = None
     registration: str = ""
     urcs: int = 0
@@ -57,7 +59,7 @@ async def probe_port(path: str, *, listen: float = 2.0, timeout: float = 1.5) ->
         if urc.name not in report.urc_names:
             report.urc_names.append(urc.name)
 
-    channel = AtChannel(path, on_urc=on_urc)
+    channel = AtChannel(path, on_urc=on_urc, extra_urcs=GENERIC.extra_urcs)  # every vendor's, until known
     try:
         channel.open()
     except PortOpenError as exc:
@@ -74,6 +76,9 @@ async def probe_port(path: str, *, listen: float = 2.0, timeout: float = 1.5) ->
         report.imei = await read_value(run, "AT+CGSN")
         profile = select_profile(report.vendor, report.model)
         channel.use_urcs(profile.extra_urcs)
+        # Like the driver: a radio found off is switched on, a busy SIM is waited for (bounded).
+        await switch_radio_on(run, profile)
+        report.sim_state = await wait_for_sim(run, profile, SIM_BUSY_RETRIES)
         report.imsi = await read_value(run, "AT+CIMI")
         report.iccid = await read_iccid(run, profile)
         csq = await channel.command("AT+CSQ", timeout=timeout, check=False)

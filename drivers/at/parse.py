@@ -194,8 +194,9 @@ def parse_cfun(line: str) -> int | None:
 
 
 def parse_cpin(line: str) -> str:
-    """``+CPIN: READY`` -> ``READY`` (or ``SIM PIN``, ``NOT INSERTED``...)."""
-    return _after_prefix(line, "+CPIN:").strip('"')
+    """``+CPIN: READY`` -> ``READY`` (or ``SIM PIN``, ``NOT INSERTED``...), in upper case with
+    single spaces, however the firmware spelled it."""
+    return " ".join(_after_prefix(line, "+CPIN:").strip('"').upper().split())
 
 
 def parse_identity_line(lines: tuple[str, ...], prefixes: tuple[str, ...] = ()) -> str | None:

@@ -31,34 +31,17 @@ MAX_RESPONSE_LINES = 1000
 MAX_RESPONSE_BYTES = 1 << 20
 """Most bytes one response may have (1 MiB): 510 lines of ~370 characters is under 200 KB."""
 
-# Unsolicited result codes named by their prefix (up to and including the colon), or whole lines.
+# Unsolicited result codes of 3GPP TS 27.005 / 27.007, named by their prefix (up to and including
+# the colon). Vendors' own codes live with their profiles (drivers.profiles, ``extra_urcs``) and
+# are passed in; a ``+X:``/``^X:`` line nobody listed is unsolicited all the same (see _on_line).
 URC_PREFIXES: frozenset[str] = frozenset({
-    # 3GPP TS 27.005 / 27.007
     "+CMTI:", "+CMT:", "+CDS:", "+CDSI:", "+CBM:", "+CBMI:", "+CUSD:", "+CLIP:", "+CRING:",
     "+CREG:", "+CGREG:", "+CEREG:", "+C5GREG:", "+CPIN:", "+CIEV:", "+CFUN:", "+CGEV:",
     "+CTZV:", "+CTZE:", "+CCWA:", "+CUSATP:", "+CUSATEND",
-    # Huawei
-    "^RSSI:", "^HCSQ:", "^BOOT:", "^MODE:", "^SRVST:", "^SIMST:", "^STIN:", "^SMMEMFULL:",
-    "^DSFLOWRPT:", "^CEND:", "^ORIG:", "^CONF:", "^CONN:", "^NWTIME:", "^SYSSTART", "^CURC:",
-    # SIMCom
-    "+CSMINS:", "+STIN:", "*PSNWID:", "*PSUTTZ:", "+CPSI:", "+SIMCARD:",
-    # Quectel
-    "+QIND:", "+QUSIM:", "+QSIMSTAT:", "+QSTK:",
-    # ZTE
-    "+ZPBIC:", "+ZUSIMR:", "+ZEND", "+ZDONR:", "+ZPASR:",
-    # Sierra / Wavecom
-    "+WIND:", "+CSQN:", "+WIOPEN:",
-    # Cinterion
-    "^SCKS:", "^SBC:", "^SYSLOADING", "^SIS:", "^SSIM READY",
 })
 
-URC_LINES: frozenset[str] = frozenset({
-    "RDY", "RING", "SMS Ready", "Call Ready", "PB DONE", "^SYSSTART", "^SYSLOADING",
-    "+PACSP0", "+PACSP1", "NORMAL POWER DOWN", "UNDER-VOLTAGE POWER DOWN",
-    "UNDER-VOLTAGE WARNNING", "OVER-VOLTAGE WARNNING", "^SSIM READY",
-    # SIMCom SIM7xxx: ModemManager src/plugins/simtech/mm-broadband-modem-simtech.c ignores both
-    "SMS DONE",
-})
+URC_LINES: frozenset[str] = frozenset({"RING"})
+"""Whole-line unsolicited codes of 27.007 (``RING``); vendors' status lines are in their profiles."""
 
 TWO_LINE_URCS: frozenset[str] = frozenset({"+CMT:", "+CDS:", "+CBM:"})
 """URCs whose second line (the PDU) belongs to them, not to any command in flight."""
@@ -156,8 +139,9 @@ def unknown_urc_name(line: str) -> str | None:
 
 
 def urc_name(line: str, extra_prefixes: frozenset[str] = frozenset()) -> str | None:
-    """The URC name of ``line`` if it is a known unsolicited code, else None."""
-    if line in URC_LINES:
+    """The URC name of ``line`` if it is a known unsolicited code, else None. ``extra_prefixes``
+    holds a vendor's prefixes (``^RSSI:``) and whole status lines (``SMS Ready``)."""
+    if line in URC_LINES or line in extra_prefixes:
         return line
     match = _PREFIX_RE.match(line)
     if match is None:

@@ -9,17 +9,15 @@ waits on it. :func:`read_value` and :func:`read_iccid` are shared with ``simgw s
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
+from drivers.at.answers import shape_of
 from drivers.at.parse import is_digits, parse_identity_line, split_args, swap_nibbles
 from drivers.at.protocol import Response
 from drivers.channel import CommandTimeout
+from drivers.modem.sim import SIM_BUSY_RETRIES, RunCommand, patiently
 from drivers.modem.types import ModemIdentity
 from drivers.profiles import BY_NAME, IccidCommand, Profile, select_profile
-
-RunCommand = Callable[..., Awaitable[Response]]
-"""``AtChannel.command`` or ``Modem._cmd``: ``run(text, expect=..., check=False)``."""
 
 IDENTITY_LABELS: dict[str, tuple[str, ...]] = {
     "AT+CGMI": ("+CGMI:", "Manufacturer:"),
@@ -31,16 +29,17 @@ IDENTITY_LABELS: dict[str, tuple[str, ...]] = {
 """The labels a value may come with (``+CGMR: x``, ``Revision: x``), stripped before use."""
 
 
-async def read_value(run: RunCommand, command: str) -> str:
-    """One identity value, or "" when the modem refused or did not answer."""
+async def read_value(run: RunCommand, command: str, busy_retries: tuple[float, ...] = SIM_BUSY_RETRIES) -> str:
+    """One identity value, or "" when the modem refused or did not answer. A SIM-busy refusal
+    (``AT+CIMI`` early after power-up) is asked again after each of ``busy_retries``."""
     prefixes = IDENTITY_LABELS[command]
     try:
-        response = await run(command, expect=prefixes, check=False)
+        response = await patiently(run, command, busy_retries, expect=prefixes)
     except CommandTimeout:
         return ""
     if not response.result.ok:
         return ""
-    return parse_identity_line(response.lines, prefixes) or ""
+    return shape_of(command).extract(parse_identity_line(response.lines, prefixes) or "")
 
 
 def iccid_of(spec: IccidCommand, response: Response) -> str:
@@ -59,11 +58,11 @@ def iccid_of(spec: IccidCommand, response: Response) -> str:
     return value if value[:2] == "89" and is_digits(value) else ""
 
 
-async def read_iccid(run: RunCommand, profile: Profile) -> str:
+async def read_iccid(run: RunCommand, profile: Profile, busy_retries: tuple[float, ...] = SIM_BUSY_RETRIES) -> str:
     """The SIM's ICCID, by the profile's commands in order (vendors spell it differently)."""
     for spec in profile.iccid_commands:
         try:
-            response = await run(spec.command, expect=spec.prefixes, check=False)
+            response = await patiently(run, spec.command, busy_retries, expect=spec.prefixes)
         except CommandTimeout:
             continue
         value = iccid_of(spec, response)
@@ -94,8 +93,8 @@ class ModemIdentification:
 
     async def _read_sim_identity(self) -> None:
         """IMSI, ICCID and number of the SIM in the modem (read again after a reset or switch)."""
-        imsi = await read_value(self._cmd, "AT+CIMI")
-        iccid = await read_iccid(self._cmd, self.profile)
+        imsi = await read_value(self._cmd, "AT+CIMI", self.options.sim_busy_retries)
+        iccid = await read_iccid(self._cmd, self.profile, self.options.sim_busy_retries)
         msisdn = await self._read_msisdn()
         self.identity = replace(self.identity, imsi=imsi, iccid=iccid, msisdn=msisdn)
         self._log.info("modem.identified", profile=self.profile.name, manufacturer=self.identity.manufacturer,

@@ -7,6 +7,7 @@ operations the gateway asks for); this module holds the life cycle that ties the
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -74,6 +75,7 @@ class Modem(ModemSetup, ModemIdentification, ModemHealthProbes, ModemUrcs, Modem
         self._answered_at = False
         self._half_alive = 0
         self._reset_refused: set[str] = set()  # reset commands this modem answered with an error
+        self._commands: frozenset[str] | None = None  # what AT+CLAC listed (empty: it lists nothing)
         self.ready = asyncio.Event()
         self.settled = asyncio.Event()  # set when an initialisation ends, ready or not (no SIM, locked)
         self._ussd: asyncio.Future[tuple[int, str | None]] | None = None
@@ -164,7 +166,7 @@ class Modem(ModemSetup, ModemIdentification, ModemHealthProbes, ModemUrcs, Modem
 
     def _log_once(self, event: str, **fields: object) -> None:
         """Log a repeated event the first time, then every 100th time, with its count."""
-        key = (event, str(fields.get("error", fields.get("result", ""))))[:2]
+        key = (event, str(fields.get("error", fields.get("result", ""))))
         if len(self._logged) >= LOG_ONCE_KEYS and key not in self._logged:
             self._logged.clear()
         count = self._logged.get(key, 0) + 1
@@ -194,7 +196,7 @@ class Modem(ModemSetup, ModemIdentification, ModemHealthProbes, ModemUrcs, Modem
         await self._sync()
         command = self.profile.reset_command
         self._half_alive = 0
-        if command in self._reset_refused:
+        if command in self._reset_refused or not await self._listed(command):
             return
         self._log.warning("modem.soft_reset", command=command)
         try:
@@ -207,6 +209,22 @@ class Modem(ModemSetup, ModemIdentification, ModemHealthProbes, ModemUrcs, Modem
             return
         self.health.soft_resets += 1
         raise ModemResetting(f"{self.path}: soft reset with {command} after repeated hangs")
+
+    async def _listed(self, command: str) -> bool:
+        """False only when the modem lists its commands (``AT+CLAC``, 27.007 §8.37) and
+        ``command`` is not among them; a modem that does not list them gets the benefit of the
+        doubt (and :meth:`_soft_reset` remembers a refusal)."""
+        if self._commands is None:
+            response = await self._cmd("AT+CLAC", check=False)
+            names = {name.strip().upper() for line in response.lines
+                     for name in line.removeprefix("+CLAC:").split(",") if name.strip()}
+            self._commands = frozenset(names) if response.result.ok else frozenset()
+        match = re.match(r"AT([+^!*$#%]?[A-Za-z0-9]+)", command, re.IGNORECASE)
+        if not self._commands or match is None or match.group(1).upper() in self._commands:
+            return True
+        self._reset_refused.add(command)
+        self._log.warning("modem.reset_not_listed", command=command)
+        return False
 
     # ----------------------------------------------------------------------------------- serve
     async def _serve(self) -> None:
@@ -243,10 +261,10 @@ class Modem(ModemSetup, ModemIdentification, ModemHealthProbes, ModemUrcs, Modem
             await asyncio.wait([reader])  # unlike ``await reader``, never swallows our own cancel
 
     async def _cmd(self, text: str, *, expect: tuple[str, ...] = (), timeout: float | None = None,
-                   priority: Priority = Priority.NORMAL, check: bool = True) -> Response:
+                   priority: Priority = Priority.NORMAL, check: bool = True, implied_final: bool = False) -> Response:
         if self._channel is None:
             raise PortGone(self.path, text, "not open")
-        implied = text.upper() in self.profile.no_final_after
+        implied = implied_final or text.upper() in self.profile.no_final_after
         return await self._channel.command(text, expect=expect, timeout=timeout or self.options.command_timeout,
                                            priority=priority, check=check, implied_final=implied)
 

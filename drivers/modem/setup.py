@@ -11,29 +11,10 @@ import asyncio
 import contextlib
 from dataclasses import replace
 
-from drivers.at.parse import AtParseError, parse_cfun, parse_cpin, parse_cpms
-from drivers.at.results import (
-    CME_SIM_BUSY,
-    CME_SIM_FAILURE,
-    CME_SIM_NOT_INSERTED,
-    CMS_SIM_BUSY,
-    CMS_SIM_NOT_INSERTED,
-    FinalResult,
-)
+from drivers.at.parse import AtParseError, parse_cpms
 from drivers.channel import CommandFailed, CommandTimeout, Priority
+from drivers.modem.sim import switch_radio_on, wait_for_sim
 from drivers.modem.types import ModemState, ModemUnresponsive, ReceiveMode
-
-SIM_NOT_YET = frozenset({"BUSY", "NOT READY", "UNKNOWN"})
-"""SIM states that may pass by themselves: asked again, with backoff."""
-
-
-def sim_state_of(result: FinalResult) -> str:
-    """The SIM state an error answer to ``AT+CPIN?`` means (27.007 §9.2.1 codes 10, 13, 14)."""
-    if result.code in (CME_SIM_BUSY, CMS_SIM_BUSY):
-        return "BUSY"
-    if result.code in (CME_SIM_NOT_INSERTED, CME_SIM_FAILURE, CMS_SIM_NOT_INSERTED):
-        return "NOT INSERTED"
-    return "UNKNOWN"
 
 
 class ModemSetup:
@@ -77,53 +58,26 @@ class ModemSetup:
                 continue
         raise ModemUnresponsive(f"{self.path}: no answer to AT")
 
-    # ---------------------------------------------------------------------------------- radio
-    async def _radio_mode(self) -> int | None:
-        response = await self._cmd("AT+CFUN?", check=False)
-        for line in response.lines:
-            with contextlib.suppress(AtParseError):
-                mode = parse_cfun(line)
-                if mode is not None:
-                    return mode
-        return None
-
+    # ------------------------------------------------------------------------------ radio, SIM
     async def _ensure_radio_on(self) -> None:
-        """``+CFUN: 0``/``4`` (ZTE dongles boot that way): switch the radio on with the
-        profile's commands in order (``AT+CFUN=1``, ZTE's ``AT+ZOPRT=5``) until it is on."""
-        mode = await self._radio_mode()
-        self.health.radio = mode
-        if mode is None or mode == 1:
-            return
-        for command in self.profile.radio_on_commands:
-            self._log.warning("modem.radio_off", cfun=mode, command=command)
-            response = await self._cmd(command, timeout=max(self.options.command_timeout, 5.0), check=False)
-            if not response.result.ok:
-                continue
-            mode = await self._radio_mode()
-            self.health.radio = mode
-            if mode is None or mode == 1:
-                return
-        self._log_once("modem.radio_stays_off", cfun=mode)
+        """``+CFUN: 0``/``4`` (ZTE dongles boot that way): switch the radio on."""
 
-    # ------------------------------------------------------------------------------------ SIM
-    async def _sim_state(self) -> str:
-        response = await self._cmd("AT+CPIN?", check=False)
-        for line in response.lines:
-            if line.startswith("+CPIN:"):
-                return parse_cpin(line)
-        return sim_state_of(response.result)
+        def on_switch(mode: int, command: str) -> None:
+            self._log.warning("modem.radio_off", cfun=mode, command=command)
+
+        self.health.radio = await switch_radio_on(self._cmd, self.profile, max(self.options.command_timeout, 5.0),
+                                                  on_switch)
+        if self.health.radio not in (None, 1):
+            self._log_once("modem.radio_stays_off", cfun=self.health.radio)
 
     async def _check_sim(self, retries: tuple[float, ...]) -> bool:
         """True when the SIM is ready; a busy or not-yet-ready SIM is asked again after each of
-        ``retries`` (python-gsmmodem's fakemodems.py has Qualcomm firmware answering
-        ``+CME ERROR: 14`` for a while after power-up)."""
-        sim_state = await self._sim_state()
-        for delay in retries:
-            if sim_state not in SIM_NOT_YET:
-                break
-            self._log.info("modem.sim_not_ready", sim_state=sim_state, retry_in=delay)
-            await asyncio.sleep(delay)
-            sim_state = await self._sim_state()
+        ``retries``; then the state says why not, and the health cycle asks again."""
+
+        def on_retry(state: str, delay: float) -> None:
+            self._log.info("modem.sim_not_ready", sim_state=state, retry_in=delay)
+
+        sim_state = await wait_for_sim(self._cmd, self.profile, retries, on_retry)
         self.health.sim_state = sim_state
         if sim_state == "READY":
             return True
@@ -151,13 +105,20 @@ class ModemSetup:
         await self._enable_indications()
 
     async def _choose_storage(self) -> None:
-        """Use the first storage the modem accepts for reading, writing and receiving."""
+        """Use the first storage the modem accepts for reading, writing and receiving. Per
+        storage, the three-memory form first, then two and one (old Wavecom firmware refuses the
+        third memory: python-gsmmodem test/fakemodems.py WavecomMultiband900E1800 answers ERROR
+        to ``AT+CPMS="SM","SM","SR"`` and OK to ``AT+CPMS="SM","SM"``)."""
+        response = None
         for storage in self.profile.storages:
-            response = await self._cmd(f'AT+CPMS="{storage}","{storage}","{storage}"', check=False)
-            if response.result.ok:
-                self.health.storage = storage
-                self._record_cpms(response.lines)
-                return
+            for count in (3, 2, 1):
+                memories = ",".join([f'"{storage}"'] * count)
+                response = await self._cmd(f"AT+CPMS={memories}", check=False)
+                if response.result.ok:
+                    self.health.storage = storage
+                    self._record_cpms(response.lines)
+                    return
+        assert response is not None
         raise CommandFailed(self.path, "AT+CPMS", response.result)
 
     def _record_cpms(self, lines: tuple[str, ...]) -> None:

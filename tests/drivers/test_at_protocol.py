@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from drivers.at.lines import LineFramer, Line, Prompt, Garbage
 from drivers.at.protocol import AtProtocol, BadBytes, Command, ProtocolBusy, Response, StrayLine, Urc
 from drivers.at.results import ResultKind, parse_final
+from drivers.profiles import GENERIC
 from tests.drivers.transcripts import TRANSCRIPTS
 
 
@@ -31,7 +32,7 @@ def _compact(events) -> list[tuple]:
 
 
 def _run(commands, chunks: list[bytes]) -> tuple[list[tuple], bytes]:
-    protocol = AtProtocol()
+    protocol = AtProtocol(extra_urcs=GENERIC.extra_urcs)  # what the driver uses before it knows the vendor
     for text, expect in commands:
         protocol.send(_command(text, expect))
     sent = protocol.data_to_send()
@@ -195,7 +196,7 @@ def test_urcs_interleaved_into_a_response_are_urcs(urcs, positions, garbage, cut
         # junk with a byte that cannot start an AT line, so it is garbage rather than a bare line
         lines.insert(0, b"\xff" + junk.replace(b"\r", b"").replace(b"\n", b""))
     stream = b"".join(b"\r\n" + line + b"\r\n" for line in lines) + b"\r\nOK\r\n"
-    protocol = AtProtocol()
+    protocol = AtProtocol(extra_urcs=GENERIC.extra_urcs)
     protocol.send(Command("AT+CMGL=4"))
     points = sorted({c for c in cuts if c < len(stream)})
     for a, b in zip([0, *points], [*points, len(stream)]):
@@ -321,3 +322,23 @@ def test_cfun_query_and_the_zte_test_form():
     from drivers.at.parse import parse_cfun
     assert parse_cfun("+CFUN: 1") == 1 and parse_cfun("+CFUN: 4") == 4 and parse_cfun("+CFUN: 0,0") == 0
     assert parse_cfun("+CFUN: (0-1,4-7),(0-1)") is None  # python-gsmmodem fakemodems.py ZteK3565Z
+
+
+@pytest.mark.parametrize("answer,imei", [
+    ("356938035643809", "356938035643809"), ('"356938035643809"', "356938035643809"),
+    ("IMEI356938030000000", "356938030000000"),  # Gammu atgen.c strips an IMEI label (Motorola)
+    ("IMEI: 356938030000000", "356938030000000"),
+    ("356938030000000,NL2A62Z0N5", "356938030000000"),  # ModemManager test-modem-helpers.c "IMEI + serial number"
+    ("+CSQ: 17,99", ""), ("SMS DONE", ""), ("12345", ""),
+])
+def test_imei_shape_takes_the_imei_out_of_its_labels(answer, imei):
+    from drivers.at.answers import IMEI
+    assert IMEI.extract(answer) == imei and IMEI.accepts(answer) is bool(imei)
+
+
+def test_imei_with_label_over_the_core():
+    protocol = AtProtocol()
+    protocol.send(Command("AT+CGSN"))
+    protocol.receive_data(b"\r\n+CGSN: IMEI356938030000000\r\n\r\nOK\r\n")
+    (response,) = protocol.events_received()
+    assert response.lines == ("+CGSN: IMEI356938030000000",)

@@ -85,6 +85,8 @@ def wavecom_table() -> dict[str, Answer]:
         "AT+CGMI": ok(" WAVECOM MODEM"), "AT+CGMM": ok(" MULTIBAND  900E  1800"), "AT+CGMR": b"\r\nERROR\r\n",
         "AT+CGSN": ok("111111111111111"), "AT+CIMI": ok("111111111111111"),
         "AT+CPIN?": b"\r\n+CPIN: READY\r\n",
+        # fakemodems.py: the three-memory CPMS form is refused, the two-memory one answers two pairs
+        'AT+CPMS="SM","SM","SM"': b"\r\nERROR\r\n", 'AT+CPMS="SM","SM"': ok("+CPMS: 14,50,14,50"),
     })
     return table
 
@@ -99,6 +101,7 @@ def test_failure1_cpin_without_ok_completes_after_a_grace_and_never_resets():
             await rig.delivered(["stored before the driver came"])
             assert rig.resets() == [] and rig.modem.health.soft_resets == 0
             assert rig.modem.health.recoveries == 0
+            assert (rig.modem.health.storage, rig.modem.health.storage_total) == ("SM", 50)
 
     run(scenario(), 30)
 
@@ -107,8 +110,11 @@ def test_failure1_cpin_without_ok_completes_after_a_grace_and_never_resets():
 def sim_busy_table(busy_for: float) -> dict[str, Answer]:
     """SIM busy at power-up: python-gsmmodem test/fakemodems.py ``QualcommM6280`` answers
     ``+CME ERROR: 14`` ("SIM busy", its issue #10) to commands issued early; 27.007 §9.2.1 code 14
-    is "SIM busy", and with ``AT+CMEE=2`` it is spelled out. ``+CPIN: NOT READY`` is the other
-    spelling (Quectel/SIMCom manuals, ModemManager mm-modem-helpers.c CPIN table)."""
+    is "SIM busy", and with ``AT+CMEE=2`` it is spelled out. ModemManager retries on it
+    (src/mm-broadband-modem.c "Retry on SIM BUSY errors"; src/plugins/zte/mm-broadband-modem-zte.c
+    retries AT+CPMS every 2 s while SIM busy). ``+CPIN: NOT READY`` is the other spelling
+    (ModemManager src/plugins/quectel/mm-shared-quectel.c ``cpin_not_ready_regex``; Quectel's AT
+    manual, AT+QSIMDET example)."""
     table = generic_table()
     busy = after(busy_for / 2, b"\r\n+CME ERROR: SIM busy\r\n", ok("+CPIN: NOT READY"))
     table["AT+CPIN?"] = after(busy_for, busy, ok("+CPIN: READY"))
@@ -508,3 +514,54 @@ def test_scan_shows_the_identity_the_driver_uses():
         assert report.answers and report.error is None
 
     run(scenario(), 20)
+
+
+def test_scan_waits_for_a_busy_sim_and_switches_a_radio_on_before_reading_the_sim():
+    """The scan behaves like the driver: ``+CFUN: 4`` is switched on (SIM commands answer
+    ``+CME ERROR: 13`` until then, as on a Quectel in minimum functionality) and a SIM busy for
+    2 s (``+CME ERROR: SIM busy``) is waited for, so the report has the SIM's identity."""
+    from drivers.probe import probe_port
+
+    async def scenario():
+        table = radio_off_table("AT+CFUN=1")
+        radio_on = table["AT+CFUN?"]
+
+        def sim_answer(good: bytes):
+            def answer(peer: ScriptedModem) -> bytes:
+                if b"+CFUN: 4" in radio_on(peer):
+                    return b"\r\n+CME ERROR: 13\r\n"
+                return good if peer.elapsed() > 2.0 else b"\r\n+CME ERROR: SIM busy\r\n"
+            return answer
+
+        table.update({"AT+CPIN?": sim_answer(ok("+CPIN: READY")), "AT+CIMI": sim_answer(ok("250991234567890")),
+                      "AT+CCID": sim_answer(ok("+CCID: 89701990000000000017")),
+                      "AT+CGSN": ok("+CGSN: IMEI356938030000000"), "AT+CNMI?": OK, "AT+CREG=2": OK})
+        peer = ScriptedModem(table)
+        peer.start()
+        try:
+            report = await probe_port(peer.path, listen=0.1)
+        finally:
+            peer.close()
+        assert report.error is None and peer.count("AT+CFUN=1") == 1
+        assert (report.imei, report.imsi, report.iccid, report.sim_state) == (
+            "356938030000000", "250991234567890", "89701990000000000017", "READY")
+
+    run(scenario(), 30)
+
+
+def test_a_reset_command_missing_from_clac_is_never_sent():
+    """A modem that lists its commands (AT+CLAC, 27.007 §8.37; python-gsmmodem fakemodems.py
+    HuaweiK3715 answers ``+CLAC: &C,&D,...``) is reset only with a command it lists."""
+
+    async def scenario():
+        table = generic_table()
+        table["AT+CPIN?"] = None
+        table["AT+CLAC"] = ok("+CLAC: &C,&D,E,+CGMI,+CGMM,+CGSN,+CIMI,+CPIN,+CMGL,+CMGR,+CMGD,+CNMI")
+        options = dataclasses.replace(FAST, reset_wait=0.2)
+        async with Rig(table, options) as rig:
+            await wait_until(lambda: rig.modem.health.recoveries >= 4, 20, "a few sessions that hang on AT+CPIN?")
+            assert rig.resets() == [], rig.peer.commands
+            assert rig.peer.count("AT+CLAC") == 1
+            assert rig.alive and rig.modem.health.soft_resets == 0
+
+    run(scenario(), 40)
