@@ -1,5 +1,6 @@
 """Quirk soup: 16 simulated modems, each with a seeded random set of compatible catalogue quirks,
-under the simulator's own faults (garbage, silence, reboot, slow answers, a lost line ending),
+under the simulator's own faults (garbage, silence, reboot, slow answers, a lost line ending; and
+one restart of every modem, so the quirks that play at boot play),
 with SMS flowing for a bounded time. Nothing lost, nothing duplicated, every modem ``ok`` with the
 right identity at the end. The seed is printed, so a failure can be replayed."""
 
@@ -52,9 +53,16 @@ async def flow(h: Harness, rng: random.Random, seconds: float) -> list[tuple[int
     """SMS to every modem and a fault somewhere every second or so, for ``seconds``; returns what was sent."""
     sent: list[tuple[int, str]] = []
     deadline = time.monotonic() + seconds
+    ticks = int(seconds)
+    blips = {i: rng.randrange(2, max(3, ticks - 4)) for i in range(MODEMS)}  # each restarts once: boot quirks play
     tick = 0
     while time.monotonic() < deadline:
         tick += 1
+        for i, at in blips.items():
+            if at == tick:
+                h.farm.inject_fault(i, "reboot", seconds=1.0)
+            elif at == tick + 2:
+                h.farm.stale_announcement(i)  # a +CMTI for an emptied slot: the driver meets an error answer
         for i in range(MODEMS):
             if rng.random() < 0.5:
                 text = f"soup {SEED} modem {i} sms {tick}" + (" long" * 40 if rng.random() < 0.2 else "")
