@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -102,6 +102,7 @@ class SimModem(SmsCommands):
     slot_select: Callable[[int], bool] | None = None  # an on-modem SIM switch (Cinterion, Quectel dual SIM)
     quirks: QuirkPlayer | None = None  # catalogue quirks this unit plays (drivers/simulator/quirks.toml)
     resets: int = 0  # reset commands executed: a driver should send none that the modem did not call for
+    commands: Counter[str] = field(default_factory=Counter)  # command names received ("AT+CMGR"), for tests
 
     def __post_init__(self) -> None:
         self._rng.seed(self.seed)
@@ -340,6 +341,7 @@ class SimModem(SmsCommands):
     # --------------------------------------------------------------------------------- commands
     def _execute(self, line: str) -> None:
         upper = line.upper()
+        self.commands[re.split(r"[=?;]", upper, maxsplit=1)[0]] += 1
         if not upper.startswith("AT"):
             self._final("ERROR")
             return

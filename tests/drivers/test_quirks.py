@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -29,7 +30,7 @@ from drivers.simulator.farm import ModemFarm, sim_identity
 from drivers.simulator.profiles import SIM_PROFILES
 from drivers.simulator.quirks import QuirkError, mechanisms
 from drivers.sms.encode import DeliverSpec, encode_deliver
-from tests.conftest import Harness, run, wait_until
+from tests.conftest import FAST, Harness, run, wait_until
 
 CATALOGUE = load_catalogue()
 KEYS = CATALOGUE.keys()
@@ -204,7 +205,9 @@ def _health(modem: Modem) -> str:
 
 
 async def play(entry: QuirkEntry) -> None:
-    h = Harness(1, profile=entry.profile, quirks=[entry.key], periodic_interval=None)
+    # The safety-net sweep (every 2 s in FAST) would hide a lost +CNMI: here SMS must be announced.
+    h = Harness(1, profile=entry.profile, quirks=[entry.key], periodic_interval=None,
+                options=replace(FAST, sweep_interval=60.0))
     engine = h.farm.modems[0].engine
     stored_text = f"stored before the driver opened the port ({entry.key})"
     engine.fill_storage(h.farm.pdus_for(SENDER, stored_text))
