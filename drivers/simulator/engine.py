@@ -22,6 +22,9 @@ CR = b"\r"
 CTRL_Z = 0x1A
 ESC = 0x1B
 MAX_COMMAND = 1024
+RESET_LINES = frozenset({"AT+CFUN=1,1", "AT+CFUN=16", "AT^RESET", "AT!RESET", "AT+ZRST", "AT+CFUN=4,1", "AT+CFUN=0,1",
+                         "AT+QPOWD", "AT+QPOWD=1", "AT+CPOF", "AT^SMSO"})
+"""Command lines that restart (or power off) a modem of some vendor, counted whether this one knows them."""
 
 
 @dataclass(slots=True)
@@ -102,6 +105,7 @@ class SimModem(SmsCommands):
     slot_select: Callable[[int], bool] | None = None  # an on-modem SIM switch (Cinterion, Quectel dual SIM)
     quirks: QuirkPlayer | None = None  # catalogue quirks this unit plays (drivers/simulator/quirks.toml)
     resets: int = 0  # reset commands executed: a driver should send none that the modem did not call for
+    reset_attempts: int = 0  # reset command lines received, known to this firmware or not
     commands: Counter[str] = field(default_factory=Counter)  # command names received ("AT+CMGR"), for tests
 
     def __post_init__(self) -> None:
@@ -342,6 +346,8 @@ class SimModem(SmsCommands):
     def _execute(self, line: str) -> None:
         upper = line.upper()
         self.commands[re.split(r"[=?;]", upper, maxsplit=1)[0]] += 1
+        if upper in RESET_LINES or upper in self.profile.reset_commands:
+            self.reset_attempts += 1
         if not upper.startswith("AT"):
             self._final("ERROR")
             return
