@@ -215,10 +215,13 @@ class Modem(ModemSetup, ModemIdentification, ModemHealthProbes, ModemUrcs, Modem
         ``command`` is not among them; a modem that does not list them gets the benefit of the
         doubt (and :meth:`_soft_reset` remembers a refusal)."""
         if self._commands is None:
-            response = await self._cmd("AT+CLAC", check=False)
-            names = {name.strip().upper() for line in response.lines
+            try:
+                response = await self._cmd("AT+CLAC", check=False)
+            except CommandTimeout:  # a wedged modem hangs on this too: it is what the reset is for
+                response = None
+            names = {name.strip().upper() for line in (response.lines if response else ())
                      for name in line.removeprefix("+CLAC:").split(",") if name.strip()}
-            self._commands = frozenset(names) if response.result.ok else frozenset()
+            self._commands = frozenset(names) if response is not None and response.result.ok else frozenset()
         match = re.match(r"AT([+^!*$#%]?[A-Za-z0-9]+)", command, re.IGNORECASE)
         if not self._commands or match is None or match.group(1).upper() in self._commands:
             return True

@@ -105,13 +105,15 @@ class ModemSetup:
         await self._enable_indications()
 
     async def _choose_storage(self) -> None:
-        """Use the first storage the modem accepts for reading, writing and receiving. Per
-        storage, the three-memory form first, then two and one (old Wavecom firmware refuses the
-        third memory: python-gsmmodem test/fakemodems.py WavecomMultiband900E1800 answers ERROR
-        to ``AT+CPMS="SM","SM","SR"`` and OK to ``AT+CPMS="SM","SM"``)."""
+        """Use the first storage the modem accepts for reading, writing and receiving: every
+        storage in the three-memory form first, so that new messages are stored where they are
+        read (a Cinterion whose <mem1> cannot be SM but <mem3> can: ModemManager
+        src/tests/test-modem-helpers.c); only then the two- and one-memory forms, for old Wavecom
+        firmware that refuses the third memory (python-gsmmodem test/fakemodems.py
+        WavecomMultiband900E1800: ERROR to ``AT+CPMS="SM","SM","SR"``, OK to ``"SM","SM"``)."""
         response = None
-        for storage in self.profile.storages:
-            for count in (3, 2, 1):
+        for count in (3, 2, 1):
+            for storage in self.profile.storages:
                 memories = ",".join([f'"{storage}"'] * count)
                 response = await self._cmd(f"AT+CPMS={memories}", check=False)
                 if response.result.ok:

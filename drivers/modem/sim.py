@@ -23,6 +23,7 @@ from drivers.at.results import (
     FinalResult,
     ResultKind,
 )
+from drivers.channel import CommandTimeout
 from drivers.profiles import Profile
 
 RunCommand = Callable[..., Awaitable[Response]]
@@ -85,8 +86,12 @@ async def wait_for_sim(run: RunCommand, profile: Profile, retries: tuple[float, 
 
 
 async def radio_mode(run: RunCommand) -> int | None:
-    """``+CFUN`` <fun>: 1 on, 0/4 off; None when the modem does not say."""
-    response = await run("AT+CFUN?", check=False)
+    """``+CFUN`` <fun>: 1 on, 0/4 off; None when the modem does not say (or does not answer:
+    a firmware that swallows the query must not cost the session)."""
+    try:
+        response = await run("AT+CFUN?", check=False)
+    except CommandTimeout:
+        return None
     for line in response.lines:
         with contextlib.suppress(AtParseError):
             mode = parse_cfun(line)
@@ -105,8 +110,11 @@ async def switch_radio_on(run: RunCommand, profile: Profile, timeout: float = 5.
     for command in profile.radio_on_commands:
         if on_switch is not None:
             on_switch(mode, command)
-        response = await run(command, timeout=timeout, check=False)
-        if not response.result.ok:
+        try:
+            accepted = (await run(command, timeout=timeout, check=False)).result.ok
+        except CommandTimeout:
+            accepted = True  # switching the radio on can outlast the timeout: AT+CFUN? says how it went
+        if not accepted:
             continue
         mode = await radio_mode(run)
         if mode is None or mode == 1:

@@ -88,6 +88,9 @@ def wavecom_table() -> dict[str, Answer]:
         # fakemodems.py: the three-memory CPMS form is refused, the two-memory one answers two pairs
         'AT+CPMS="SM","SM","SM"': b"\r\nERROR\r\n", 'AT+CPMS="SM","SM"': ok("+CPMS: 14,50,14,50"),
     })
+    for memory in ("ME", "MT"):  # its AT+CPMS=? lists SM, BM and SR only
+        for count in (1, 2, 3):
+            table["AT+CPMS=" + ",".join([f'"{memory}"'] * count)] = b"\r\nERROR\r\n"
     return table
 
 
@@ -565,3 +568,40 @@ def test_a_reset_command_missing_from_clac_is_never_sent():
             assert rig.alive and rig.modem.health.soft_resets == 0
 
     run(scenario(), 40)
+
+
+def test_a_modem_that_swallows_the_radio_query_still_comes_up():
+    """The radio check is advisory: firmwares answer ``AT+CFUN?`` in odd ways (python-gsmmodem
+    fakemodems.py ZteK3565Z answers with the test form ``+CFUN: (0-1,4-7),(0-1)``), and one that
+    does not answer it at all must not be taken for a hung modem (no reset, no reopen)."""
+
+    async def scenario():
+        table = generic_table()
+        table["AT+CFUN?"] = None
+        async with Rig(table) as rig:
+            await rig.ready()
+            assert rig.modem.health.state is ModemState.OK and rig.modem.health.recoveries == 0
+            assert rig.resets() == []
+
+    run(scenario(), 30)
+
+
+def test_storage_is_chosen_where_new_messages_are_stored_and_read():
+    """ModemManager src/tests/test-modem-helpers.c: a Cinterion answering ``AT+CPMS=?`` with
+    ``+CPMS: ("ME","MT"),("ME","SM","MT"),("SM","MT")``: <mem1> cannot be SM, <mem3> cannot be ME.
+    A two-memory ``"ME","ME"`` would read ME while new messages go to SM and are never read;
+    ``"MT","MT","MT"`` reads and stores in one place."""
+
+    async def scenario():
+        table = generic_table()
+        refused = b"\r\n+CMS ERROR: 302\r\n"
+        for memories in ('"SM","SM","SM"', '"SM","SM"', '"SM"', '"ME","ME","ME"'):
+            table[f"AT+CPMS={memories}"] = refused
+        table['AT+CPMS="ME","ME"'] = ok("+CPMS: 0,30,0,30,0,30")
+        table['AT+CPMS="MT","MT","MT"'] = ok("+CPMS: 0,60,0,60,0,60")
+        async with Rig(table) as rig:
+            await rig.ready()
+            assert rig.modem.health.storage == "MT"
+            assert 'AT+CPMS="ME","ME"' not in rig.peer.commands
+
+    run(scenario(), 30)
