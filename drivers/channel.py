@@ -80,6 +80,7 @@ class ChannelStats:
     stray_lines: int = 0
     oversized_responses: int = 0  # responses past the protocol's line/byte caps, dropped as garbage
     implied_finals: int = 0  # answers completed by their shape after IMPLIED_GRACE
+    echoes: int = 0  # command echoes seen (the modem's echo is on)
     last_response_at: float | None = None
     last_latency: float | None = None
 
@@ -250,6 +251,7 @@ class AtChannel:
             self._grace = None
 
     def _dispatch(self, events: list) -> None:
+        self.stats.echoes = self._protocol.echo_count
         for event in events:
             if isinstance(event, Response):
                 self.stats.last_response_at = self._last_byte_at

@@ -1,8 +1,8 @@
 """A minimal HTTP/1.1 JSON server on asyncio streams, for loopback control APIs.
 
-Used by the simulator's control API and the daemon's local control and status endpoint. One
-request per connection, bounded headers and body; no framework, because both APIs are a handful
-of routes on 127.0.0.1 and a dependency would cost more than these lines.
+Used by the tools that are not the daemon: the simulator's and the reference marketplace's
+control APIs, a handful of routes on 127.0.0.1 for tests and demos. The daemon's own listeners
+are aiohttp with limits (gateway/control/). One request per connection, bounded body.
 """
 
 from __future__ import annotations

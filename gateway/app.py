@@ -1,4 +1,4 @@
-"""The composition root: modems, the core thread, timers and the local control API.
+"""The composition root: modems, the core thread, timers, and the control listeners' wiring.
 
 Everything that touches the store or the lease engine runs on one dedicated thread (the core
 thread) through :meth:`Gateway.call`, in submission order; the event loop only moves bytes and
@@ -12,8 +12,6 @@ import asyncio
 import collections
 import glob
 import os
-import random
-import re
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,32 +20,38 @@ from typing import Any, TypeVar
 
 import structlog
 
-from drivers.httpjson import HttpError, HttpRequest, serve_json
 from drivers.modem import Modem, ModemOptions, ModemState, ReceivedPart, ReceiveMode, stop_modems
 from gateway import __version__
 from gateway.config import Config
+from gateway.control.limits import raise_open_files_limit
+from gateway.control.server import ControlRoutes, ControlServer
+from gateway.control.unix import socket_path
+from gateway.control.views import modems_json
 from gateway.core import GatewayCore, Ingested, decisions_json
 from gateway.leases import Refusal, Refused
 from gateway.banks import SwitchOrder
 from gateway.faults import CrashPoints, FaultFiles
-from gateway.notify import Notifier
+from gateway.notify import Notifier, boot_id
+from gateway.portcounters import PortCounters
 from gateway.store import Store, StoreError
+from gateway.supervisor import SupervisionPolicy, Supervisor
+from gateway.timers import TIMER_POLL, TIMER_RETRY_MAX, TimerLoop
 from gateway.switcher import Switcher
 from gateway.uplink.client import UplinkClient, UplinkSettings
 from gateway.uplink.protocol import LeaseAction, OpenLease
 
 log = structlog.get_logger("gateway.app")
+STOP_TIMEOUT = 5.0  # what has not stopped by then is logged and left behind
 T = TypeVar("T")
 ONLINE_STATES = frozenset({ModemState.OK, ModemState.DEGRADED})
-PURGE_INTERVAL = 3600.0
-PART_FLUSH_INTERVAL = 30.0
 
 
 class Gateway:
     def __init__(self, config: Config, *, modem_options: ModemOptions | None = None,
                  mono: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
                  crash_points: CrashPoints | None = None, rescan_interval: float = 10.0,
-                 faults: FaultFiles | None = None) -> None:
+                 faults: FaultFiles | None = None, supervision: SupervisionPolicy = SupervisionPolicy(),
+                 timer_poll: float = TIMER_POLL) -> None:
         self.config = config
         self._rescan_interval = rescan_interval
         self._mono, self._wall = mono, wall
@@ -56,22 +60,24 @@ class Gateway:
         self.store = Store(config.database, commit_fault=faults.commit_error if faults else None)
         # Outbox rows as they commit, handed to the uplink without asking the core thread again.
         self._fresh_outbox: collections.deque[tuple[int, str, dict]] = collections.deque(maxlen=4096)
-        self.store.on_committed = self._fresh_outbox.extend
+        self.store.on_committed = self._hand_to_uplink
         self.core = GatewayCore(self.store, config.leases, mono=mono, wall=wall, numbers=config.numbers,
                                 banks=config.banks, boot_id=_boot_id() if mono is time.monotonic else None)
+        self.port_counters = PortCounters()  # AT command totals that survive a reopened port
         self.switcher = Switcher(config.banks, self._modem_at, self._switch_done, rules=config.ussd_numbers,
                                  numbers=config.numbers) if config.banks else None
         self.modems: list[Modem] = []
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._server: asyncio.AbstractServer | None = None
+        self.control: ControlServer | None = None
+        self.control_socket = socket_path(config.control_socket, config.state_dir)
+        self.supervisor = Supervisor(supervision, transient=(StoreError,),
+                                     fault=faults.task_fault if faults else None)
         self._wake = asyncio.Event()
-        self._timer_wake_at = 0.0  # when the timer loop next wakes by itself (engine time)
+        self.timers = TimerLoop(self, self._wake, mono=mono, poll=timer_poll)
         self._crash = crash_points or CrashPoints.from_env(os.environ.get("SIMGW_CRASHPOINTS"))
-        self.control_address: tuple[str, int] | None = None
         self.outbox_changed = asyncio.Event()
         self._ingest_queue: list[tuple[ReceivedPart, asyncio.Future]] = []
         self._configured_msisdn = {m.port: m.msisdn for m in config.modems if m.msisdn}
-        self._ingest_running = False
+        self._ingest_ready = asyncio.Event()
         self.inventory_changed = asyncio.Event()
         self.uplink: UplinkClient | None = None
         if config.uplink is not None:
@@ -82,6 +88,13 @@ class Gateway:
                                                       health_interval=u.health_interval),
                                        self, outbox_changed=self.outbox_changed,
                                        inventory_changed=self.inventory_changed, fresh_outbox=self._fresh_outbox)
+
+    def _hand_to_uplink(self, rows: list[tuple[int, str, dict]]) -> None:
+        """(core thread) Committed outbox rows, for the uplink to send without a store round trip;
+        only while it is connected: otherwise they are read from the store on reconnect, so SMS
+        texts do not wait in memory past their retention while the marketplace is away."""
+        if self.uplink is not None and self.uplink.connected.is_set():
+            self._fresh_outbox.extend(rows)
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on the core thread, after everything submitted before it."""
@@ -94,14 +107,15 @@ class Gateway:
         log.info("gateway.started", leases=len(self.core.engine.active()), resolved_on_start=len(resolved),
                  modems=len(self.config.modems))
         self._rescan()
-        self._tasks.append(asyncio.create_task(self._rescan_loop(), name="port-rescan"))
-        self._tasks.append(asyncio.create_task(self._timers(), name="lease-timers"))
+        self.supervisor.start("port-rescan", self._rescan_loop)
+        self.supervisor.start("lease-timers", self.timers.run)
+        self.supervisor.start("ingest", self._ingest_loop)
         if self.uplink is not None:
-            self._tasks.append(asyncio.create_task(self.uplink.run(), name="uplink"))
-        host, port = self.config.control_listen
-        self._server = await serve_json(self._control, host, port)
-        sockname = self._server.sockets[0].getsockname()
-        self.control_address = (sockname[0], sockname[1])
+            self.supervisor.start("uplink", self.uplink.run)
+        routes = ControlRoutes(self, mono=self._mono, wall=self._wall)
+        self.control = ControlServer(routes, listen=self.config.control_listen, socket_path=self.control_socket,
+                                     link_from=None if self.config.control_socket else self.config.state_dir)
+        await self.control.start()
 
     def _rescan(self) -> None:
         """Drive every configured port, expanding patterns (``/dev/serial/by-id/*-if02-port0``):
@@ -120,7 +134,7 @@ class Gateway:
                     options = replace(options, reset_wait=bank.reset_wait)
                 modem = Modem(path, self._sink, options=options, on_state=self._on_modem_state)
                 self.modems.append(modem)
-                self._tasks.append(asyncio.create_task(modem.run(), name=f"modem:{path}"))
+                self.supervisor.start(f"modem:{path}", modem.run)
                 log.info("modem.port_added", port=path)
 
     async def _rescan_loop(self) -> None:
@@ -129,11 +143,14 @@ class Gateway:
             self._rescan()
 
     async def stop(self) -> None:
-        if self.switcher is not None:
-            await self.switcher.stop()
-        await stop_modems(self.modems, self._tasks)
-        if self._server is not None:
-            self._server.close()
+        if self.switcher is not None:  # bounded: a switch that swallows its cancel must not hang the stop
+            switcher = asyncio.ensure_future(self.switcher.stop())
+            if not (await asyncio.wait({switcher}, timeout=STOP_TIMEOUT))[0]:
+                log.error("bank.switcher_did_not_stop", timeout_s=STOP_TIMEOUT)
+        await stop_modems(self.modems, [])
+        await self.supervisor.stop(STOP_TIMEOUT)
+        if self.control is not None:
+            await self.control.stop()
         await self.call(self.store.close)
         self._executor.shutdown(wait=True)
 
@@ -150,7 +167,7 @@ class Gateway:
         old = self.config
         needs_restart = [name for name, changed in (
             ("modems", new.modems != old.modems), ("gateway.state_dir", new.state_dir != old.state_dir),
-            ("gateway.id", new.gateway_id != old.gateway_id), ("control.listen", new.control_listen != old.control_listen),
+            ("gateway.id", new.gateway_id != old.gateway_id), ("control", (new.control_listen, new.control_socket) != (old.control_listen, old.control_socket)),
             ("uplink", new.uplink != old.uplink), ("numbers", new.numbers != old.numbers)) if changed]
         await self.call(self.core.set_lease_config, new.leases)
         logs.configure(json_lines={"json": True, "console": False}.get(new.log_format), level=new.log_level,
@@ -167,9 +184,7 @@ class Gateway:
             part = replace(part, identity=replace(part.identity, msisdn=self._configured_msisdn[part.port]))
         future: asyncio.Future[Ingested] = asyncio.get_running_loop().create_future()
         self._ingest_queue.append((part, future))
-        if not self._ingest_running:
-            self._ingest_running = True
-            asyncio.ensure_future(self._ingest_batches())
+        self._ingest_ready.set()
         result = await future
         if result.status == "failed":
             raise StoreError(f"not stored: {result.error}")
@@ -178,42 +193,51 @@ class Gateway:
                  lease=result.lease_id, quarantined=result.quarantined)
         if result.lease_id:
             due = self.core.due_at
-            if due is not None and due < self._timer_wake_at:
+            if due is not None and due < self.timers.wake_at:
                 self._wake.set()  # a deadline now comes before the timer's next wake-up
             self.outbox_changed.set()
             await self._dispatch_switches()
 
-    async def _ingest_batches(self) -> None:
+    async def _ingest_loop(self) -> None:
         """Hand the core thread everything that queued while it was busy: group commit, so 64
-        modems do not cost 64 fsyncs when their SMS arrive together."""
-        try:
+        modems do not cost 64 fsyncs when their SMS arrive together. Every waiting driver gets
+        an answer, an error included, so no part is deleted from a SIM unstored."""
+        while True:
+            await self._ingest_ready.wait()
+            self._ingest_ready.clear()
             while self._ingest_queue:
                 batch, self._ingest_queue = self._ingest_queue, []
                 try:
                     results = await self.call(self.core.ingest_many, [part for part, _ in batch])
-                except Exception as exc:
+                except BaseException as exc:
+                    error = exc if isinstance(exc, Exception) else StoreError("the daemon is stopping")
                     for _, future in batch:
                         if not future.done():
-                            future.set_exception(exc)
+                            future.set_exception(error)
+                    if not isinstance(exc, Exception):
+                        raise
                     continue
                 for (_, future), result in zip(batch, results):
                     if not future.done():
                         future.set_result(result)
-        finally:
-            self._ingest_running = False
 
     def _on_modem_state(self, modem: Modem) -> None:
+        self.port_counters.totals(modem.path, modem.channel)  # every session's counts, before its channel closes
         identity = modem.identity
         if self.switcher is not None and self.core.banks.bank_of(modem.path) is not None:
             if modem.path not in self.switcher.switching and modem.health.state in (*ONLINE_STATES, ModemState.NO_SIM):
-                asyncio.ensure_future(self._observe(modem.path, identity.iccid, modem.health.operator))
+                operator = modem.health.operator
+                self.supervisor.start(f"observe:{modem.path}",
+                                      lambda: self._observe(modem.path, identity.iccid, operator))
             return
         if not identity.iccid:
             return
         modem_config = next((m for m in self.config.modems if m.port == modem.path), None)
         msisdn = identity.msisdn or (modem_config.msisdn if modem_config else None)
         online = modem.health.state in ONLINE_STATES
-        asyncio.ensure_future(self._bind(modem.path, identity.iccid, msisdn, online, modem.health.operator))
+        operator = modem.health.operator
+        self.supervisor.start(f"bind:{modem.path}",
+                              lambda: self._bind(modem.path, identity.iccid, msisdn, online, operator))
 
     async def _bind(self, port: str, iccid: str, msisdn: str | None, online: bool, operator: str | None) -> None:
         await self.call(self.core.set_operator, port, operator)
@@ -248,40 +272,6 @@ class Gateway:
         for order in orders:
             self.switcher.start(order)
 
-    # ---------------------------------------------------------------------------------- timers
-    async def _timers(self) -> None:
-        next_purge = self._mono()
-        next_flush = self._mono() + PART_FLUSH_INTERVAL
-        while True:
-            now = self._mono()
-            if now >= next_purge:
-                counts = await self.call(self.core.purge)
-                if any(counts.values()):
-                    log.info("store.purged", **counts)
-                next_purge = now + PURGE_INTERVAL
-            if now >= next_flush:
-                await self.call(self.core.flush_stale_parts)
-                next_flush = now + PART_FLUSH_INTERVAL
-            due = self.core.due_at
-            decisions = await self.call(self.core.tick) if due is not None and due <= now else []
-            if decisions:
-                self.outbox_changed.set()
-            for decision in decisions:
-                log.info("lease.ended", **{k: v for k, v in decisions_json([decision]).items() if k != "ok"})
-            rotation = None
-            if self.switcher is not None:
-                await self._dispatch_switches()
-                await self._dispatch_switches(await self.call(self.core.rotate))
-                rotation = self.core.banks.next_rotation()
-            deadline = self.core.due_at
-            wake_at = min(x for x in (deadline, next_purge, next_flush, rotation) if x is not None)
-            self._timer_wake_at = wake_at
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, wake_at - self._mono()) + 0.001)
-            except asyncio.TimeoutError:
-                pass
-
     # ------------------------------------------------------------------------- the uplink's port
     async def acked_seq(self) -> int:
         return await self.call(self.store.acked_seq)
@@ -293,10 +283,23 @@ class Gateway:
         return await self.call(self.core.outbox_after, seq, limit)
 
     async def acked(self, seq: int) -> None:
-        await self.call(self.core.ack, seq)
+        """Record the marketplace's ack; if the store cannot commit, a later ack records it (until
+        then a restart resends those events, which the marketplace knows by seq and msg_id)."""
+        try:
+            await self.call(self.core.ack, seq)
+        except StoreError as exc:
+            log.warning("uplink.ack_not_saved", seq=seq, error=str(exc))
 
     async def command(self, command: OpenLease | LeaseAction) -> dict[str, object]:
-        result = await self.call(self.core.command, command.command_id, self._command_step(command))
+        """Run a marketplace command; a store that cannot commit answers ``unavailable`` (nothing
+        was done, nothing stored: the marketplace sends the same command again)."""
+        try:
+            result = await self.call(self.core.command, command.command_id, self._command_step(command))
+        except StoreError as exc:
+            log.warning("uplink.command_unavailable", command=type(command).__name__, lease=command.lease_id,
+                        error=str(exc))
+            return {"ok": False, "lease_id": command.lease_id, "reason": "unavailable", "retry_after": TIMER_RETRY_MAX,
+                    "message": "the gateway cannot commit now (disk full or read-only); send it again"}
         await self._dispatch_switches()
         self._wake.set()
         self.outbox_changed.set()
@@ -327,47 +330,22 @@ class Gateway:
         return await self.call(self.core.inventory)
 
     async def health(self) -> dict[str, object]:
-        return {"at": self._wall(), "modems": self.status()["modems"]}
+        return {"at": self._wall(), "modems": modems_json(self)}
 
     # ------------------------------------------------------------------------------ control API
-    async def _control(self, request: HttpRequest) -> tuple[int, object]:
-        path, method = request.path.rstrip("/"), request.method
-        if path == "/leases" and method == "POST":
-            body = request.json()
-            if not isinstance(body, dict):
-                raise HttpError(400, "body must be a JSON object")
-            number, service = body.get("number"), body.get("service")
-            if not isinstance(number, str) or not isinstance(service, str) or not number or not service:
-                raise HttpError(400, "give 'number' and 'service' as strings")
-            lease_id = body.get("lease_id") or f"L{int(self._wall() * 1000):x}{random.randrange(16**4):04x}"
-            wait = body.get("wait_window")
-            if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))):
-                raise HttpError(400, "'wait_window' must be seconds")
-            decisions = await self.call(self.core.open_lease, str(lease_id), number, service,
-                                        category=body.get("category"), wait_window=wait)
-            await self._dispatch_switches()
-            self._wake.set()
-            self.outbox_changed.set()
-            result = decisions_json(decisions)
-            log.info("lease.open", source="control", lease=lease_id, number=number, service=service,
-                     ok=result["ok"], reason=result.get("reason"))
-            return (201 if result["ok"] else 409), result
-        match = re.fullmatch(r"/leases/([^/]+)/(repeat|finish|cancel)", path)
-        if match and method == "POST":
-            lease_id, action = match.groups()
-            decisions = await self.call(getattr(self.core, action), lease_id)
-            await self._dispatch_switches()
-            self._wake.set()
-            self.outbox_changed.set()
-            result = decisions_json(decisions)
-            return (200 if result["ok"] else 409), result
-        if path == "/leases" and method == "GET":
-            return 200, [lease_json(lease, self._mono()) for lease in self.core.engine.active()]
-        if path == "/status" and method == "GET":
-            return 200, self.status()
-        if path == "/metrics" and method == "GET":
-            return 200, self.metrics()
-        raise HttpError(404, f"no route {method} {request.path}")
+    async def local_command(self, step: Callable[..., list], *args: Any, **kwargs: Any) -> dict[str, object]:
+        """A lease command from the control socket: decided on the core thread, then handed to
+        the switcher, the timers and the uplink like any other decision."""
+        decisions = await self.call(step, *args, **kwargs)
+        await self._dispatch_switches()
+        self._wake.set()
+        self.outbox_changed.set()
+        return decisions_json(decisions)
+
+    @property
+    def control_address(self) -> tuple[str, int] | None:
+        """The read-only TCP listener's address (port 0 in the config: the one the kernel chose)."""
+        return self.control.address if self.control is not None else None
 
     def read(self, query: Callable[[Store], T]) -> T:
         """Run a read-only ``query`` on a second connection from the calling thread (tests, CLI-like
@@ -382,105 +360,10 @@ class Gateway:
     def store_messages(self):
         return self.read(lambda store: store.messages())
 
-    def metrics(self) -> str:
-        """Prometheus text exposition, named by the Prometheus conventions (units, _total)."""
-
-
-        out: list[str] = []
-
-        def metric(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> None:
-            out.append(f"# HELP {name} {help_text}")
-            out.append(f"# TYPE {name} {kind}")
-            for labels, value in samples:
-                label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-                out.append(f"{name}{{{label_text}}} {value}" if label_text else f"{name} {value}")
-
-        modems = self.modems
-        metric("simgw_modem_state", "gauge", "1 for the state each modem is in",
-               [({"port": m.path, "state": state.value}, 1.0 if m.health.state is state else 0.0)
-                for m in modems for state in ModemState])
-        metric("simgw_modem_signal_dbm", "gauge", "received signal strength (AT+CSQ)",
-               [({"port": m.path}, float(m.health.signal_dbm)) for m in modems if m.health.signal_dbm is not None])
-        metric("simgw_modem_sms_received_total", "counter", "message parts read from the modem",
-               [({"port": m.path}, float(m.health.sms_received)) for m in modems])
-        metric("simgw_modem_recoveries_total", "counter", "times the port was reopened and re-initialised",
-               [({"port": m.path}, float(m.health.recoveries)) for m in modems])
-        for name, attr, help_text in (("commands", "commands", "AT commands sent"),
-                                      ("command_timeouts", "timeouts", "AT commands that timed out"),
-                                      ("command_errors", "errors", "AT commands answered with an error"),
-                                      ("garbage", "garbage", "undecodable byte runs dropped by the framer")):
-            metric(f"simgw_modem_{name}_total", "counter", help_text,
-                   [({"port": m.path}, float(getattr(m.channel.stats, attr))) for m in modems if m.channel])
-        metric("simgw_store_commits_total", "counter", "SQLite write transactions committed (the SD card's wear)",
-               [({}, float(self.store.writes))])
-        metric("simgw_leases_active", "gauge", "leases waiting or receiving", [({}, float(len(self.core.engine.active())))])
-        banks = self.banks_status()
-        metric("simgw_bank_slots", "gauge", "bank slots by the state their SIM was last seen in",
-               [({"bank": b["name"], "status": k}, float(v)) for b in banks for k, v in b["slots"].items()])
-        metric("simgw_bank_queue_length", "gauge", "leases waiting for a radio",
-               [({"bank": b["name"]}, float(b["queued"])) for b in banks])
-        metric("simgw_bank_lease_wait_seconds", "gauge", "recent leases: time from opening until the SIM was on air",
-               [({"bank": b["name"], "quantile": q}, float(b["lease_wait"][f"p{q[2:]}_s"]))
-                for b in banks if b["lease_wait"]["count"] for q in ("0.50", "0.90")])
-        metric("simgw_bank_switches_total", "counter", "SIM switches performed, by outcome",
-               [({"bank": b["name"], "outcome": k}, float(v)) for b in banks for k, v in b["switches"].items()])
-        if self.uplink is not None:
-            metric("simgw_uplink_connected", "gauge", "1 while the marketplace session is up",
-                   [({}, 1.0 if self.uplink.connected.is_set() else 0.0)])
-            metric("simgw_uplink_connect_attempts_total", "counter", "connection attempts to the marketplace",
-                   [({}, float(self.uplink.attempts))])
-        return "\n".join(out) + "\n"
-
-    def banks_status(self) -> list[dict[str, object]]:
-        """Per bank: what each radio holds, the wait queue, slot states, switch outcomes."""
-        out = []
-        for name, scheduler in self.core.banks.schedulers.items():
-            slots: dict[str, int] = {}
-            for (bank, _), row in list(self.core.banks.rows.items()):
-                if bank == name:
-                    slots[row.status] = slots.get(row.status, 0) + 1
-            switches: dict[str, int] = {}
-            for _, order, report in list(self.switcher.log if self.switcher else []):
-                if order.bank == name:
-                    outcome = "ok" if report.ok else report.failure.value
-                    switches[outcome] = switches.get(outcome, 0) + 1
-            channels = []
-            for port in scheduler.channels:
-                slot = scheduler.active_slot(port)
-                channels.append({"port": port, "slot": None if slot is None else slot + 1,
-                                 "switching": scheduler.is_switching(port),
-                                 "lease": scheduler.lease_on(slot) if slot is not None else None})
-            out.append({"name": name, "channels": channels, "queued": len(scheduler.queued), "slots": slots,
-                        "switches": switches, "lease_wait": self.core.banks.wait_summary(name)})
-        return out
-
-    def status(self) -> dict[str, object]:
-        return {
-            "gateway": self.config.gateway_id,
-            "banks": self.banks_status(),
-            "leases_active": len(self.core.engine.active()),
-            "uplink": None if self.uplink is None else {"connected": self.uplink.connected.is_set(),
-                                                         "attempts": self.uplink.attempts,
-                                                         "last_error": self.uplink.last_error},
-            "modems": [{"port": m.path, "state": m.health.state.value,
-                        "number": m.identity.msisdn or None, "signal_dbm": m.health.signal_dbm,
-                        "operator": m.health.operator, "sms_received": m.health.sms_received}
-                       for m in self.modems],
-        }
-
-
-def lease_json(lease, now: float) -> dict[str, object]:
-    return {"lease_id": lease.id, "number": lease.number, "service": lease.service, "state": lease.state.value,
-            "sms_count": lease.sms_count, "seconds_left": max(0.0, round(lease.deadline - now, 1))}
-
 
 def _boot_id() -> str | None:
     """This boot's id: while it holds, time.monotonic() runs on across our restarts."""
-    try:
-        with open("/proc/sys/kernel/random/boot_id") as fh:
-            return fh.read().strip() or None
-    except OSError:
-        return None
+    return boot_id()  # /proc/sys, or $SIMGW_BOOT_ID where the unit hides it; logged when neither
 
 
 def _expand(port: str) -> list[str]:
@@ -490,32 +373,42 @@ def _expand(port: str) -> list[str]:
     return sorted(glob.glob(port))
 
 
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
 async def run_daemon(config: Config, stop: asyncio.Event, *, reload: asyncio.Event | None = None) -> int:
-    """The daemon's life: start, tell systemd, serve until ``stop``, reload on ``reload``."""
+    """The daemon's life: start, tell systemd, serve until ``stop``, reload on ``reload``. Returns
+    the exit status: 0 when asked to stop, 1 when a supervised task kept failing (the watchdog
+    stopped being pinged at that moment; systemd restarts us)."""
     notifier = Notifier.from_env()
     faults = FaultFiles.from_env()
+    raise_open_files_limit()
     gateway = Gateway(config, wall=faults.wall, faults=faults) if faults.directory else Gateway(config)
-    await gateway.start()
-    host, port = gateway.control_address or ("?", 0)
-    log.info("gateway.ready", control=f"{host}:{port}", modems=len(config.modems))
-    notifier.ready(f"serving {len(config.modems)} modem(s); control on {host}:{port}")
-    watchdog = asyncio.create_task(notifier.watchdog(), name="watchdog")
-    reload = reload or asyncio.Event()
     try:
-        while not stop.is_set():
-            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(reload.wait())]
+        await gateway.start()
+    except BaseException:
+        await gateway.stop()  # what did start (modems, the core thread) stops before the error is told
+        raise
+    host, port = gateway.control_address or ("?", 0)
+    log.info("gateway.ready", control=gateway.control_socket, status=f"{host}:{port}", modems=len(config.modems))
+    notifier.ready(f"serving {len(config.modems)} modem(s); control on {gateway.control_socket}, "
+                   f"status on {host}:{port}")
+    watchdog = asyncio.create_task(notifier.watchdog(gateway.supervisor.healthy), name="watchdog")
+    reload = reload or asyncio.Event()
+    gave_up = gateway.supervisor.gave_up
+    try:
+        while not stop.is_set() and not gave_up.is_set():
+            waiters = [asyncio.ensure_future(e.wait()) for e in (stop, reload, gave_up)]
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
             for waiter in waiters:
                 waiter.cancel()
-            if reload.is_set() and not stop.is_set():
+            if reload.is_set() and not stop.is_set() and not gave_up.is_set():
                 reload.clear()
                 await gateway.reload()
     finally:
         notifier.stopping()
         watchdog.cancel()
+        await asyncio.gather(watchdog, return_exceptions=True)
         await gateway.stop()
+    if gave_up.is_set():
+        notifier.status(f"failed: {gateway.supervisor.reason}")
+        log.critical("gateway.exiting", reason=gateway.supervisor.reason, status=1)
+        return 1
     return 0

@@ -8,7 +8,6 @@ reports back. Only a slot whose SIM was seen ``ok`` with a known number is offer
 
 from __future__ import annotations
 
-import copy
 import math
 import statistics
 from collections import deque
@@ -108,8 +107,13 @@ class Banks:
 
     # ---------------------------------------------------------------------------- snapshots
     def snapshot(self) -> tuple:
-        return copy.deepcopy(self.schedulers), dict(self.rows), list(self.orders)
+        """What a transaction may change, to put back if it fails. Each part is bounded by the
+        configuration (channels, slots, queue limit), so it costs the same however long the
+        daemon has run; the ``waits`` sample (bounded too) is not rolled back."""
+        return {name: s.snapshot() for name, s in self.schedulers.items()}, dict(self.rows), list(self.orders)
 
     def rollback(self, snapshot: tuple) -> None:
         schedulers, rows, orders = snapshot
-        self.schedulers, self.rows, self.orders = copy.deepcopy(schedulers), dict(rows), list(orders)
+        for name, state in schedulers.items():
+            self.schedulers[name].rollback(state)
+        self.rows, self.orders = dict(rows), list(orders)

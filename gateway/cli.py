@@ -15,7 +15,10 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 
+import structlog
+
 from gateway import __version__, logs
+from gateway.printable import escape, json_line
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_CONFIG = "/etc/simgw/simgw.toml"
@@ -23,7 +26,7 @@ DEFAULT_CONFIG = "/etc/simgw/simgw.toml"
 
 def _host_port(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not host:
+    if not sep or not (port.isascii() and port.isdigit()) or not host or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
     return host.strip("[]"), int(port)
 
@@ -51,7 +54,7 @@ def cmd_pdu_decode(args: argparse.Namespace) -> int:
             out = decoded_json(decode_pdu(item))
         except PduError as exc:
             out, status = {"error": str(exc), "pdu": item[:400]}, EXIT_BAD_INPUT
-        print(json.dumps(out, ensure_ascii=False), flush=True)
+        print(json_line(out), flush=True)
     return status
 
 
@@ -162,8 +165,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
     from gateway.smsjson import assembled_json
 
     def on_sms(arrival: Arrival) -> None:
-        print(json.dumps(assembled_json(arrival.sms, port=arrival.port, iccid=arrival.iccid), ensure_ascii=False),
-              flush=True)
+        print(json_line(assembled_json(arrival.sms, port=arrival.port, iccid=arrival.iccid)), flush=True)
 
     async def main(stop: asyncio.Event) -> int:
         options = ModemOptions(baudrate=args.baud, receive_mode=ReceiveMode(args.mode))
@@ -183,7 +185,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     reports = asyncio.run(scan(args.ports or list(DEFAULT_GLOBS), listen=args.listen))
     if args.json:
         for r in reports:
-            print(json.dumps({k: getattr(r, k) for k in r.__slots__}, ensure_ascii=False))
+            print(json_line({k: getattr(r, k) for k in r.__slots__}))
         return EXIT_OK
     columns = ("port", "vendor", "model", "imei", "imsi", "iccid", "signal", "registration", "urcs", "use")
     rows = []
@@ -197,35 +199,44 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not rows:
         print("no serial ports found", file=sys.stderr)
         return EXIT_FAILURE
-    widths = [max(len(str(x)) for x in col) for col in zip(columns, *rows)]
-    for row in (columns, *rows):
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+    _table(columns, rows)
     return EXIT_OK
 
 
 # -------------------------------------------------------------------------- daemon and leases
-def _config(args: argparse.Namespace):
+def _config(args: argparse.Namespace, *, read_secrets: bool = False):
+    """The configuration; the token file is read only by the commands that use it (run,
+    check-config), so an operator who may not read it can still ask the daemon."""
     from gateway.config import load
 
-    return load(args.config)
+    return load(args.config, read_secrets=read_secrets)
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = _config(args)
+    from gateway.config import config_warnings
+    from gateway.control.unix import socket_path
+
+    config = _config(args, read_secrets=True)
+    for key, why in config_warnings(config):
+        print(f"simgw: warning: {config.path}: {key}: {why}", file=sys.stderr)
     banks = f", {len(config.banks)} SIM bank(s) of {sum(b.slots for b in config.banks)} slots" if config.banks else ""
+    host, port = config.control_listen
     print(f"{config.path}: ok ({len(config.modems)} modem(s){banks}, database {config.database}, "
-          f"control {config.control_listen[0]}:{config.control_listen[1]})")
+          f"control socket {socket_path(config.control_socket, config.state_dir)}, read-only status on {host}:{port})")
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from gateway.app import run_daemon
+    from gateway.config import config_warnings
 
-    config = _config(args)
+    config = _config(args, read_secrets=True)
     if args.log_level == "info" and config.log_level != "info" or config.log_format != "auto" or not config.redact:
         logs.configure(json_lines=True if args.log_json else {"json": True, "console": False}.get(config.log_format),
                        level=config.log_level if args.log_level == "info" else args.log_level,
                        redact=config.redact and not args.no_redact)
+    for key, why in config_warnings(config):
+        structlog.get_logger("gateway.cli").warning("config.insecure", key=key, detail=why)
 
     async def main(stop: asyncio.Event) -> int:
         reload = asyncio.Event()
@@ -237,24 +248,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _control(args: argparse.Namespace, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-    import urllib.error
-    import urllib.request
+    """One request to the running daemon over its control socket, found from the same config."""
+    from gateway.control.client import ControlUnavailable, request
+    from gateway.control.unix import client_socket_path
 
-    host, port = _config(args).control_listen
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(f"http://{host}:{port}{path}", data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
+    config = _config(args)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-    except OSError as exc:
-        raise SystemExit(f"simgw: the daemon does not answer on {host}:{port} ({exc}); is `simgw run` running?")
+        return request(client_socket_path(config.control_socket, config.state_dir), method, path, body)  # type: ignore[return-value]
+    except ControlUnavailable as exc:
+        raise SystemExit(f"simgw: {exc}") from None
 
 
 def _print_result(status: int, result: dict) -> int:
-    print(json.dumps(result, ensure_ascii=False))
+    print(json_line(result))
     return EXIT_OK if status < 300 else EXIT_FAILURE
 
 
@@ -267,8 +273,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             print("\033[2J\033[H", end="")
         uplink = body.get("uplink")
         link = "no uplink configured" if uplink is None else (
-            "connected" if uplink["connected"] else f"disconnected ({uplink.get('last_error') or 'connecting'})")
-        print(f"gateway {body['gateway']}: {body['leases_active']} active lease(s); marketplace {link}")
+            "connected" if uplink["connected"] else f"disconnected ({escape(uplink.get('last_error') or 'connecting')})")
+        print(f"gateway {escape(body['gateway'])}: {body['leases_active']} active lease(s); marketplace {link}")
         _table(("port", "state", "number", "signal", "operator", "sms"),
                [(m["port"], m["state"], m["number"] or "-", f"{m['signal_dbm']} dBm" if m["signal_dbm"] is not None
                  else "-", m["operator"] or "-", m["sms_received"]) for m in body["modems"]])
@@ -278,7 +284,7 @@ def cmd_status(args: argparse.Namespace) -> int:
             wait = bank.get("lease_wait") or {}
             waited = (f"leases waited for their SIM p50 {wait['p50_s']} s, p90 {wait['p90_s']} s, max {wait['max_s']} s"
                       f" (last {wait['count']})" if wait.get("count") else "no lease has waited for a SIM yet")
-            print(f"bank {bank['name']}: slots {slots}; {bank['queued']} lease(s) waiting for a radio; "
+            print(f"bank {escape(bank['name'])}: slots {slots}; {bank['queued']} lease(s) waiting for a radio; "
                   f"switches {switches}; {waited}")
             _table(("channel", "slot on air", "switching", "lease"),
                    [(c["port"], c["slot"] or "-", "yes" if c["switching"] else "", c["lease"] or "-")
@@ -300,7 +306,9 @@ def cmd_lease(args: argparse.Namespace) -> int:
         return _print_result(*_control(args, "POST", "/leases", body))
     if args.lease_command == "show":
         return _lease_show(args)
-    return _print_result(*_control(args, "POST", f"/leases/{args.lease_id}/{args.lease_command}"))
+    from urllib.parse import quote
+
+    return _print_result(*_control(args, "POST", f"/leases/{quote(args.lease_id, safe='')}/{args.lease_command}"))
 
 
 def _open_store(args: argparse.Namespace):
@@ -322,19 +330,23 @@ def _lease_show(args: argparse.Namespace) -> int:
     store = _open_store(args)
     lease = store.lease(args.lease_id)
     if lease is None:
-        print(f"simgw: no lease {args.lease_id} (or it is older than the claim window)", file=sys.stderr)
+        print(f"simgw: no lease {escape(args.lease_id)} (or it is older than the claim window)", file=sys.stderr)
         return EXIT_FAILURE
-    print(f"lease {lease.id}: {lease.service} on {lease.number}, {lease.state.value}, {lease.sms_count} SMS")
+    print(f"lease {escape(lease.id)}: {escape(lease.service)} on {escape(lease.number)}, {lease.state.value}, "
+          f"{lease.sms_count} SMS")
     for at, kind, detail in store.audit_trail(lease.id):
         extra = " ".join(f"{k}={v}" for k, v in detail.items())
-        print(f"  {_when(at)} UTC  {kind:<10} {extra}")
+        print(f"  {_when(at)} UTC  {escape(kind):<10} {escape(extra)}")
     return EXIT_OK
 
 
 def _table(columns: tuple[str, ...], rows: list[tuple]) -> None:
-    widths = [max(len(str(x)) for x in col) for col in zip(columns, *rows)] if rows else [len(c) for c in columns]
-    for row in (columns, *rows):
-        print("  ".join(str(x).ljust(w) for x, w in zip(row, widths)).rstrip())
+    """Aligned columns; every cell escaped (lease ids, services, SMS texts and modem replies come
+    from outside, and a terminal would act on their control characters)."""
+    cells = [tuple(escape(x) for x in row) for row in (columns, *rows)]
+    widths = [max(len(x) for x in col) for col in zip(*cells)]
+    for row in cells:
+        print("  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip())
 
 
 def cmd_leases(args: argparse.Namespace) -> int:
@@ -361,15 +373,17 @@ def cmd_messages(args: argparse.Namespace) -> int:
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from gateway import retention
     from gateway.store import Store
 
     config = _config(args)
     store = Store(config.database)
     store.open()
-    retention = config.leases
-    counts = store.purge(time.time(), quarantine_retention=0.0 if args.now else retention.quarantine_retention,
-                         message_retention=retention.message_retention, claim_window=retention.claim_window)
-    store.compact()
+    leases = replace(config.leases, quarantine_retention=0.0) if args.now else config.leases
+    counts = retention.purge(store, leases, time.time())
+    retention.compact(store)
     print(json.dumps(counts))
     return EXIT_OK
 
@@ -386,9 +400,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_market(args: argparse.Namespace) -> int:
     from gateway.market import run_market
 
-    token = args.token or os.environ.get("SIMGW_MARKET_TOKEN")
+    from gateway.config import read_token_file
+
+    if args.token is not None:
+        print("simgw: market --token would show the token to every local user (ps, /proc/PID/cmdline); "
+              "use --token-file FILE (mode 0600) or $SIMGW_MARKET_TOKEN", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.token_file:
+        token = read_token_file(args.token_file, "simgw market", "--token-file")
+    else:
+        token = os.environ.get("SIMGW_MARKET_TOKEN", "")
     if not token:
-        print("simgw: market needs --token or $SIMGW_MARKET_TOKEN", file=sys.stderr)
+        print("simgw: market needs --token-file FILE or $SIMGW_MARKET_TOKEN", file=sys.stderr)
         return EXIT_BAD_INPUT
     tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
     return asyncio.run(_until_signal(lambda stop: run_market(stop, listen=args.listen, token=token, db_path=args.db,
@@ -452,7 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     market.add_argument("--listen", type=_host_port, required=True, metavar="HOST:PORT")
     market.add_argument("--control", type=_host_port, default=None, metavar="HOST:PORT",
                         help="HTTP+JSON control API: POST /leases, POST /leases/ID/repeat|finish|cancel, GET /leases, GET /sms")
-    market.add_argument("--token", default=None, help="the supplier token to accept (or $SIMGW_MARKET_TOKEN)")
+    market.add_argument("--token-file", default=None, metavar="FILE",
+                        help="file (mode 0600) holding the supplier token to accept (or $SIMGW_MARKET_TOKEN)")
+    market.add_argument("--token", default=None, help=argparse.SUPPRESS)  # refused: argv is public
     market.add_argument("--db", default="market.db", help="its own SQLite file")
     market.add_argument("--tls-cert", default=None)
     market.add_argument("--tls-key", default=None)
@@ -509,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logs.configure(json_lines=True if args.log_json else None, level=args.log_level, redact=not args.no_redact)
     from gateway.config import ConfigError
+    from gateway.control.unix import ControlSocketError
     from gateway.store import StoreError
 
     try:
@@ -516,11 +542,13 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"simgw: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except StoreError as exc:
+    except (StoreError, ControlSocketError) as exc:
         print(f"simgw: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except KeyboardInterrupt:
         return EXIT_OK
+    finally:
+        logs.flush()  # no count of coalesced log lines is lost at exit
 
 
 if __name__ == "__main__":

@@ -7,17 +7,25 @@ a misspelt ``wait_windw`` silently ignored would be a policy the supplier thinks
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from drivers.bank import PRESETS, SwitchStyle, SwitchTiming
 from gateway.leases import Policy
+from gateway.uplink.url import is_loopback, redact_urls, url_problem
 
 DEFAULT_PATH = "/etc/simgw/simgw.toml"
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
+_TOKEN_RE = re.compile(r"[\x21-\x7e]{1,4096}")  # goes in an HTTP header: visible ASCII, one line
+_TOKEN_EXPECTED = "one line of printable ASCII (the token)"
+_TOKEN_FILE_MAX = 4096
+UNREAD_TOKEN = "(token-file-not-read)"  # load(read_secrets=False): never sent anywhere
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
@@ -91,6 +99,7 @@ class UplinkConfig:
     window: int = 256
     backoff_max: float = 60.0
     health_interval: float = 30.0
+    token_file: str | None = None  # None: the token is written in the config file itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +113,8 @@ class Config:
     modems: tuple[ModemConfig, ...] = ()
     numbers: dict[str, str] = field(default_factory=dict)  # ICCID -> MSISDN
     leases: LeaseConfig = field(default_factory=LeaseConfig)
-    control_listen: tuple[str, int] = ("127.0.0.1", 8765)
+    control_listen: tuple[str, int] = ("127.0.0.1", 8765)  # read-only: /status, /metrics
+    control_socket: str | None = None  # lease commands; None: gateway.control.unix.socket_path's rule
     uplink: UplinkConfig | None = None
     banks: tuple[BankConfig, ...] = ()
     ussd_numbers: tuple[UssdNumber, ...] = ()
@@ -204,14 +214,31 @@ def _fmt(seconds: float) -> str:
 def _host_port(path: str, key: str, value: object) -> tuple[str, int]:
     if isinstance(value, str):
         host, sep, port = value.rpartition(":")
-        if sep and host and port.isdigit() and 0 < int(port) < 65536:
+        if sep and host and port.isascii() and port.isdigit() and 0 < int(port) < 65536:
             return host.strip("[]"), int(port)
     raise ConfigError(path, key, "HOST:PORT, e.g. '127.0.0.1:8765'", value)
 
 
+def _loopback(path: str, key: str, address: tuple[str, int]) -> tuple[str, int]:
+    """The TCP listener is read-only and still personal (which modems, which numbers): it binds to
+    a loopback address (or ``localhost``) only; lease commands never travel over TCP."""
+    host = address[0]
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise ConfigError(path, key, "a loopback address (127.0.0.1:PORT or [::1]:PORT); the lease commands "
+                                     "use the control socket", f"{host}:{address[1]}")
+    return address
+
+
 # -------------------------------------------------------------------------------------- loading
-def load(path: str) -> Config:
-    """Read and validate ``path``. Raises :class:`ConfigError` with one precise sentence."""
+def load(path: str, *, read_secrets: bool = True) -> Config:
+    """Read and validate ``path``. Raises :class:`ConfigError` with one precise sentence.
+    ``read_secrets=False`` leaves the token file unread (the daemon, not this reader, needs it): the
+    CLI's commands that talk to the daemon or read the database need no token, so an operator who
+    may not read it (0600, the daemon's user) can still run them."""
     try:
         with open(path, "rb") as fh:
             raw = tomllib.load(fh)
@@ -225,6 +252,9 @@ def load(path: str) -> Config:
         raise ConfigError(path, "(syntax)", "valid TOML", str(exc)) from None
     except UnicodeDecodeError:
         raise ConfigError(path, "(file)", "UTF-8 text", "undecodable bytes") from None
+    uplink = raw.get("uplink")
+    if not read_secrets and isinstance(uplink, dict) and "token_file" in uplink and "token" not in uplink:
+        raw["uplink"] = {**{k: v for k, v in uplink.items() if k != "token_file"}, "token": UNREAD_TOKEN}
     return from_dict(raw, path)
 
 
@@ -242,14 +272,17 @@ def from_dict(raw: dict[str, Any], path: str = "<config>") -> Config:
     numbers = _numbers(path, top.get("numbers", {}))
     leases = _leases(path, top.get("leases", {}))
     control = _Reader(path, "control", top.get("control", {}))
-    listen = _host_port(path, "control.listen", control.get("listen", "127.0.0.1:8765"))
+    listen = _loopback(path, "control.listen", _host_port(path, "control.listen", control.get("listen", "127.0.0.1:8765")))
+    control_socket = control.string("socket", None)
+    if control_socket is not None and not os.path.isabs(control_socket):
+        raise ConfigError(path, "control.socket", "an absolute path like '/run/simgw/control.sock'", control_socket)
     control.finish()
     uplink = _uplink(path, top.get("uplink")) if "uplink" in raw else None
     banks = _banks(path, top.get("banks", []), modems)
     ussd = _ussd_numbers(path, top.get("ussd_numbers", []))
     top.finish()
-    return Config(path, gateway_id, state_dir, log_level, log_format, redact, modems, numbers, leases, listen, uplink,
-                  banks, ussd)
+    return Config(path, gateway_id, state_dir, log_level, log_format, redact, modems, numbers, leases, listen,
+                  control_socket, uplink, banks, ussd)
 
 
 def _banks(path: str, raw: object, modems: tuple[ModemConfig, ...]) -> tuple[BankConfig, ...]:
@@ -313,7 +346,7 @@ def _ussd_numbers(path: str, raw: object) -> tuple[UssdNumber, ...]:
         reader = _Reader(path, f"ussd_numbers[{i}]", item)
         operator = reader.string("operator")
         code = reader.string("code")
-        pattern = reader.string("pattern", r"(\+?\d{10,15})")
+        pattern = reader.string("pattern", r"(\+?[0-9]{10,15})")
         if operator is None:
             raise ConfigError(path, f"ussd_numbers[{i}].operator", "the operator's name or MCC+MNC", "nothing")
         if code is None or not re.fullmatch(r"[0-9*#]+", code):
@@ -330,29 +363,72 @@ def _ussd_numbers(path: str, raw: object) -> tuple[UssdNumber, ...]:
 def _uplink(path: str, raw: object) -> UplinkConfig:
     reader = _Reader(path, "uplink", raw)
     url = reader.string("url")
-    if url is None or not re.match(r"^wss?://[^/\s]+", url):
-        raise ConfigError(path, "uplink.url", "a wss://host/path URL", url or "")
-    if "token=" in url.lower():
-        raise ConfigError(path, "uplink.url", "a URL without the token (it goes in token or token_file)", "a token")
-    token = reader.string("token", None)
+    allow_insecure = reader.boolean("allow_insecure", False)
+    problem = "a wss://host/path URL" if url is None else url_problem(url, allow_insecure=allow_insecure)
+    if problem is not None:
+        raise ConfigError(path, "uplink.url", problem, redact_urls(url or ""))
+    token = reader.get("token", None)
     token_file = reader.string("token_file", None)
     if (token is None) == (token_file is None):
         raise ConfigError(path, "uplink.token", "exactly one of token or token_file", "both" if token else "neither")
     if token_file is not None:
-        try:
-            with open(token_file, encoding="utf-8") as fh:
-                token = fh.read().strip()
-        except OSError as exc:
-            raise ConfigError(path, "uplink.token_file", "a readable file holding the token", exc.strerror) from None
-        if not token:
-            raise ConfigError(path, "uplink.token_file", "a file holding the token", "an empty file")
-    allow_insecure = reader.boolean("allow_insecure", False)
+        token = read_token_file(token_file, path, "uplink.token_file")
+    elif not isinstance(token, str) or not _TOKEN_RE.fullmatch(token):
+        raise ConfigError(path, "uplink.token", _TOKEN_EXPECTED,
+                          "other characters" if isinstance(token, str) else f"a {type(token).__name__}")
     ca_file = reader.string("ca_file", None)
     window = reader.integer("window", 256, 1, 10_000)
     backoff_max = reader.duration("backoff_max", 60.0, 1, 3600)
     health = reader.duration("health_interval", 30.0, 1, 3600)
     reader.finish()
-    return UplinkConfig(url, token, allow_insecure, ca_file, window, backoff_max, health)
+    return UplinkConfig(url, token, allow_insecure, ca_file, window, backoff_max, health, token_file)
+
+
+def read_token_file(token_file: str, path: str, key: str) -> str:
+    """The token in ``token_file``, refused unless only its owner may read it (a 0644 token is any
+    local user's to impersonate the supplier with), it is a regular file (a FIFO would block the
+    start) of at most 4 KiB, and it holds one line fit for an HTTP header."""
+    try:
+        fd = os.open(token_file, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise ConfigError(path, key, "a readable file holding the token", exc.strerror) from None
+    with os.fdopen(fd, "rb") as fh:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError(path, key, "a regular file holding the token", "another kind of file")
+        mode = stat.S_IMODE(info.st_mode)
+        if mode & 0o077:
+            raise ConfigError(path, key, f"a file only its owner can read (run: chmod 600 {token_file})",
+                              f"mode 0{mode:o}")
+        data = fh.read(_TOKEN_FILE_MAX + 1)
+    if len(data) > _TOKEN_FILE_MAX:
+        raise ConfigError(path, key, f"a token file of at most {_TOKEN_FILE_MAX} bytes", "a larger file")
+    token = data.decode("utf-8", "replace").strip()
+    if not token:
+        raise ConfigError(path, key, "a file holding the token", "an empty file")
+    if not _TOKEN_RE.fullmatch(token):
+        raise ConfigError(path, key, _TOKEN_EXPECTED, "other characters")
+    return token
+
+
+def config_warnings(config: Config) -> list[tuple[str, str]]:
+    """(key, why) for every setting that is allowed but weakens security: ``check-config`` prints
+    them and ``run`` logs them at every start, so the choice is never forgotten."""
+    out = []
+    uplink = config.uplink
+    if uplink is not None and uplink.allow_insecure:
+        plain = uplink.url.startswith("ws://") and not is_loopback(urlsplit(uplink.url).hostname or "")
+        out.append(("uplink.allow_insecure", "set: ws:// to a non-loopback host is allowed, and the token and every SMS "
+                    + (f"go unencrypted to {redact_urls(uplink.url)}" if plain else "would go unencrypted over ws://")))
+    if uplink is not None and uplink.token_file is None and uplink.token != UNREAD_TOKEN:
+        try:
+            mode = stat.S_IMODE(os.stat(config.path).st_mode)
+        except OSError:
+            mode = 0
+        if mode & 0o077:
+            out.append(("uplink.token", f"written in {config.path}, which others can read (mode 0{mode:o}): move it to "
+                        "a token_file only the daemon's user can read"))
+    return out
 
 
 def _modems(path: str, raw: object) -> tuple[ModemConfig, ...]:
@@ -372,7 +448,7 @@ def _modems(path: str, raw: object) -> tuple[ModemConfig, ...]:
         profile = reader.string("profile", None, choices=("generic", "huawei", "simcom", "quectel", "zte", "sierra", "cinterion"))
         mode = reader.string("receive_mode", "store", choices=("store", "direct"))
         msisdn = reader.string("msisdn", None)
-        if msisdn is not None and not re.fullmatch(r"\+?\d{5,15}", msisdn):
+        if msisdn is not None and not re.fullmatch(r"\+?[0-9]{5,15}", msisdn):
             raise ConfigError(path, f"modems[{i}].msisdn", "a phone number like '+79001234567'", msisdn)
         reader.finish()
         out.append(ModemConfig(port, baud, profile, mode, msisdn))
@@ -384,9 +460,9 @@ def _numbers(path: str, raw: object) -> dict[str, str]:
         raise ConfigError(path, "numbers", "a table of ICCID = \"MSISDN\"", raw)
     out = {}
     for iccid, msisdn in raw.items():
-        if not re.fullmatch(r"89\d{16,20}", iccid):
+        if not re.fullmatch(r"89[0-9]{16,20}", iccid):
             raise ConfigError(path, f"numbers.{iccid}", "an ICCID key (19-22 digits starting 89)", iccid)
-        if not isinstance(msisdn, str) or not re.fullmatch(r"\+?\d{5,15}", msisdn):
+        if not isinstance(msisdn, str) or not re.fullmatch(r"\+?[0-9]{5,15}", msisdn):
             raise ConfigError(path, f"numbers.{iccid}", "a phone number like '+79001234567'", msisdn)
         out[iccid] = msisdn
     return out

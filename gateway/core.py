@@ -19,12 +19,16 @@ from drivers.bank import SwitchReport
 from drivers.modem import ReceivedPart
 from drivers.sms.assembly import AssembledSms, assemble
 from drivers.sms.pdu import PduError, SmsDeliver, decode_pdu
+from gateway.activations import ActivationHistory, UsedServices
+from gateway.countries import country_of, country_of_imsi
 from gateway.banks import LEASABLE, SLOT_FAILURES, Banks, SwitchOrder
+from gateway.capacity import count_by_service, count_radios
 from gateway.config import BankConfig, LeaseConfig
 from gateway.leases import (Decision, Deliver, Lease, LeaseEngine, LeaseState, Opened, Quarantine, Refusal, Refused,
                             Transitioned)
 from gateway.simbank import Outcome, Placement
-from gateway.store import MessageRow, SimRow, Store, StoredLease, engine_lease, message_id
+from gateway import retention
+from gateway.store import MessageRow, SimRow, Store, StoredLease, StoreError, engine_lease, message_id
 
 log = structlog.get_logger("gateway.core")
 PLAUSIBLE_CLOCK_SKEW = 15 * 60.0  # a network timestamp further from our clock is not trusted for routing
@@ -65,6 +69,8 @@ class GatewayCore:
         self.store = store
         self.config = leases
         self.engine = LeaseEngine(leases.policy)
+        self.engine.use_activation_history(ActivationHistory(lookup=self._stored_activation))
+        self.used = UsedServices(store.activations)  # the inventory's view of the history
         self._mono = mono
         self._wall = wall
         self._part_timeout = part_timeout
@@ -75,12 +81,18 @@ class GatewayCore:
         self._boot_id = boot_id  # given when ``mono`` is the system's monotonic clock (same across restarts)
         self.due_at: float | None = None  # the engine's next deadline, kept for readers on other threads
 
+    def _stored_activation(self, number: str, service: str) -> float | None:
+        """The store's answer, in engine time, for what the engine's bounded memory dropped."""
+        at = self.store.activation_at(number, service)
+        return None if at is None else at - self._wall() + self._mono()
+
     def _snapshot(self) -> tuple:
         return self.engine.snapshot(), self.banks.snapshot() if self.banks else None
 
     def _rollback(self, snapshot: tuple) -> None:
         engine, banks = snapshot
         self.engine.rollback(engine)
+        self.used.forget()
         self._note_due()
         if banks is not None:
             self.banks.rollback(banks)
@@ -97,8 +109,11 @@ class GatewayCore:
             self.engine.restore(engine_lease(stored, wall_now=wall, mono_now=mono, max_remaining=bound,
                                              same_boot=same_boot))
         if self._boot_id is not None and not same_boot:
-            with self.store.transaction():
-                self.store.set_meta("boot_id", self._boot_id)
+            try:
+                with self.store.transaction():
+                    self.store.set_meta("boot_id", self._boot_id)
+            except StoreError as exc:  # a full disk must not keep the daemon down; noted next start
+                log.error("core.boot_id_not_saved", error=str(exc))
         for number, service, at in self.store.activations():
             self.engine.restore_activation(number, service, at - wall + mono)
         if self.banks:
@@ -111,7 +126,11 @@ class GatewayCore:
                     self.banks.schedulers[where[0]].restore(lease.id, where[1],
                                                             on_air=lease.state is not LeaseState.PREPARING)
         self._note_due()
-        return self.tick()
+        try:
+            return self.tick()
+        except StoreError as exc:  # the timer loop resolves them once the store commits again
+            log.error("core.start_tick_failed", error=str(exc), overdue=len(self.engine.active()))
+            return []
 
     def set_lease_config(self, leases: LeaseConfig) -> None:
         """A reloaded policy applies to what comes next; running windows keep their deadlines."""
@@ -480,16 +499,13 @@ class GatewayCore:
         lease for it now. A radio counts once per key however many idle SIMs it reaches, so no
         count ever exceeds the radios; a radio whose SIM is leased, or that a lease waits for,
         counts for nothing."""
-        used: dict[str, set[str]] = {}
-        for number, service, _ in self.store.activations():
-            used.setdefault(number, set()).add(service.lower())
         numbers: list[dict[str, object]] = []
         radios: list[list[tuple[str, str]]] = []  # per radio: (key, number) of the SIMs it could serve now
 
         def entry(number_id: str, number: str, operator: str | None, state: str, imsi: str | None = None) -> None:
             numbers.append({"number_id": number_id, "msisdn": number, "country": country_of(number) or
                             country_of_imsi(imsi), "operator": operator, "state": state,
-                            "services_used": sorted(used.get(number, ()))})
+                            "services_used": sorted(self.used.of(number))})
 
         def key(number: str, operator: str | None, imsi: str | None = None) -> str:
             return f"{country_of(number) or country_of_imsi(imsi) or '?'}/{operator or '?'}"
@@ -520,23 +536,18 @@ class GatewayCore:
                     if leasable and not busy and not spoken_for:
                         free.append((key(row.msisdn, row.operator, row.imsi), row.msisdn))
                 radios.append(free)
-        now = self._mono()
-        capacity = _count_radios(radios, lambda number: True)
-        by_service = {service: _count_radios(radios, lambda number, s=service: not self.engine.used_for(number, s, now))
-                      for service in sorted({s for services in used.values() for s in services})}
-        return {"full": True, "numbers": numbers, "capacity": capacity, "capacity_by_service": by_service,
+        wall, cooldown = self._wall(), self.config.policy.reuse_cooldown
+        by_service = count_by_service(radios, self.used.services(), lambda number: {  # in reuse cool-down
+            s for s, at in self.used.of(number).items() if cooldown is None or wall - at < cooldown})
+        return {"full": True, "numbers": numbers, "capacity": count_radios(radios), "capacity_by_service": by_service,
                 "radios": len(radios)}
-
-    def next_deadline(self) -> float | None:
-        return self.engine.next_deadline()
 
     def _note_due(self) -> None:
         self.due_at = self.engine.next_deadline()
 
     def purge(self) -> dict[str, int]:
-        cfg = self.config
-        return self.store.purge(self._wall(), quarantine_retention=cfg.quarantine_retention,
-                                message_retention=cfg.message_retention, claim_window=cfg.claim_window)
+        """Everything past its retention, see :mod:`gateway.retention`."""
+        return retention.purge(self.store, self.config, self._wall())
 
     def _transact(self, step: Callable[[float], list[Decision]]) -> list[Decision]:
         snapshot = self._snapshot()
@@ -582,6 +593,7 @@ class GatewayCore:
                     self._enqueue_lease(stored, stored.state.value, reason=decision.detail)
                 if stored.state is LeaseState.FINISHED and stored.sms_count > 0:
                     self.store.record_activation(stored.number, stored.service, at)
+                    self.used.record(stored.number, stored.service, at)
             elif isinstance(decision, Deliver) and message is not None:
                 lease = self._stored(decision.lease)
                 self.store.audit(lease.id, message.received_at, "sms", {"msg_id": message.id, "parts": message.parts})
@@ -605,46 +617,6 @@ class GatewayCore:
         self.store.enqueue("lease", payload, self._wall(), lease_id=lease.id)
 
 
-# Country calling codes of the markets suppliers sell in, longest first; enough for criteria.
-_COUNTRY_CODES = (("380", "UA"), ("375", "BY"), ("374", "AM"), ("373", "MD"), ("371", "LV"), ("370", "LT"),
-                  ("372", "EE"), ("995", "GE"), ("998", "UZ"), ("996", "KG"), ("992", "TJ"), ("993", "TM"),
-                  ("994", "AZ"), ("48", "PL"), ("49", "DE"), ("44", "GB"), ("33", "FR"), ("34", "ES"),
-                  ("39", "IT"), ("31", "NL"), ("90", "TR"), ("91", "IN"), ("62", "ID"), ("63", "PH"),
-                  ("84", "VN"), ("66", "TH"), ("55", "BR"), ("52", "MX"), ("1", "US"), ("7", "RU"))
-
-
-def _count_radios(radios: list[list[tuple[str, str]]], eligible: Callable[[str], bool]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for candidates in radios:
-        for k in {k for k, number in candidates if eligible(number)}:
-            counts[k] = counts.get(k, 0) + 1
-    return counts
-
-
-# Mobile country codes (the IMSI's first three digits) of the same markets.
-_MCC = {"250": "RU", "255": "UA", "257": "BY", "401": "KZ", "283": "AM", "259": "MD", "247": "LV", "246": "LT",
-        "248": "EE", "282": "GE", "434": "UZ", "437": "KG", "436": "TJ", "438": "TM", "400": "AZ", "260": "PL",
-        "262": "DE", "234": "GB", "235": "GB", "208": "FR", "214": "ES", "222": "IT", "204": "NL", "286": "TR",
-        "404": "IN", "405": "IN", "510": "ID", "515": "PH", "452": "VN", "520": "TH", "724": "BR", "334": "MX",
-        **{str(mcc): "US" for mcc in range(310, 317)}}
-
-
-def country_of_imsi(imsi: str | None) -> str | None:
-    """ISO country of a SIM from its IMSI's mobile country code; None if unknown."""
-    return _MCC.get((imsi or "")[:3])
-
-
-def country_of(number: str) -> str | None:
-    """ISO country of an international number (+7 -> RU); None for national or unknown forms."""
-    if not number.startswith("+"):
-        return None
-    digits = number[1:]
-    if digits.startswith(("76", "77")):
-        return "KZ"
-    for code, country in _COUNTRY_CODES:
-        if digits.startswith(code):
-            return country
-    return None
 
 
 def _sms_payload(message: MessageRow, lease_id: str) -> dict[str, object]:

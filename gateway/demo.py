@@ -25,6 +25,7 @@ from drivers.simulator.farm import ModemFarm
 from gateway.app import Gateway
 from gateway.config import Config, LeaseConfig, ModemConfig, UplinkConfig
 from gateway.market import Arrival, Market
+from gateway.printable import escape
 
 SCRIPT: tuple[tuple[str, str, str], ...] = (
     ("telegram", "Telegram", "Telegram code: 48213. Do not give this code to anyone, even if they say they are from Telegram!"),
@@ -54,7 +55,7 @@ class Demo:
         self.quarantined_sent = 0
 
     def say(self, line: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')}  {line}", file=self.out, flush=True)
+        print(f"{time.strftime('%H:%M:%S')}  {escape(line)}", file=self.out, flush=True)  # SMS text inside
 
     def on_sms(self, arrival: Arrival) -> None:
         start = self.sent_at.pop(arrival.text or "", None)

@@ -1,9 +1,10 @@
 """Faults injected on purpose, for the crash test and the soak. Production never sets the variables.
 
 ``SIMGW_CRASHPOINTS="after_ingest:0.05,before_ingest:0.02"`` makes the daemon SIGKILL itself at that
-point with that probability. ``SIMGW_FAULT_DIR=/some/dir`` is watched for two files: ``disk_full``
-(while it exists, every commit fails as SQLite fails on a full disk) and ``wall_offset`` (seconds
-added to the wall clock: a clock set wrong, or jumped by NTP).
+point with that probability. ``SIMGW_FAULT_DIR=/some/dir`` is watched for three files: ``disk_full``
+(while it exists, every commit fails as SQLite fails on a full disk), ``wall_offset`` (seconds
+added to the wall clock: a clock set wrong, or jumped by NTP) and ``fail_task`` (task names, one
+a line: while it lists a supervised task, every start of that task fails, as a persistent bug would).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class FaultFiles:
     _checked_at: float = field(default=-1e9)
     _disk_full: bool = False
     _offset: float = 0.0
+    _failing_tasks: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls) -> "FaultFiles":
@@ -59,6 +61,11 @@ class FaultFiles:
                 self._offset = float(fh.read().strip() or 0)
         except (OSError, ValueError):
             self._offset = 0.0
+        try:
+            with open(os.path.join(self.directory, "fail_task")) as fh:
+                self._failing_tasks = frozenset(line.strip() for line in fh if line.strip())
+        except OSError:
+            self._failing_tasks = frozenset()
 
     def wall(self) -> float:
         self._update()
@@ -68,3 +75,8 @@ class FaultFiles:
         """The error SQLite gives when the disk is full, while the fault is on."""
         self._update()
         return "database or disk is full" if self._disk_full else None
+
+    def task_fault(self, name: str) -> str | None:
+        """The error a supervised task named ``name`` fails with, while the fault is on."""
+        self._update()
+        return f"fault injected into task {name}" if name in self._failing_tasks else None

@@ -27,6 +27,9 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 
+from gateway.activations import ActivationHistory
+from gateway.journal import JournaledDict
+
 
 class LeaseState(enum.Enum):
     PREPARING = "preparing"
@@ -180,13 +183,15 @@ Decision = Opened | Transitioned | Deliver | Quarantine | Refused
 
 @dataclass(slots=True)
 class LeaseEngine:
-    """Holds the active leases and the activation history; every method returns decisions."""
+    """Holds the active leases, the last ``max_remembered_ended`` ended ones (the oldest is
+    forgotten first: a command naming it is then ``unknown_lease``) and the activation history
+    (bounded, see :mod:`gateway.activations`); every method returns decisions."""
 
     policy: Policy = field(default_factory=Policy)
     _active: dict[str, Lease] = field(default_factory=dict)
     _by_number: dict[str, str] = field(default_factory=dict)
-    _ended: dict[str, Lease] = field(default_factory=dict)
-    _activated: dict[tuple[str, str], float] = field(default_factory=dict)
+    _ended: JournaledDict[str, Lease] = field(default_factory=JournaledDict)
+    _activated: ActivationHistory = field(default_factory=ActivationHistory)
     _online: set[str] = field(default_factory=set)
     max_remembered_ended: int = 10_000
 
@@ -206,16 +211,25 @@ class LeaseEngine:
             self._remember_ended(lease)
 
     def restore_activation(self, number: str, service: str, at: float) -> None:
-        key = (number, service.lower())
-        self._activated[key] = max(at, self._activated.get(key, at))
+        self._activated.record(number, service, at, cooldown=self.policy.reuse_cooldown)
+
+    def use_activation_history(self, history: ActivationHistory) -> None:
+        """Before :meth:`restore_activation`: the daemon's history, which asks the store what it
+        no longer holds in memory."""
+        self._activated = history
 
     def snapshot(self) -> tuple:
-        """The engine's state, cheap to take (leases are immutable), for :meth:`rollback` when the
-        store could not persist a decision: memory never runs ahead of the disk."""
-        return dict(self._active), dict(self._by_number), dict(self._ended), dict(self._activated)
+        """The engine's state for :meth:`rollback` when the store could not persist a decision
+        (memory never runs ahead of the disk). Cheap and the same on every day of uptime: the
+        active leases (bounded by the numbers) are copied; the ended leases and the activation
+        history, which fill up over weeks, are journaled instead (see :mod:`gateway.journal`)."""
+        return dict(self._active), dict(self._by_number), self._ended.mark(), self._activated.mark()
 
     def rollback(self, snapshot: tuple) -> None:
-        self._active, self._by_number, self._ended, self._activated = (dict(part) for part in snapshot)
+        active, by_number, ended, activated = snapshot
+        self._active, self._by_number = dict(active), dict(by_number)
+        self._ended.undo(ended)
+        self._activated.undo(activated)
 
     # ------------------------------------------------------------------------------ queries
     def get(self, lease_id: str) -> Lease | None:
@@ -230,7 +244,7 @@ class LeaseEngine:
 
     def used_for(self, number: str, service: str, now: float) -> bool:
         """Was ``number`` activated for ``service`` within the cool-down (or ever, by default)?"""
-        activated = self._activated.get((number, service.lower()))
+        activated = self._activated.last(number, service)
         return activated is not None and (self.policy.reuse_cooldown is None or
                                           now - activated < self.policy.reuse_cooldown)
 
@@ -343,12 +357,14 @@ class LeaseEngine:
             del self._by_number[lease.number]
             self._remember_ended(updated)
             if target is LeaseState.FINISHED and updated.sms_count > 0:
-                self._activated[(lease.number, lease.service.lower())] = at
+                self._activated.record(lease.number, lease.service, at, cooldown=self.policy.reuse_cooldown)
         else:
             self._active[lease.id] = updated
         return Transitioned(updated, lease.state, trigger, at, detail)
 
     def _remember_ended(self, lease: Lease) -> None:
-        self._ended[lease.id] = lease
+        self._ended.set(lease.id, lease)
         while len(self._ended) > self.max_remembered_ended:
-            self._ended.pop(next(iter(self._ended)))
+            oldest = self._ended.oldest()
+            assert oldest is not None
+            self._ended.pop(oldest[0])

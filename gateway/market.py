@@ -27,6 +27,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from drivers.httpjson import HttpError, HttpRequest, serve_json
+from gateway.printable import escape
 from gateway.uplink.protocol import SUBPROTOCOL, encode
 
 log = structlog.get_logger("gateway.market")
@@ -314,8 +315,8 @@ async def run_market(stop: asyncio.Event, *, listen: tuple[str, int], token: str
 
     def show(arrival: Arrival) -> None:
         latency = f"{arrival.latency_ms:7.1f} ms" if arrival.latency_ms is not None else "      ?"
-        text = (arrival.text or "").replace("\n", " ")[:60]
-        print(f"{time.strftime('%H:%M:%S')}  sms {arrival.msg_id[:10]} lease {arrival.lease_id}  {latency}"
+        text = escape((arrival.text or "").replace("\n", " ")[:60])  # a gateway's SMS: anyone's bytes
+        print(f"{time.strftime('%H:%M:%S')}  sms {escape(arrival.msg_id[:10])} lease {escape(arrival.lease_id)}  {latency}"
               f"{'  (repeat)' if arrival.repeat else ''}  {text}", file=out, flush=True)
 
     market = Market(db_path, token, on_sms=show)

@@ -15,7 +15,7 @@ def ussd_rule(rules: tuple[UssdNumber, ...], operator: str | None, imsi: str) ->
     for rule in rules:
         if operator and rule.operator.lower() == operator.lower():
             return rule
-        if rule.operator.isdigit() and imsi.startswith(rule.operator):
+        if rule.operator.isascii() and rule.operator.isdigit() and imsi.startswith(rule.operator):
             return rule
     return None
 
@@ -24,8 +24,8 @@ def number_in(text: str, pattern: str) -> str | None:
     match = re.search(pattern, text)
     if match is None:
         return None
-    digits = re.sub(r"[^\d+]", "", match.group(1) if match.groups() else match.group(0))
-    if not re.fullmatch(r"\+?\d{5,15}", digits):
+    digits = re.sub(r"[^0-9+]", "", match.group(1) if match.groups() else match.group(0))
+    if not re.fullmatch(r"\+?[0-9]{5,15}", digits):
         return None
     return digits if digits.startswith("+") or len(digits) < 11 else "+" + digits
 

@@ -9,12 +9,40 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 from collections.abc import Callable, Mapping
 
 import structlog
 
 log = structlog.get_logger("gateway.notify")
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+BOOT_ID_ENV = "SIMGW_BOOT_ID"  # the unit sets it to %b: ProcSubset=pid hides /proc/sys from the daemon
+_BOOT_ID_RE = re.compile(r"[0-9a-f]{32}")
+
+
+def boot_id(env: Mapping[str, str] = os.environ, path: str = BOOT_ID_PATH) -> str | None:
+    """This boot's id (the kernel's dashed form): while it holds, time.monotonic() runs on across
+    our restarts, so lease clocks restore exactly. Read from ``path``; where the sandbox hides
+    /proc/sys, from ``$SIMGW_BOOT_ID`` (systemd's %b: the same id without dashes). Neither: a loud
+    warning, and lease clocks after a restart are rebuilt from the wall clock instead."""
+    candidates = []
+    try:
+        with open(path, encoding="ascii") as fh:
+            candidates.append(fh.read(64))
+    except (OSError, ValueError) as exc:
+        unreadable = f"{type(exc).__name__}: {exc}"
+    else:
+        unreadable = "not a boot id"
+    candidates.append(env.get(BOOT_ID_ENV, ""))
+    for raw in candidates:
+        digits = raw.strip().lower().replace("-", "")
+        if _BOOT_ID_RE.fullmatch(digits):
+            return "-".join((digits[:8], digits[8:12], digits[12:16], digits[16:20], digits[20:]))
+    log.warning("boot_id.unavailable", path=path, error=unreadable, env=BOOT_ID_ENV,
+                effect="lease clocks after a restart come from the wall clock, not the monotonic clock",
+                hint=f"under systemd with ProcSubset=pid set Environment={BOOT_ID_ENV}=%b (see systemd/simgw.service)")
+    return None
 
 
 class Notifier:
@@ -29,7 +57,7 @@ class Notifier:
     def from_env(cls, env: Mapping[str, str] = os.environ) -> "Notifier":
         usec = env.get("WATCHDOG_USEC", "")
         pid = env.get("WATCHDOG_PID", "")
-        watchdog = int(usec) if usec.isdigit() and (not pid or pid == str(os.getpid())) else None
+        watchdog = int(usec) if usec.isascii() and usec.isdigit() and (not pid or pid == str(os.getpid())) else None
         return cls(env.get("NOTIFY_SOCKET") or None, watchdog)
 
     @property

@@ -13,12 +13,18 @@ performs a switch and reports back with :meth:`SimScheduler.switch_done`. Its ru
 * a channel is used only once its SIM is known (:meth:`SimScheduler.observe`, or a finished
   switch): after a restart nothing is switched before the radios have said which SIM they hold;
 * what the marketplace may be told is usable *at once* is the number of channels, never slots.
+
+It remembers nothing that grows with uptime: its state is one record per channel, the leased
+slots and the bounded queue, so the core's per-transaction :meth:`SimScheduler.snapshot` costs
+the same on the first day as after a year of rotation. Who wants to see every switch (a test, a
+log) registers a listener with :meth:`SimScheduler.add_listener`.
 """
 
 from __future__ import annotations
 
 import enum
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -56,6 +62,14 @@ class _Channel:
     rotation_at: float = 0.0
     next_rotation_index: int = 0
 
+    def copy(self) -> "_Channel":
+        return _Channel(self.name, self.slots, self.active, self.known, self.switching_to, self.rotation_at,
+                        self.next_rotation_index)
+
+
+SchedulerState = tuple[dict[str, _Channel], dict[int, str], tuple[tuple[str, int], ...]]
+SwitchListener = Callable[[Switch], None]
+
 
 @dataclass(slots=True)
 class SimScheduler:
@@ -65,7 +79,7 @@ class SimScheduler:
     _channels: dict[str, _Channel] = field(default_factory=dict)
     _leased: dict[int, str] = field(default_factory=dict)  # slot -> lease id
     _queue: deque[tuple[str, int]] = field(default_factory=deque)
-    switch_log: list[Switch] = field(default_factory=list)
+    _listeners: list[SwitchListener] = field(default_factory=list)  # not state: kept across rollbacks
 
     def __post_init__(self) -> None:
         seen: dict[int, str] = {}
@@ -112,6 +126,22 @@ class SimScheduler:
     def capacity(self) -> int:
         """Numbers usable at the same time: one per channel, whatever the slot count."""
         return len(self._channels)
+
+    # ------------------------------------------------------------------- snapshot, listeners
+    def snapshot(self) -> SchedulerState:
+        """The whole state, for :meth:`rollback` when the transaction that changed it fails; its
+        size is set by the configuration (channels, queue limit), never by uptime."""
+        return {name: c.copy() for name, c in self._channels.items()}, dict(self._leased), tuple(self._queue)
+
+    def rollback(self, state: SchedulerState) -> None:
+        channels, leased, queue = state
+        self._channels = {name: c.copy() for name, c in channels.items()}
+        self._leased, self._queue = dict(leased), deque(queue)
+
+    def add_listener(self, listener: SwitchListener) -> None:
+        """Call ``listener`` with every switch decided, as it is decided (a switch decided in a
+        transaction that is then rolled back has been heard too). A listener must not raise."""
+        self._listeners.append(listener)
 
     # ---------------------------------------------------------------------------- commands
     def request(self, lease_id: str, slot: int, now: float) -> Placement:
@@ -201,7 +231,8 @@ class SimScheduler:
         switch = Switch(channel.name, channel.active, slot, reason)
         channel.switching_to = slot
         channel.rotation_at = now + self.rotation_period
-        self.switch_log.append(switch)
+        for listener in self._listeners:
+            listener(switch)
         return switch
 
     def _next_idle_slot(self, channel: _Channel) -> int | None:

@@ -70,7 +70,19 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (bank, slot));
     CREATE INDEX sims_iccid ON sims (iccid);
     """,
+    # 4: an SMS event in the outbox no longer carries the text and sender: they are read from
+    #    messages when the event is sent, so the retention purge of messages covers them too
+    """
+    UPDATE outbox SET payload = json_remove(payload, '$.text', '$.sender') WHERE kind = 'sms';
+    CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created_at);
+    """,
 )
+
+
+MAX_OUTBOX = 50_000  # unacknowledged events kept; beyond, the oldest are dropped (alarm from 80 %)
+OUTBOX_ALARM = 0.8
+MAX_COMMANDS = 20_000  # marketplace command answers kept for replays: the newest ...
+COMMAND_RETENTION = 24 * 3600.0  # ... and none older than this
 
 
 class StoreError(RuntimeError):
@@ -137,9 +149,27 @@ class MessageRow:
     purged_at: float | None
 
 
+def _private_files(path: str) -> None:
+    """The database holds texts and numbers: create it 0600 for the daemon's user alone (outside
+    systemd's UMask too) and tighten one left looser. SQLite gives its -wal and -shm the database
+    file's mode when it creates them; ones that already exist are tightened here as well."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
+    except FileExistsError:
+        pass
+    for name in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
+        except OSError:  # absent, or not ours to change (a read-only medium): open it as it is
+            pass
+
+
 class Store:
-    def __init__(self, path: str, *, commit_fault: Callable[[], str | None] | None = None) -> None:
+    def __init__(self, path: str, *, commit_fault: Callable[[], str | None] | None = None,
+                 max_commands: int = MAX_COMMANDS) -> None:
         self.path = path
+        self.max_commands = max_commands
         self._commit_fault = commit_fault  # injected by the soak: the error a full disk would give
         self.on_committed: Callable[[list[tuple[int, str, dict]]], None] | None = None  # outbox rows, once durable
         self._enqueued: list[tuple[int, str, dict]] = []
@@ -150,7 +180,8 @@ class Store:
     def open(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
-            os.makedirs(directory, exist_ok=True)
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+            _private_files(self.path)
             db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open database {self.path}: {exc}") from None
@@ -324,23 +355,45 @@ class Store:
         self.db.execute("INSERT INTO activations (number, service, at) VALUES (?,?,?) ON CONFLICT(number, service)"
                         " DO UPDATE SET at = MAX(at, excluded.at)", (number, service.lower(), at))
 
+    def activation_at(self, number: str, service: str) -> float | None:
+        row = self.db.execute("SELECT at FROM activations WHERE number = ? AND service = ?",
+                              (number, service.lower())).fetchone()
+        return None if row is None else float(row[0])
+
     def activations(self) -> list[tuple[str, str, float]]:
         return [(r[0], r[1], r[2]) for r in self.db.execute("SELECT number, service, at FROM activations")]
 
     # ---------------------------------------------------------------------------------- outbox
     def enqueue(self, kind: str, payload: dict, at: float, *, lease_id: str | None = None,
                 message_id: str | None = None) -> int:
+        """Add an event. An SMS event is stored without its text and sender (they stay in
+        ``messages`` alone, under its retention); :meth:`outbox` puts them back."""
+        stored = {k: v for k, v in payload.items() if k not in _FROM_MESSAGES} if kind == "sms" else payload
         cursor = self.db.execute(
             "INSERT INTO outbox (kind, lease_id, message_id, payload, created_at) VALUES (?,?,?,?,?)",
-            (kind, lease_id, message_id, json.dumps(payload, ensure_ascii=False), at))
+            (kind, lease_id, message_id, json.dumps(stored, ensure_ascii=False), at))
         seq = int(cursor.lastrowid)
         self._enqueued.append((seq, kind, payload))
         return seq
 
     def outbox(self, after_seq: int = 0, limit: int = 1000) -> list[tuple[int, str, str | None, str | None, dict]]:
-        rows = self.db.execute("SELECT seq, kind, lease_id, message_id, payload FROM outbox WHERE seq > ?"
-                               " ORDER BY seq LIMIT ?", (after_seq, limit))
-        return [(r[0], r[1], r[2], r[3], json.loads(r[4])) for r in rows]
+        """Events after ``after_seq``; an SMS event with its message's text and sender as they
+        are now (None once purged)."""
+        rows = self.db.execute("SELECT o.seq, o.kind, o.lease_id, o.message_id, o.payload, m.text, m.sender"
+                               " FROM outbox o LEFT JOIN messages m ON o.kind = 'sms' AND m.id = o.message_id"
+                               " WHERE o.seq > ? ORDER BY o.seq LIMIT ?", (after_seq, limit))
+        out = []
+        for seq, kind, lease_id, msg_id, payload, text, sender in rows:
+            event = json.loads(payload)
+            if kind == "sms":
+                event.update(text=text, sender=sender)
+            out.append((seq, kind, lease_id, msg_id, event))
+        return out
+
+    def outbox_size(self) -> tuple[int, float | None]:
+        """Events not yet acknowledged, and when the oldest of them was made."""
+        count, oldest = self.db.execute("SELECT COUNT(*), MIN(created_at) FROM outbox").fetchone()
+        return count, oldest
 
     def acked_seq(self) -> int:
         return int(self.meta("acked_seq", "0") or 0)
@@ -368,8 +421,15 @@ class Store:
         return json.loads(row[0]) if row else None
 
     def save_command_result(self, command_id: str, result: dict, at: float) -> None:
-        self.db.execute("INSERT INTO commands (command_id, result, at) VALUES (?,?,?)",
-                        (command_id, json.dumps(result, ensure_ascii=False), at))
+        """Remember the answer for a replay; only the newest ``max_commands`` are kept (and none
+        past COMMAND_RETENTION, see :meth:`purge`): a replay older than that runs again, which
+        the lease rules make harmless (``duplicate_lease``, ``lease_ended``)."""
+        cursor = self.db.execute("INSERT INTO commands (command_id, result, at) VALUES (?,?,?)",
+                                 (command_id, json.dumps(result, ensure_ascii=False), at))
+        self.db.execute("DELETE FROM commands WHERE rowid <= ?", (cursor.lastrowid - self.max_commands,))
+
+    def command_count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM commands").fetchone()[0]
 
     def meta(self, key: str, default: str | None = None) -> str | None:
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
@@ -379,37 +439,8 @@ class Store:
         self.db.execute("INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
                         (key, value))
 
-    # ----------------------------------------------------------------------------------- purge
-    def purge(self, now: float, *, quarantine_retention: float, message_retention: float,
-              claim_window: float) -> dict[str, int]:
-        """Delete what is past its retention. Texts and PDUs go first; the audit trail stays for
-        the claim window. Returns counts per kind."""
-        with self.transaction() as db:
-            quarantined = db.execute("DELETE FROM messages WHERE quarantined = 1 AND received_at <= ?",
-                                     (now - quarantine_retention,)).rowcount
-            texts = db.execute("UPDATE messages SET text = NULL, sender = NULL, pdus = NULL, purged_at = ?"
-                               " WHERE quarantined = 0 AND purged_at IS NULL AND received_at <= ?",
-                               (now, now - message_retention)).rowcount
-            rows = db.execute("DELETE FROM messages WHERE received_at <= ?", (now - claim_window,)).rowcount
-            # Routed parts only serve to recognise a re-read: they hold raw PDUs, so they go with the
-            # shortest retention; parts still waiting go with the longest.
-            stale_parts = db.execute("DELETE FROM parts WHERE (message_id IS NOT NULL AND received_at <= ?)"
-                                     " OR received_at <= ?",
-                                     (now - min(quarantine_retention, message_retention),
-                                      now - max(quarantine_retention, message_retention))).rowcount
-            events = db.execute("DELETE FROM lease_events WHERE lease_id IN (SELECT id FROM leases WHERE ended_at"
-                                " IS NOT NULL AND ended_at <= ?)", (now - claim_window,)).rowcount
-            leases = db.execute("DELETE FROM leases WHERE ended_at IS NOT NULL AND ended_at <= ?",
-                                (now - claim_window,)).rowcount
-            db.execute("DELETE FROM commands WHERE at <= ?", (now - claim_window,))
-        return {"quarantined": quarantined, "texts": texts, "messages": rows, "parts": stale_parts,
-                "audit_events": events, "leases": leases}
 
-    def compact(self) -> None:
-        """Checkpoint the WAL into the main file and rebuild it, so purged bytes leave the disk."""
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self.db.execute("VACUUM")
-        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+_FROM_MESSAGES = ("text", "sender")  # SMS event fields read from ``messages`` when sent, never stored twice
 
 
 def _lease(row: sqlite3.Row) -> StoredLease:

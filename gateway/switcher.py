@@ -4,12 +4,16 @@ One task per switch (the scheduler never gives a channel two at once): bring the
 bank's driver, find its number if the slot is new, and report to the core, which records the slot
 and starts or fails the lease that waited. A channel being switched is marked, so the modem's own
 state reports during the switch are not mistaken for what the channel holds.
+
+It keeps no history that grows with uptime: a count of switches per (bank, outcome) for /status
+and /metrics, and the last :data:`RECENT_SWITCHES` switches (older ones fall off the end).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -22,6 +26,12 @@ from gateway.msisdn import discover
 
 log = structlog.get_logger("gateway.switcher")
 Report = Callable[[SwitchOrder, SwitchReport, str | None, str | None], Awaitable[None]]
+RECENT_SWITCHES = 64  # switches kept for a look at what just happened; the oldest falls off
+
+
+def outcome_of(report: SwitchReport) -> str:
+    """``ok``, or the failure's name (``no_answer``, ``wrong_sim``, ...): the counters' label."""
+    return "ok" if report.ok else (report.failure.value if report.failure else "failed")
 
 
 class Switcher:
@@ -38,7 +48,8 @@ class Switcher:
         self._clock = clock
         self.switching: set[str] = set()  # channel ports with a switch under way
         self._tasks: set[asyncio.Task[None]] = set()
-        self.log: list[tuple[float, SwitchOrder, SwitchReport]] = []  # what happened, for status and tests
+        self.counts: Counter[tuple[str, str]] = Counter()  # (bank, outcome) -> switches, since start
+        self.recent: deque[tuple[float, SwitchOrder, SwitchReport]] = deque(maxlen=RECENT_SWITCHES)
 
     def start(self, order: SwitchOrder) -> None:
         self.switching.add(order.switch.channel)
@@ -75,7 +86,8 @@ class Switcher:
                                   self._clock() - started)
         finally:
             self.switching.discard(port)
-        self.log.append((self._clock(), order, report))
+        self.counts[(order.bank, outcome_of(report))] += 1
+        self.recent.append((self._clock(), order, report))
         log.info("bank.switched", bank=order.bank, channel=order.channel_no, slot=order.slot_no,
                  reason=order.switch.reason, ok=report.ok, failure=report.failure.value if report.failure else None,
                  attempts=report.attempts, seconds=round(report.seconds, 2))

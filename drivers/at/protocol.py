@@ -163,6 +163,7 @@ class AtProtocol:
         self._max_lines = max_response_lines
         self._max_bytes = max_response_bytes
         self.overflow_count = 0
+        self.echo_count = 0  # command echoes dropped: a modem told ATE0 that echoes has restarted
         self._extra_urcs = extra_urcs
         self._in_flight: _InFlight | None = None
         self._urc_awaiting_body: Urc | None = None
@@ -267,6 +268,7 @@ class AtProtocol:
                 self._complete(flight, final)
                 return
             if self._is_echo(flight, line):
+                self.echo_count += 1
                 return
             if line.startswith(flight.expected):
                 value = line[len(next(p for p in flight.expected if line.startswith(p))):]

@@ -76,6 +76,7 @@ class Modem(ModemSetup, ModemIdentification, ModemHealthProbes, ModemUrcs, Modem
         self._half_alive = 0
         self._reset_refused: set[str] = set()  # reset commands this modem answered with an error
         self._commands: frozenset[str] | None = None  # what AT+CLAC listed (empty: it lists nothing)
+        self._echo_watch: int | None = None  # echoes seen at ready, if the modem honoured ATE0
         self.ready = asyncio.Event()
         self.settled = asyncio.Event()  # set when an initialisation ends, ready or not (no SIM, locked)
         self._ussd: asyncio.Future[tuple[int, str | None]] | None = None
@@ -268,8 +269,16 @@ class Modem(ModemSetup, ModemIdentification, ModemHealthProbes, ModemUrcs, Modem
         if self._channel is None:
             raise PortGone(self.path, text, "not open")
         implied = implied_final or text.upper() in self.profile.no_final_after
-        return await self._channel.command(text, expect=expect, timeout=timeout or self.options.command_timeout,
-                                           priority=priority, check=check, implied_final=implied)
+        try:
+            return await self._channel.command(text, expect=expect, timeout=timeout or self.options.command_timeout,
+                                               priority=priority, check=check, implied_final=implied)
+        finally:
+            if self.ready.is_set() and self._echo_watch is not None and self._echoes() > self._echo_watch:
+                self._log.info("modem.echo_back", command=text)  # V.250: echo is on after a reset
+                self._settings_lost()
+
+    def _echoes(self) -> int:
+        return self._channel.stats.echoes if self._channel is not None else 0
 
 
 async def stop_modems(modems: list[Modem], tasks: list[asyncio.Task]) -> None:

@@ -27,6 +27,7 @@ class ModemSetup:
         await self._sync()
         self._answered_at = True
         await self._cmd("ATE0", check=False)
+        echoes_after_ate0 = self._echoes()
         if not (await self._cmd("AT+CMEE=2", check=False)).result.ok:
             await self._cmd("AT+CMEE=1", check=False)
         await self._identify()
@@ -43,6 +44,8 @@ class ModemSetup:
         await self._setup_sms()
         await self.probe_health()
         self._half_alive = 0
+        # Echo honoured since ATE0: an echo from now on means the modem restarted silently.
+        self._echo_watch = self._echoes() if self._echoes() == echoes_after_ate0 else None
         self.ready.set()
         self.settled.set()
         self._enqueue_sweep()

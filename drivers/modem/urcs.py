@@ -5,6 +5,10 @@ Which codes mean "the modem restarted and forgot our settings" is knowledge abou
 when ``AT^CURC=0`` is refused), and ModemManager's huawei plugin
 (src/plugins/huawei/mm-broadband-modem-huawei.c) registers ``\\^BOOT:.+`` only to ignore it;
 treating it as a reboot re-initialised the modem on every heartbeat (issue 11, failure 6).
+Vendors that announce a start-up their own way list those lines in their profile
+(``restart_lines``: Wavecom's ``+WIND: 4``); and a modem that echoes our commands again after it
+was told ``ATE0`` has lost its settings whatever it said (V.250: echo is on after a reset), which
+:meth:`~drivers.modem.Modem._cmd` notices.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from drivers.modem.types import ModemState
 BOOT_URCS = frozenset({"RDY", "^SYSSTART", "+CFUN:", "SMS Ready", "Call Ready", "+PACSP1"})
 """URCs that mean the modem restarted and forgot our settings (CNMI, CMGF, storage)."""
 FULL_URCS = frozenset({"^SMMEMFULL:", "+CIEV:"})
-SMS_READY_LINES = frozenset({"SMS Ready", "SMS DONE", "+QIND: SMS DONE", "+QIND: \"SMS DONE\"", "PB DONE"})
+SMS_READY_LINES = frozenset({"SMS Ready", "SMS DONE", "+QIND: SMS DONE", "+QIND: \"SMS DONE\"", "PB DONE",
+                             "+WIND: 4", "+ZPBIC: 1,1"})
 """The modem's SMS stack is up (SIMCom SIM800 ``SMS Ready``, SIM7600 ``SMS DONE``, Quectel
 ``+QIND: SMS DONE``): SMS commands it refused before may now work."""
 
@@ -35,10 +40,9 @@ class ModemUrcs:
         elif name in FULL_URCS and ("FULL" in urc.line.upper() or name == "^SMMEMFULL:"):
             self._log.warning("modem.storage_full")
             self._enqueue_sweep()
-        elif name in BOOT_URCS and self.ready.is_set():
-            self._log.info("modem.boot_urc", urc=name)
-            self.ready.clear()
-            self._reinit_needed.set()
+        elif (name in BOOT_URCS or urc.line in self.profile.restart_lines) and self.ready.is_set():
+            self._log.info("modem.boot_urc", urc=urc.line[:40])
+            self._settings_lost()
         elif name == "+CUSD:":
             self._on_cusd(urc)
         elif name == "+CREG:" or name == "+CEREG:":
@@ -48,6 +52,11 @@ class ModemUrcs:
                 pass
         elif name == "+CPIN:":
             self._on_cpin(urc)
+
+    def _settings_lost(self) -> None:
+        """The modem restarted (a boot line, or the echo came back): initialise it again."""
+        self.ready.clear()
+        self._reinit_needed.set()
 
     def _on_cmti(self, urc: Urc) -> None:
         try:
@@ -71,8 +80,7 @@ class ModemUrcs:
         self.health.sim_state = parse_cpin(urc.line)
         if self.health.sim_state != "READY":
             if self.ready.is_set():
-                self.ready.clear()
-                self._reinit_needed.set()
+                self._settings_lost()
             self._set_state(ModemState.NO_SIM, f"SIM state {self.health.sim_state}")
         elif not self.ready.is_set() and self.health.state in (ModemState.NO_SIM, ModemState.SIM_LOCKED):
             self._reinit_needed.set()

@@ -37,6 +37,8 @@ class Profile:
     no_final_after: frozenset[str] = frozenset()
     # How to switch on a radio found off (+CFUN: 0/4), tried in order until +CFUN? says 1.
     radio_on_commands: tuple[str, ...] = ("AT+CFUN=1",)
+    # Whole unsolicited lines by which this vendor says it has (re)started: settings are lost.
+    restart_lines: frozenset[str] = frozenset()
 
 
 _SIMCOM_LINES = frozenset({
@@ -92,6 +94,7 @@ PROFILES: tuple[Profile, ...] = (
         # Gammu libgammu/phone/at/atgen.c sends AT+ZOPRT=5 ("Stay online") to ZTE models flagged
         # F_ZTE_INIT (MF100, MF112, MF190, MF626: libgammu/gsmphones.c); AT+CFUN=1 otherwise.
         radio_on_commands=("AT+ZOPRT=5", "AT+CFUN=1"),
+        restart_lines=frozenset({"+ZPBIC: 1,1"}),  # phonebook/SMS initialised, once per start-up
         # ModemManager src/plugins/zte/mm-common-zte.c: +ZUSIMR, +ZDONR, +ZPASR, +ZPSTM, +ZEND
         extra_urcs=frozenset({"+ZPBIC:", "+ZUSIMR:", "+ZPASR:", "+ZDONR:", "+ZPSTM:", "+ZEND", "+CSQ:", "+CIND:"}),
         reset_time=10.0,
@@ -107,6 +110,9 @@ PROFILES: tuple[Profile, ...] = (
         # never have an OK appended"; Gammu's F_CPIN_NO_OK completes on the +CPIN: line the same way.
         no_final_after=frozenset({"AT+CPIN?"}),
         extra_urcs=frozenset({"+WIND:", "+CSQN:", "+WIOPEN:"}),
+        # Wavecom AT Commands Interface Guide, AT+WIND: "+WIND: 3" the product is ready for AT
+        # commands except phonebook/SMS, "+WIND: 4" ready for all, both sent after a start-up.
+        restart_lines=frozenset({"+WIND: 3", "+WIND: 4"}),
     ),
     Profile(
         "cinterion", r"cinterion|siemens|gemalto|thales",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ipaddress
 import ssl
 import time
 from collections.abc import Callable
@@ -25,20 +24,28 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 from gateway.uplink.protocol import (
+    COMMAND_BURST,
+    COMMAND_RATE,
     SUBPROTOCOL,
     Acked,
+    Command,
     FrameRejected,
     LeaseAction,
     OpenLease,
+    Throttled,
+    TokenBucket,
     UplinkSession,
     Welcomed,
     encode,
+    rate_limited,
     result_frame,
 )
+from gateway.uplink.url import redact_urls, url_problem
 
 log = structlog.get_logger("gateway.uplink")
 HARD_MAX_SIZE = 1024 * 1024  # beyond this websockets closes (1009); below it we answer with an error frame
 ACK_COALESCE = 0.5  # seconds acks gather before one commit records them all
+THROTTLE_LOG_EVERY = 10.0  # a flood of rate-limited commands is one log line per this many seconds
 
 
 class UplinkConfigError(ValueError):
@@ -78,18 +85,9 @@ class UplinkPort(Protocol):
 
 
 def check_url(settings: UplinkSettings) -> None:
-    parts = urlsplit(settings.url)
-    if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise UplinkConfigError(f"uplink url must be wss://host/... (or ws:// to loopback), got {settings.url!r}")
-    if parts.query and "token" in parts.query.lower():
-        raise UplinkConfigError("the token goes in the handshake header, never in the URL")
-    if parts.scheme == "ws" and not settings.allow_insecure:
-        try:
-            loopback = ipaddress.ip_address(parts.hostname).is_loopback
-        except ValueError:
-            loopback = parts.hostname == "localhost"
-        if not loopback:
-            raise UplinkConfigError(f"ws:// to {parts.hostname} is unencrypted; use wss:// or set allow_insecure")
+    problem = url_problem(settings.url, allow_insecure=settings.allow_insecure)  # the rule check-config applies
+    if problem is not None:
+        raise UplinkConfigError(f"uplink.url: expected {problem}, found {redact_urls(settings.url)}")
 
 
 class UplinkClient:
@@ -111,6 +109,8 @@ class UplinkClient:
         self._logged_rejections: set[str] = set()
         self._ack_to_persist = 0
         self._ack_arrived = asyncio.Event()
+        self.throttled = 0  # commands answered rate_limited, all sessions
+        self._throttle_logged: tuple[float, int] = (-1e9, 0)  # when the last flood line was logged, and the count then
 
     # ------------------------------------------------------------------------------- reconnect
     async def run(self) -> None:
@@ -144,6 +144,10 @@ class UplinkClient:
         if isinstance(error, AuthRejected):
             log.error("uplink.auth_rejected", url=self.settings.url, retry_in=round(wait, 1),
                       hint="the marketplace refused the supplier token; check uplink.token")
+        elif isinstance(error, PermissionError):  # the unit's IP filter, not the marketplace
+            log.warning("uplink.connect_failed", url=self.settings.url, error=self.last_error,
+                        attempt=state.attempt_number, retry_in=round(wait, 2),
+                        hint="IPAddressAllow= of simgw.service lacks the marketplace; see README Security")
         else:
             log.warning("uplink.connect_failed", url=self.settings.url, error=self.last_error,
                         attempt=state.attempt_number, retry_in=round(wait, 2))
@@ -168,10 +172,13 @@ class UplinkClient:
             raise
         async with ws:
             session = UplinkSession(s.gateway_id, s.version, await self._port.acked_seq(), window=s.window,
-                                    max_known_seq=await self._port.max_seq())
+                                    max_known_seq=await self._port.max_seq(),
+                                    commands=TokenBucket(COMMAND_RATE, COMMAND_BURST))
             await ws.send(session.hello())
             room_changed = asyncio.Event()
-            tasks = [asyncio.create_task(self._reader(ws, session, room_changed), name="uplink-reader"),
+            commands: asyncio.Queue[Command] = asyncio.Queue(COMMAND_BURST)
+            tasks = [asyncio.create_task(self._reader(ws, session, room_changed, commands), name="uplink-reader"),
+                     asyncio.create_task(self._commands(ws, commands), name="uplink-commands"),
                      asyncio.create_task(self._sender(ws, session, room_changed), name="uplink-sender"),
                      asyncio.create_task(self._heartbeat(ws, session), name="uplink-health"),
                      asyncio.create_task(self._inventory(ws, session), name="uplink-inventory"),
@@ -193,13 +200,18 @@ class UplinkClient:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 self.connected.clear()
+                if self._fresh is not None:
+                    self._fresh.clear()  # what was not sent is read from the store next time
         if not session.ready:
             raise ConnectionError("closed before the welcome")
 
-    async def _reader(self, ws, session: UplinkSession, room_changed: asyncio.Event) -> None:
+    async def _reader(self, ws, session: UplinkSession, room_changed: asyncio.Event,
+                      commands: asyncio.Queue[Command]) -> None:
+        """Read every frame as it comes, and never wait for a commit here: commands are run by
+        :meth:`_commands`, so a flood of them cannot hold up acks or the keepalive's pongs."""
         async for message in ws:
             window_was_full = session.ready and session.room == 0
-            event = session.receive(message)
+            event = session.receive(message, self._clock())
             if isinstance(event, Welcomed):
                 self.sessions += 1
                 self.connected.set()
@@ -215,14 +227,36 @@ class UplinkClient:
                 if window_was_full:
                     room_changed.set()  # otherwise the sender is not waiting for room
             elif isinstance(event, (OpenLease, LeaseAction)):
-                result = await self._port.command(event)
-                await ws.send(result_frame(event.command_id, result))
+                try:
+                    commands.put_nowait(event)
+                except asyncio.QueueFull:  # admitted by the rate, but the commits lag behind
+                    await self._throttled(ws, rate_limited(event, 1.0))
+            elif isinstance(event, Throttled):
+                await self._throttled(ws, event)
             elif isinstance(event, FrameRejected):
                 if event.reason.value not in self._logged_rejections:
                     self._logged_rejections.add(event.reason.value)
                     log.warning("uplink.frame_rejected", reason=event.reason.value, error=event.message)
                 await ws.send(event.frame)
+            await asyncio.sleep(0)  # a flood of frames is read one at a time, with the modems' tasks between
         raise ConnectionError(f"connection closed ({ws.close_code} {ws.close_reason or ''})".strip())
+
+    async def _commands(self, ws, commands: asyncio.Queue[Command]) -> None:
+        """Run the admitted commands one at a time, in the order they came, and answer each."""
+        while True:
+            command = await commands.get()
+            result = await self._port.command(command)
+            await ws.send(result_frame(command.command_id, result))
+
+    async def _throttled(self, ws, event: Throttled) -> None:
+        """Answer ``rate_limited``; a flood is logged once per THROTTLE_LOG_EVERY with its count."""
+        await ws.send(event.frame)
+        self.throttled += 1
+        now, (logged_at, logged_total) = self._clock(), self._throttle_logged
+        if now - logged_at >= THROTTLE_LOG_EVERY:
+            log.warning("uplink.rate_limited", commands=self.throttled - logged_total, limit_per_s=COMMAND_RATE,
+                        burst=COMMAND_BURST)
+            self._throttle_logged = (now, self.throttled)
 
     async def _sender(self, ws, session: UplinkSession, room_changed: asyncio.Event) -> None:
         while True:

@@ -57,6 +57,7 @@ class ScriptedModem:
         self.table = table
         self.storage: dict[int, str] = {}
         self.commands: list[str] = []
+        self.echo = False  # V.250 echo (E1); ATE0 turns it off, as on a real modem
         self.started = time.monotonic()
         self.master, self.slave = os.openpty()
         tty.setraw(self.master)
@@ -155,6 +156,10 @@ class ScriptedModem:
     # ------------------------------------------------------------------------------- commands
     def _execute(self, command: str) -> None:
         self.commands.append(command)
+        if self.echo:
+            self.send(command.encode() + b"\r")
+        if command.upper() == "ATE0":
+            self.echo = False
         answer = self.answer(command)
         if answer:
             self.send(answer)

@@ -605,3 +605,55 @@ def test_storage_is_chosen_where_new_messages_are_stored_and_read():
             assert 'AT+CPMS="ME","ME"' not in rig.peer.commands
 
     run(scenario(), 30)
+
+
+# ----------------------------------------------------------------------- a restart is noticed
+def test_a_wavecom_restart_announced_by_wind_is_noticed():
+    """Wavecom says ``+WIND: 3``/``+WIND: 4`` after a start-up (Wavecom AT Commands Interface
+    Guide, AT+WIND; python-gsmmodem fakemodems.py answers AT+WIND? on this model) and nothing else:
+    its CNMI is gone, so without re-initialising no +CMTI would come again."""
+
+    async def scenario():
+        async with Rig(wavecom_table()) as rig:
+            await rig.ready()
+            cnmi = rig.peer.count("AT+CNMI=2,1,0,2,0")
+            rig.peer.send(b"\r\n+WIND: 3\r\n\r\n+WIND: 4\r\n")
+            await wait_until(lambda: rig.peer.count("AT+CNMI=2,1,0,2,0") == cnmi + 1, 8, "CNMI set again")
+            await rig.ready()
+            await asyncio.sleep(0.5)
+            assert rig.peer.count("AT+CNMI=2,1,0,2,0") == cnmi + 1  # once per restart, not per line
+
+    run(scenario(), 30)
+
+
+def test_a_silent_restart_is_noticed_by_the_echo_coming_back():
+    """A modem that restarts without a word still comes back with echo on (ITU-T V.250: E1 is
+    the default after a reset): our command coming back means our settings are gone."""
+
+    async def scenario():
+        async with Rig(generic_table()) as rig:
+            await rig.ready()
+            ate0 = rig.peer.count("ATE0")
+            rig.peer.echo = True  # the silent restart
+            await wait_until(lambda: rig.peer.count("ATE0") == ate0 + 1, 8, "re-initialised (ATE0 again)")
+            await rig.ready()
+            rig.peer.store("+79160000016", "after a silent restart")
+            await rig.delivered(["after a silent restart"])
+            await asyncio.sleep(2.5)
+            assert rig.peer.count("ATE0") == ate0 + 1
+
+    run(scenario(), 30)
+
+
+def test_a_modem_that_ignores_ate0_is_not_reinitialised_forever():
+    async def scenario():
+        table = generic_table()
+        table["ATE0"] = OK
+        async with Rig(table) as rig:
+            rig.peer.echo = True
+            rig.peer.table["ATE0"] = lambda peer: (setattr(peer, "echo", True), OK)[1]  # echo stays on
+            await rig.ready()
+            await asyncio.sleep(3)
+            assert rig.peer.count("ATE0") == 1 and rig.modem.health.state is ModemState.OK
+
+    run(scenario(), 30)

@@ -9,11 +9,11 @@ from dataclasses import replace
 from drivers.bank import PRESETS, SwitchTiming
 from drivers.simulator.bank import USSD_CODE, SimBank
 from gateway.app import Gateway
+from gateway.control.client import request
 from gateway.config import BankConfig, Config, LeaseConfig, ModemConfig, UssdNumber
 from gateway.leases import Policy
 from gateway.store import SimRow, Store
 from tests.conftest import FAST, wait_until
-from tests.gateway.test_cli import http
 
 BANK_OPTIONS = replace(FAST, reset_wait=0.05)
 SCALE = 0.01  # the simulated bank's 10 s switch and 5 s registration take 0.1 s and 0.05 s
@@ -79,13 +79,10 @@ class BankRig:
             await self.gateway.stop()
         await self.bank.stop()
 
-    @property
-    def base(self) -> str:
-        assert self.gateway is not None and self.gateway.control_address is not None
-        return f"http://127.0.0.1:{self.gateway.control_address[1]}"
-
     async def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
-        return await asyncio.to_thread(http, method, self.base + path, body)
+        """A request to the daemon's control socket, as `simgw lease ...` sends it."""
+        assert self.gateway is not None
+        return await asyncio.to_thread(request, self.gateway.control_socket, method, path, body)
 
     def lease_state(self, lease_id: str) -> str | None:
         lease = self.gateway.core.engine.get(lease_id)

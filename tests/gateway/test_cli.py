@@ -137,8 +137,11 @@ def test_demo_runs_and_ends_by_itself():
 def test_market_cli_serves_its_control_api():
     ws_port, http_port = free_port(), free_port()
     db = os.path.join(tempfile.mkdtemp(prefix="simgw-market-"), "market.db")
+    token = db + ".token"
+    with open(os.open(token, os.O_WRONLY | os.O_CREAT, 0o600), "w") as fh:
+        fh.write("t0ken\n")
     market = subprocess.Popen([*SIMGW, "market", "--listen", f"127.0.0.1:{ws_port}", "--control",
-                               f"127.0.0.1:{http_port}", "--token", "t0ken", "--db", db],
+                               f"127.0.0.1:{http_port}", "--token-file", token, "--db", db],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         ready = read_json_line(market, 20)

@@ -27,9 +27,13 @@ BROKEN = [  # (name, file text, the key the message must name, a word the messag
     ("bad msisdn", '[[modems]]\nport = "/dev/ttyUSB0"\nmsisdn = "call me"\n', "modems[0].msisdn", "phone number"),
     ("bad iccid key", '[numbers]\n"1234" = "+79001234567"\n', "numbers.1234", "ICCID"),
     ("bad control address", '[control]\nlisten = "localhost"\n', "control.listen", "HOST:PORT"),
+    ("control listen on every address", '[control]\nlisten = "0.0.0.0:8765"\n', "control.listen", "loopback"),
+    ("control listen on a LAN address", '[control]\nlisten = "192.168.1.20:8765"\n', "control.listen", "loopback"),
+    ("control listen on IPv6 any", '[control]\nlisten = "[::]:8765"\n', "control.listen", "loopback"),
+    ("control socket relative", '[control]\nsocket = "control.sock"\n', "control.socket", "absolute path"),
     ("syntax error", '[gateway\nid = "x"\n', "(syntax)", "valid TOML"),
     ("uplink without token", '[uplink]\nurl = "wss://market.example/v1"\n', "uplink.token", "exactly one"),
-    ("uplink token in url", '[uplink]\nurl = "wss://m.example/v1?token=abc"\ntoken = "t"\n', "uplink.url", "without the token"),
+    ("uplink token in url", '[uplink]\nurl = "wss://m.example/v1?token=abc"\ntoken = "t"\n', "uplink.url", "token_file"),
     ("uplink bad url", '[uplink]\nurl = "http://m.example"\ntoken = "t"\n', "uplink.url", "wss://"),
     ("modems not an array", '[modems]\nport = "/dev/ttyUSB0"\n', "modems", "array of tables"),
     ("denied list not a list", '[leases]\ndenied_services = "tinder"\n', "leases.denied_services", "list"),
@@ -89,6 +93,7 @@ def test_good_config_and_the_example_pass(tmp_path):
     example = os.path.join(os.path.dirname(__file__), "..", "..", "config", "simgw.example.toml")
     token = tmp_path / "token"
     token.write_text("example-token\n")
+    token.chmod(0o600)  # only the daemon's user may read it (tests/gateway/test_security_files.py)
     copy = tmp_path / "example.toml"
     copy.write_text(open(example).read().replace("/etc/simgw/token", str(token)))  # the only file it names
     result = check(str(copy))
@@ -100,6 +105,7 @@ def test_good_config_and_the_example_pass(tmp_path):
 def test_token_file_and_repr_never_shows_the_token(tmp_path):
     token = tmp_path / "token"
     token.write_text("s3cret-token\n")
+    token.chmod(0o600)
     config = from_dict({"uplink": {"url": "wss://m.example/v1", "token_file": str(token)}})
     assert config.uplink.token == "s3cret-token"
     assert "s3cret" not in repr(config)

@@ -177,7 +177,9 @@ def test_quarantine_purged_from_the_file_itself_after_retention(db):
     clocks.advance(3600)
     counts = core.purge()
     assert counts["quarantined"] == 1
-    core.store.compact()
+    from gateway import retention
+
+    retention.compact(core.store)
     core.store.close()
     blob = b"".join(open(f, "rb").read() for f in glob.glob(db + "*"))
     assert secret.encode() not in blob
@@ -329,3 +331,80 @@ def test_a_wall_clock_jump_across_a_restart_on_the_same_boot_changes_no_deadline
     again.store.close()
     rebooted = core_on("boot-2")  # a new boot: the wall clock says three hours passed, so the lease is over
     assert rebooted.engine.get("L1").state is LeaseState.EXPIRED
+
+
+def test_command_answers_are_bounded_in_rows_and_age(tmp_path):
+    from gateway.store import COMMAND_RETENTION
+
+    clocks = Clocks()
+    store = Store(str(tmp_path / "simgw.db"), max_commands=100)
+    store.open()
+    core = GatewayCore(store, LeaseConfig(), mono=lambda: clocks.mono, wall=lambda: clocks.wall)
+    core.start()
+    for i in range(150):
+        assert core.command(f"c{i}", lambda now, i=i: core.engine.finish(f"no-such-{i}", now))["reason"] == "unknown_lease"
+    assert store.command_count() == 100
+    assert store.command_result("c49") is None and store.command_result("c50") is not None  # the oldest went first
+    clocks.advance(COMMAND_RETENTION + 1)
+    core.command("fresh", lambda now: core.engine.finish("no-such", now))
+    core.purge()
+    assert store.command_count() == 1 and store.command_result("fresh") is not None
+
+
+def test_after_a_purge_no_purged_text_is_in_the_database_its_wal_or_its_shm(db):
+    """Must-show 5: the daemon's own purge, its connection still open, no VACUUM by hand; the
+    leased SMS was never acknowledged (a marketplace that never acks must not keep it on disk)."""
+    clocks = Clocks()
+    core = make_core(db, clocks, message_retention=3600.0, quarantine_retention=600.0)
+    core.open_lease("L1", NUMBER_A, "telegram")
+    leased, quarantined = "LEASED-SECRET-TEXT-4711", "QUARANTINED-SECRET-TEXT-0815"
+    assert core.ingest(part(ICCID_A, pdus(leased, ref=3)[0])).lease_id == "L1"
+    assert core.ingest(part(ICCID_B, pdus(quarantined, ref=4)[0], "/dev/ttyUSB1")).quarantined
+    for i in range(30):  # later traffic, so the texts sit in older WAL frames and pages
+        core.ingest(part(ICCID_B, pdus(f"filler {i} " * 20, ref=100 + i)[0], "/dev/ttyUSB1"))
+    clocks.advance(3601)
+    counts = core.purge()
+    assert counts["texts"] >= 1 and counts["quarantined"] >= 1
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            data = open(db + suffix, "rb").read()
+        except FileNotFoundError:
+            continue
+        assert leased.encode() not in data, f"the leased text is still in simgw.db{suffix}"
+        assert quarantined.encode() not in data, f"the quarantined text is still in simgw.db{suffix}"
+    # what the marketplace gets after the purge: the event, without the text it no longer may have
+    (sms,) = [row for row in core.store.outbox() if row[1] == "sms"]
+    assert sms[4]["text"] is None and sms[4]["sender"] is None and sms[4]["msg_id"]
+
+
+def test_migration_4_takes_texts_out_of_stored_outbox_events(db):
+    import json
+
+    store = Store(db)
+    store.open()
+    with store.transaction():
+        store.db.execute("INSERT INTO outbox (kind, message_id, payload, created_at) VALUES ('sms', 'm1', ?, 1)",
+                         (json.dumps({"msg_id": "m1", "text": "OLD-SECRET", "sender": "+7916"}),))
+        store.db.execute("PRAGMA user_version = 3")
+    store.close()
+    store.open()
+    assert store.schema_version() == len(MIGRATIONS) >= 4
+    (payload,) = [row[0] for row in store.db.execute("SELECT payload FROM outbox")]
+    assert json.loads(payload) == {"msg_id": "m1"}
+
+
+def test_the_outbox_is_capped_in_age_and_size_oldest_dropped_first(db, monkeypatch):
+    import gateway.retention as retention_module
+
+    monkeypatch.setattr(retention_module, "MAX_OUTBOX", 10)
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    for i in range(15):
+        core.open_lease(f"L{i}", NUMBER_A, "telegram")
+        core.cancel(f"L{i}")
+    seqs = [row[0] for row in core.store.outbox()]
+    assert len(seqs) == 30
+    assert core.purge()["outbox_dropped"] == 20
+    assert [row[0] for row in core.store.outbox()] == seqs[-10:]
+    clocks.advance(LeaseConfig().claim_window + 1)
+    assert core.purge()["outbox_dropped"] == 10 and core.store.outbox() == []

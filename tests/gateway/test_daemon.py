@@ -1,5 +1,5 @@
-"""The daemon end to end: simulated modems on ptys, the real Gateway, its control API on
-127.0.0.1 and its SQLite file; and the CLI's lease commands against it."""
+"""The daemon end to end: simulated modems on ptys, the real Gateway, its control socket and its
+SQLite file; and the CLI's lease commands against it."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from drivers.simulator.farm import ModemFarm
 from gateway.app import Gateway
 from gateway.config import Config, LeaseConfig, ModemConfig
 from tests.conftest import FAST, run, wait_until
-from tests.gateway.test_cli import http
+from gateway.control.client import request
 
 SIMGW = [sys.executable, "-m", "gateway.cli"]
 
@@ -37,12 +37,12 @@ def test_daemon_routes_leased_sms_and_quarantines_the_rest(tmp_path):
         await gateway.start()
         try:
             await wait_until(lambda: len(gateway.core.engine._online) == 3, 10, "three numbers online")
-            base = f"http://127.0.0.1:{gateway.control_address[1]}"
+            sock = gateway.control_socket
             numbers = [m.msisdn for m in farm.info()]
-            status, result = await asyncio.to_thread(http, "POST", f"{base}/leases",
+            status, result = await asyncio.to_thread(request, sock, "POST", "/leases",
                                                      {"number": numbers[0], "service": "telegram", "lease_id": "D1"})
             assert status == 201 and result["state"] == "waiting", result
-            status, refused = await asyncio.to_thread(http, "POST", f"{base}/leases",
+            status, refused = await asyncio.to_thread(request, sock, "POST", "/leases",
                                                       {"number": numbers[1], "service": "x", "category": "banking"})
             assert status == 409 and refused["reason"] == "service_denied" and refused["message"]
             farm.send_sms(0, "Telegram", "Telegram code 55555", shuffle=True)
@@ -51,11 +51,11 @@ def test_daemon_routes_leased_sms_and_quarantines_the_rest(tmp_path):
             by_text = {m.text: m for m in gateway.store_messages()}
             assert by_text["Telegram code 55555"].lease_id == "D1"
             assert by_text["nobody leased this number"].quarantined
-            status, result = await asyncio.to_thread(http, "POST", f"{base}/leases/D1/cancel")
+            status, result = await asyncio.to_thread(request, sock, "POST", "/leases/D1/cancel")
             assert status == 409 and result["reason"] == "not_cancellable"
-            status, result = await asyncio.to_thread(http, "POST", f"{base}/leases/D1/finish")
+            status, result = await asyncio.to_thread(request, sock, "POST", "/leases/D1/finish")
             assert status == 200 and result["state"] == "finished"
-            status, leases = await asyncio.to_thread(http, "GET", f"{base}/leases")
+            status, leases = await asyncio.to_thread(request, sock, "GET", "/leases")
             assert leases == []
             await wait_until(lambda: farm.stored_count() == 0, 5, "SIMs emptied after storing")
         finally:

@@ -3,6 +3,7 @@ Each is answered as PROTOCOL.md says, the connection stays up, and the other lea
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 from tests.conftest import run, wait_until
@@ -81,3 +82,51 @@ def test_twenty_six_kinds_of_bad_frames(tmp_path):
             validate_frames(rig.market.frames_in)
 
     run(scenario(), 90)
+
+
+def test_a_command_flood_is_rate_limited_bounded_on_disk_and_the_keepalive_holds(tmp_path):
+    """2,000 commands a second for four seconds: the gateway answers each, runs at most the burst
+    plus the rate, stores a row only for those, and its keepalive (pings every 0.3 s, 1 s to
+    answer) never times out behind the flood."""
+    import time
+
+    from gateway.uplink.protocol import COMMAND_BURST, COMMAND_RATE
+
+    async def scenario():
+        async with Rig(tmp_path, 1, ping_interval=0.3, ping_timeout=1.0) as rig:
+            connections_before = rig.market.connections
+            rows_before = rig.gateway.read(lambda store: store.command_count())
+            seen = len(rig.market.frames_in)
+
+            def results():
+                return [f for f in rig.market.frames_in[seen:] if f.get("type") == "result"
+                        and str(f.get("command_id", "")).startswith("flood-")]
+
+            started = time.monotonic()
+            flood = 0
+            while time.monotonic() - started < 4.0:  # 2,000 commands/s for four seconds (1,400/s were measured)
+                for _ in range(100):
+                    await rig.market.send_raw(json.dumps({"type": "lease.finish", "command_id": f"flood-{flood}",
+                                                          "lease_id": f"no-such-{flood}"}))
+                    flood += 1
+                await asyncio.sleep(max(0.0, started + flood / 2000 - time.monotonic()))
+            await wait_until(lambda: len(results()) >= flood, 30, "an answer to every command of the flood")
+            elapsed = time.monotonic() - started
+            answers = results()
+            limited = [f for f in answers if f.get("reason") == "rate_limited"]
+            executed = [f for f in answers if f.get("reason") != "rate_limited"]
+            print(f"flood: {flood} commands in {elapsed:.1f} s: {len(executed)} executed, {len(limited)} rate_limited")
+            assert len({f["command_id"] for f in answers}) == flood
+            assert all(f["reason"] == "unknown_lease" for f in executed)
+            assert len(executed) <= COMMAND_BURST + COMMAND_RATE * elapsed + 1, (len(executed), elapsed)
+            assert limited and all(not f["ok"] and f["retry_after"] > 0 for f in limited)
+            rows = rig.gateway.read(lambda store: store.command_count()) - rows_before
+            assert rows == len(executed), "a rate-limited command leaves no row"
+            # the keepalive held: no reconnect, and the session still serves
+            assert rig.market.connections == connections_before and rig.gateway.uplink.connected.is_set()
+            (n0,) = rig.numbers()
+            await asyncio.sleep(1.0)  # the bucket refills
+            assert (await rig.open("after-flood", n0))["ok"]
+            validate_frames(answers)
+
+    run(scenario(), 120)

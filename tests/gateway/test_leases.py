@@ -298,3 +298,63 @@ class LeaseMachine(RuleBasedStateMachine):
 
 TestLeaseMachine = LeaseMachine.TestCase
 TestLeaseMachine.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
+
+
+# ------------------------------------------------------------------- flat cost over uptime
+def _activate(e: LeaseEngine, n: int, now: float, service: str) -> None:
+    """Lease ``NUMBER`` for ``service``, one SMS, finish: one activation and one ended lease."""
+    opened(e, f"L{n}", service=service, now=now)
+    e.sms_arrived(f"s{n}", NUMBER, now + 1)
+    e.finish(f"L{n}", now + 2)
+
+
+def test_the_snapshot_taken_per_transaction_does_not_grow_with_ended_leases_and_activations():
+    """Fails before this change: snapshot() copied every remembered ended lease (up to 10,000) and
+    the whole activation history on every core transaction. 20,000 leases later, what a snapshot
+    holds is what it held after 100; and a rollback still undoes the last transaction exactly."""
+    import pickle
+
+    e = engine()
+    sizes = []
+    for n in range(20_000):
+        e.snapshot()  # as the core does before each transaction
+        _activate(e, n, n * 10.0, f"svc{n}")
+        if n in (100, 19_999):
+            sizes.append(len(pickle.dumps(e.snapshot())))
+    assert sizes[1] <= sizes[0] + 16, sizes  # (the journal marks count up)
+    before = e.snapshot()
+    _activate(e, 20_000, 300_000.0, "svc-last")
+    e.rollback(before)
+    assert e.get("L20000") is None and not e.used_for(NUMBER, "svc-last", 300_010.0)
+    assert e.used_for(NUMBER, "svc19999", 300_010.0) and e.get("L19999").state is LeaseState.FINISHED
+    assert e.get("L0") is None and len(e._ended) == e.max_remembered_ended  # the oldest forgotten first
+
+
+def test_with_a_cooldown_the_activation_history_holds_only_what_the_cooldown_covers():
+    e = engine(reuse_cooldown=3600.0)
+    for n in range(5_000):  # one activation a minute for 3.5 days, each for a new service
+        _activate(e, n, n * 60.0, f"svc{n}")
+    assert len(e._activated) <= 62  # the last hour's (60), give or take one prune step
+    assert e.used_for(NUMBER, "svc4999", 4_999 * 60.0 + 10) and not e.used_for(NUMBER, "svc0", 4_999 * 60.0)
+
+
+def test_at_capacity_the_oldest_activation_leaves_memory_and_the_store_answers_for_it():
+    """Never re-leased (no cool-down): the history is needed for ever, so what leaves memory at the
+    cap is asked of the lookup (the store, in the daemon; a dict here)."""
+    from gateway.activations import ActivationHistory
+
+    stored: dict[tuple[str, str], float] = {}
+    history = ActivationHistory(lookup=lambda number, service: stored.get((number, service)), capacity=100)
+    e = engine()
+    e.use_activation_history(history)
+    for n in range(1_000):
+        _activate(e, n, n * 10.0, f"SVC{n}")
+        stored[(NUMBER, f"svc{n}")] = n * 10.0 + 2  # the store committed it with the decision
+    assert len(history) == 100 and history.dropped_for_capacity
+    assert refusal(e.open("again", NUMBER, "svc3", 20_000.0)) == "number_used_for_service"  # from the store
+    assert refusal(e.open("again", NUMBER, "svc999", 20_000.0)) == "number_used_for_service"  # from memory
+    opened(e, "new", service="never-used", now=20_000.0)
+    no_lookup = ActivationHistory(capacity=10)
+    for n in range(50):
+        no_lookup.record(NUMBER, f"svc{n}", float(n))
+    assert len(no_lookup) == 50  # nothing to answer for a dropped entry: nothing dropped

@@ -18,6 +18,7 @@ import pytest
 
 from drivers.modem import ModemState
 from tests.conftest import FAST, run, wait_until
+from gateway.control.client import request
 from tests.gateway.test_cli import free_port, http
 from tests.gateway.test_daemon import write_toml
 from drivers.simulator.farm import ModemFarm
@@ -77,8 +78,9 @@ def test_logs_never_show_a_full_number_or_a_message_text(tmp_path):
             await wait_until(lambda: _try(lambda: http("GET", f"{base}/status")[1]["modems"][0]["state"] == "ok"),
                              20, "the daemon up")
             numbers = [m.msisdn for m in farm.info()]
-            await wait_until(lambda: _try(lambda: http("POST", f"{base}/leases",
-                                                       {"number": numbers[0], "service": "tg"})[0] == 201), 10, "lease")
+            sock = str(tmp_path / "state" / "control.sock")
+            await wait_until(lambda: _try(lambda: request(sock, "POST", "/leases",
+                                                          {"number": numbers[0], "service": "tg"})[0] == 201), 10, "lease")
             for i, text in enumerate(secret_texts):
                 farm.send_sms(i % 2, "+79161234567", text)
             await wait_until(lambda: farm.stored_count() == 0 and len(_messages(tmp_path)) == 3, 10, "SMS stored")

@@ -96,11 +96,13 @@ def test_capacity_is_channels_not_slots():
 @settings(max_examples=300, deadline=None)
 def test_random_walk_never_switches_out_a_leased_sim(steps):
     s = bank(queue_limit=3)
+    decided: list = []
+    s.add_listener(decided.append)
     now = 0.0
     n = 0
     for action, slot, channel in steps:
         now += 10.0
-        before = len(s.switch_log)
+        before = len(decided)
         if action == "request" and not s.is_leased(slot) and all(q[1] != slot for q in s.queued):
             n += 1
             s.request(f"L{n}", slot, now)
@@ -112,7 +114,7 @@ def test_random_walk_never_switches_out_a_leased_sim(steps):
             s.rotations_due(now)
         elif action == "observe" and s.channel_of(slot) == channel and not s.is_leased(s.active_slot(channel) or -1):
             s.observe(channel, slot, now)  # a radio reports its SIM (never replacing a leased one)
-        for switch in s.switch_log[before:]:  # (a released SIM may go; the scheduler also asserts it)
+        for switch in decided[before:]:  # (a released SIM may go; the scheduler also asserts it)
             assert switch.from_slot is None or switch.from_slot not in s._leased, "a leased SIM was switched out"
         assert len(s.queued) <= 3
         assert sum(1 for c in s._channels.values() if c.active is not None) <= s.capacity()
@@ -163,6 +165,7 @@ def test_inventory_counts_radios_per_operator_and_service_never_slots(tmp_path):
             if slot % 8 >= 4:
                 core.store.record_activation(f"+7900{slot:07d}", "tg", 1.8e9)
                 core.engine.restore_activation(f"+7900{slot:07d}", "tg", clock[0])
+    core.used.forget()  # written behind the core's back: the inventory reads the store again
     inventory = core.inventory()
     assert inventory["capacity"] == {"RU/Alpha": 2, "RU/Beta": 2}
     assert inventory["capacity_by_service"] == {"tg": {"RU/Alpha": 2, "RU/Beta": 1}}
@@ -175,3 +178,93 @@ def test_country_from_the_imsi_when_the_number_does_not_say():
 
     assert country_of_imsi("250011234567890") == "RU" and country_of_imsi("310260000000000") == "US"
     assert country_of_imsi("") is None and country_of("79001234567") is None  # a national number: no country
+
+
+# ------------------------------------------------------------------- flat cost over uptime
+def test_what_a_transaction_copies_does_not_grow_with_switches():
+    """Every core transaction snapshots the bank state (to roll it back if the commit fails). That
+    copy, and what the scheduler holds, must be the same size after 40,000 switches (104 days of
+    15-minute rotation on 4 channels) as after 1,000: a log of every switch since start made the
+    CPU per SMS grow for as long as the daemon ran. Switches are heard through a listener."""
+    import pickle
+
+    from drivers.bank import PRESETS
+    from gateway.banks import Banks
+    from gateway.config import BankConfig
+
+    config = BankConfig("bank1", PRESETS["swit"], tuple(f"/dev/ch{i}" for i in range(4)), 128, controller="/dev/ctl",
+                        rotation=60.0)
+    banks = Banks((config,))
+    scheduler = banks.schedulers["bank1"]
+    heard: list = []
+    scheduler.add_listener(heard.append)
+    for channel in config.channels:
+        scheduler.observe(channel, None, 0.0)
+    now, switches, size_at_1000 = 0.0, 0, None
+    while switches < 40_000:
+        now += 61.0
+        for switch in scheduler.rotations_due(now):
+            banks.order("bank1", switch)
+            scheduler.switch_done(switch.channel, True, now)
+            switches += 1
+        banks.take_orders()
+        if size_at_1000 is None and switches >= 1000:
+            size_at_1000 = len(pickle.dumps(banks.snapshot()))
+    size_at_end = len(pickle.dumps(banks.snapshot()))
+    assert size_at_end <= size_at_1000 + 64, (size_at_1000, size_at_end)
+    assert len(heard) == switches and heard[-1].reason == "rotation"
+    # A rollback still puts back exactly what the snapshot held.
+    before = banks.snapshot()
+    active = [scheduler.active_slot(c) for c in config.channels]
+    (switch, *_) = scheduler.rotations_due(now + 61.0)
+    banks.order("bank1", switch)
+    banks.rollback(before)
+    scheduler = banks.schedulers["bank1"]
+    assert [scheduler.active_slot(c) for c in config.channels] == active and banks.take_orders() == []
+    assert not any(scheduler.is_switching(c) for c in config.channels)
+
+
+@given(st.lists(st.lists(st.tuples(st.sampled_from(["RU/A", "RU/B"]), st.integers(0, 9)), max_size=4), max_size=5),
+       st.dictionaries(st.integers(0, 9), st.sets(st.sampled_from(["tg", "wa", "vk"]), max_size=3)))
+@settings(max_examples=300, deadline=None)
+def test_capacity_by_service_from_intersections_equals_counting_every_sim(radios, used):
+    """The inventory counts per service by intersecting the SIMs' used services (its cost follows
+    the history of the SIMs on the radios, not services x SIMs); the same counts as asking every
+    SIM about every service."""
+    from gateway.capacity import count_by_service
+
+    radios = [[(key, f"+7{n}") for key, n in radio] for radio in radios]
+    blocked = {f"+7{n}": services for n, services in used.items()}
+    services = {"tg", "wa", "vk", "ok"}
+
+    def brute(service: str) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for radio in radios:
+            for key in {key for key, number in radio if service not in blocked.get(number, set())}:
+                counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    assert count_by_service(radios, services, lambda number: blocked.get(number, set())) == \
+        {service: brute(service) for service in sorted(services)}
+
+
+def test_the_inventory_reads_the_activation_history_once_and_keeps_in_step():
+    from gateway.activations import UsedServices
+
+    loads = []
+    rows = [("+71", "TG", 10.0), ("+72", "wa", 20.0)]
+
+    def load():
+        loads.append(1)
+        return list(rows)
+
+    used = UsedServices(load, capacity=3)
+    assert used.of("+71") == {"tg": 10.0} and used.services() == {"tg", "wa"}
+    used.record("+71", "vk", 30.0)  # committed by the core with the lease that finished
+    assert used.of("+71") == {"tg": 10.0, "vk": 30.0} and len(loads) == 1
+    used.forget()  # a rollback: what memory holds may be ahead of the disk; read it again
+    assert used.of("+71") == {"tg": 10.0} and len(loads) == 2
+    used.record("+73", "ok", 40.0)
+    used.record("+74", "ok", 50.0)  # a 4th entry: over capacity, not kept; each use reads the store
+    rows += [("+73", "ok", 40.0), ("+74", "ok", 50.0)]
+    assert used.of("+74") == {"ok": 50.0} and used.of("+72") == {"wa": 20.0} and len(loads) == 4

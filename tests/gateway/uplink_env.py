@@ -42,7 +42,8 @@ def validate_frames(frames: list[dict]) -> set[str]:
 
 class Rig:
     def __init__(self, tmp, modems: int = 4, *, profile: str = "generic", drop_every: float | None = None,
-                 window: int = 256, health_interval: float = 30.0, **farm_kwargs) -> None:
+                 window: int = 256, health_interval: float = 30.0, ping_interval: float = 10.0,
+                 ping_timeout: float = 10.0, **farm_kwargs) -> None:
         self.tmp = str(tmp)
         self.farm = ModemFarm(modems, profile=profile, periodic_interval=None, **farm_kwargs)
         self.market_db = os.path.join(self.tmp, "market.db")
@@ -50,6 +51,7 @@ class Rig:
         self.market.record = True
         self.window = window
         self.health_interval = health_interval
+        self.ping = (ping_interval, ping_timeout)
         self.gateway: Gateway | None = None
         self.market_port = 0
 
@@ -65,7 +67,8 @@ class Rig:
         await self.market.start("127.0.0.1", 0)
         self.market_port = self.market.address[1]
         self.gateway = Gateway(self.config(f"ws://127.0.0.1:{self.market_port}/v1"), modem_options=FAST)
-        self.gateway.uplink.settings = replace(self.gateway.uplink.settings, backoff_initial=0.05)
+        self.gateway.uplink.settings = replace(self.gateway.uplink.settings, backoff_initial=0.05,
+                                               ping_interval=self.ping[0], ping_timeout=self.ping[1])
         await self.gateway.start()
         await wait_until(lambda: len(self.gateway.core.engine._online) == len(self.farm.modems), 15, "numbers online")
         await wait_until(lambda: self.gateway.uplink.connected.is_set(), 10, "uplink connected")
