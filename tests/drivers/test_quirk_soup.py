@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from drivers.channel import AtError
 from drivers.modem import ModemState
 from drivers.simulator.catalogue import load_catalogue
 from drivers.simulator.quirks import mechanisms
@@ -52,17 +53,20 @@ def soup_plan(rng: random.Random) -> list[tuple[str, list[str]]]:
 async def flow(h: Harness, rng: random.Random, seconds: float) -> list[tuple[int, str]]:
     """SMS to every modem and a fault somewhere every second or so, for ``seconds``; returns what was sent."""
     sent: list[tuple[int, str]] = []
+    probes: list[asyncio.Task] = []
     deadline = time.monotonic() + seconds
     ticks = int(seconds)
-    blips = {i: rng.randrange(2, max(3, ticks - 4)) for i in range(MODEMS)}  # each restarts once: boot quirks play
+    blips = {i: rng.randrange(1, max(2, ticks - 6)) for i in range(MODEMS)}  # each restarts once: boot quirks play
     tick = 0
     while time.monotonic() < deadline:
         tick += 1
         for i, at in blips.items():
             if at == tick:
                 h.farm.inject_fault(i, "reboot", seconds=1.0)
-            elif at == tick + 2:
+            elif tick == at + 2:
                 h.farm.stale_announcement(i)  # a +CMTI for an emptied slot: the driver meets an error answer
+            elif tick == at + 3:  # a vendor command this firmware lacks: its "unsupported" answer plays
+                probes.append(asyncio.create_task(h.modems[i].command("AT+WIND?", check=False), name=f"probe:{i}"))
         for i in range(MODEMS):
             if rng.random() < 0.5:
                 text = f"soup {SEED} modem {i} sms {tick}" + (" long" * 40 if rng.random() < 0.2 else "")
@@ -76,6 +80,8 @@ async def flow(h: Harness, rng: random.Random, seconds: float) -> list[tuple[int
             else:
                 h.farm.inject_fault(victim, kind, seconds=1.5)
         await asyncio.sleep(1.0)
+    for outcome in await asyncio.gather(*probes, return_exceptions=True):
+        assert not isinstance(outcome, Exception) or isinstance(outcome, AtError), repr(outcome)  # a fault may cut one short
     return sent
 
 
