@@ -97,6 +97,15 @@ def missing(h: Harness, plan: list[tuple[str, list[str]]], sent: list[tuple[int,
         f"held {len(h.farm.modems[i].engine.network_queue)})" for i, n in sorted(owed.items()))
 
 
+def idle_quirks(h: Harness, plan: list[tuple[str, list[str]]]) -> list[tuple[int, str, str]]:
+    """(modem, quirk, mechanism) that the driver never met."""
+    out = []
+    for i, (_, keys) in enumerate(plan):
+        fired = h.farm.modems[i].engine.quirks.fired
+        out += [(i, k, m) for k in keys for m in mechanisms(CATALOGUE.get(k).sim) if not fired.get(m)]
+    return out
+
+
 def states(h: Harness) -> str:
     return ", ".join(f"{i}:{m.health.state.value}({m.health.last_error})" for i, m in enumerate(h.modems)
                      if m.health.state is not ModemState.OK)
@@ -110,10 +119,13 @@ def test_quirk_soup_nothing_lost_nothing_duplicated_all_ok():
 
     async def go() -> None:
         h = Harness(MODEMS, plan=plan, periodic_interval=None)
+        waiting = [(i, f"soup {SEED} modem {i}: on the SIM before the driver opened the port") for i in range(MODEMS)]
+        for i, text in waiting:  # read by the first AT+CMGL, so list-format quirks play
+            h.farm.modems[i].engine.fill_storage(h.farm.pdus_for("+79161230077", text))
         async with driven(h):
             await wait_for(lambda: all(m.ready.is_set() for m in h.modems), 30,
                            lambda: "every driver ready: " + states(h))
-            sent = await flow(h, rng, FLOW_SECONDS)
+            sent = waiting + await flow(h, rng, FLOW_SECONDS)
             await wait_for(lambda: all(h.count(i, t) >= 1 for i, t in sent), 60, lambda: missing(h, plan, sent))
             duplicated = [(i, t[:40]) for i, t in sent if h.count(i, t) != 1]
             assert not duplicated, f"delivered more than once: {duplicated[:5]}"
@@ -123,10 +135,14 @@ def test_quirk_soup_nothing_lost_nothing_duplicated_all_ok():
             await wait_for(lambda: all(m.health.state is ModemState.OK for m in h.modems), 30,
                            lambda: "every modem ok: " + states(h))
             assert not h.bad_parts
-            for i, (profile, keys) in enumerate(plan):
-                fired = h.farm.modems[i].engine.quirks.fired
-                idle = [(k, m) for k in keys for m in mechanisms(CATALOGUE.get(k).sim) if not fired.get(m)]
-                assert not idle, f"modem {i} ({profile}): quirks that never played: {idle}"
+            # A fault can swallow the stale +CMTI or the unknown command of the flow: once more, calmly.
+            for i in range(MODEMS):
+                h.farm.stale_announcement(i)
+                assert not (await h.modems[i].command("AT+WIND?", check=False)).result.ok
+            await wait_for(lambda: not idle_quirks(h, plan), 10, lambda: f"every quirk to play: {idle_quirks(h, plan)}")
+            await asyncio.sleep(1.5)  # a health cycle after the error answers: still ok, nothing new on the SIM
+            assert all(m.health.state is ModemState.OK for m in h.modems), "not ok after the last round: " + states(h)
+            assert h.farm.stored_count() == 0 and all(h.count(i, t) == 1 for i, t in sent)
             for i, (profile, keys) in enumerate(plan):
                 modem, engine = h.modems[i], h.farm.modems[i].engine
                 assert modem.profile.name == DRIVER_PROFILE[profile], f"modem {i} ({profile}+{keys}): {modem.profile.name}"
