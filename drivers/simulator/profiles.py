@@ -73,7 +73,7 @@ SIM_PROFILES: dict[str, SimProfile] = {p.name: p for p in (
         "sim7600", "SIMCOM INCORPORATED", "SIMCOM_SIM7600E-H", "LE20B04SIM7600M22", "AT+CICCID", "+ICCID: {iccid}",
         storages=("SM", "ME"), boot_urcs=("RDY", "+CPIN: READY", "SMS DONE", "PB DONE"),
     ),
-    SimProfile(  # Telit reads the ICCID with AT#CCID, which no driver profile knows: +CRSM must do
+    SimProfile(  # Telit's ICCID command is AT#CCID (Telit AT reference), which no driver profile knows: +CRSM must do
         "telit", "Telit", "HE910", "12.00.024", "AT#CCID", "#CCID: {iccid}",
     ),
     SimProfile(
