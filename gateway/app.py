@@ -27,9 +27,10 @@ from gateway.control.limits import raise_open_files_limit
 from gateway.control.server import ControlRoutes, ControlServer
 from gateway.control.unix import socket_path
 from gateway.control.views import modems_json
-from gateway.core import GatewayCore, Ingested, decisions_json
-from gateway.leases import Refusal, Refused
-from gateway.banks import SwitchOrder
+from gateway.core import GatewayCore, decisions_json
+from gateway.domain.messages import IngestStatus, Ingested
+from gateway.domain.leases import Refusal, Refused
+from gateway.domain.banks import SwitchOrder
 from gateway.faults import CrashPoints, FaultFiles
 from gateway.notify import Notifier, boot_id
 from gateway.portcounters import PortCounters
@@ -186,10 +187,10 @@ class Gateway:
         self._ingest_queue.append((part, future))
         self._ingest_ready.set()
         result = await future
-        if result.status == "failed":
+        if result.status is IngestStatus.FAILED:
             raise StoreError(f"not stored: {result.error}")
         self._crash.maybe_crash("after_ingest")
-        log.info("sms.stored", port=part.port, status=result.status, msg_id=result.message_id,
+        log.info("sms.stored", port=part.port, status=result.status.value, msg_id=result.message_id,
                  lease=result.lease_id, quarantined=result.quarantined)
         if result.lease_id:
             due = self.core.due_at

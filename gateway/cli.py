@@ -114,7 +114,7 @@ def _simulate_bank(args: argparse.Namespace) -> int:
 def cmd_sims(args: argparse.Namespace) -> int:
     if getattr(args, "sims_command", None) == "scan":
         return _sims_scan(args)
-    from gateway.core import country_of, country_of_imsi
+    from gateway.domain.numbering import country_of, country_of_imsi
 
     store = _open_store(args)
     rows = [(r.bank, r.slot + 1, r.status, r.iccid or "-", r.imsi or "-",

@@ -17,7 +17,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from drivers.bank import PRESETS, SwitchStyle, SwitchTiming
-from gateway.leases import Policy
+from gateway.domain.banks import BankLayout
+from gateway.domain.leases import LeaseConfig, Policy
+from gateway.domain.numbering import UssdNumber
 from gateway.uplink.url import is_loopback, redact_urls, url_problem
 
 DEFAULT_PATH = "/etc/simgw/simgw.toml"
@@ -63,31 +65,14 @@ class BankConfig:
     queue: int = 16  # leases that may wait for a channel; 0 refuses with no_channel at once
     reset_wait: float | None = None  # the radios' boot time after a reset (None: their vendor's figure)
 
+    @property
+    def layout(self) -> BankLayout:
+        """What the scheduler and the inventory need of this bank, without the driver's types."""
+        return BankLayout(self.name, self.channels, self.slots, consecutive=self.switch.kind == "on_modem",
+                          rotation=self.rotation, queue=self.queue)
+
     def reach(self) -> dict[str, tuple[int, ...]]:
-        """Channel port -> the slots (0-based) it can hold: interleaved behind a controller
-        (channel c of n reaches c, c+n, ...), consecutive inside multi-SIM modems."""
-        n = len(self.channels)
-        if self.switch.kind == "on_modem":
-            per = self.slots // n
-            return {port: tuple(range(i * per, (i + 1) * per)) for i, port in enumerate(self.channels)}
-        return {port: tuple(range(i, self.slots, n)) for i, port in enumerate(self.channels)}
-
-
-@dataclass(frozen=True, slots=True)
-class UssdNumber:
-    """How an operator tells a SIM its own number: a USSD code and a pattern for the answer."""
-
-    operator: str  # as AT+COPS names it, or the IMSI's MCC+MNC prefix
-    code: str
-    pattern: str  # a regular expression; group 1 (or the whole match) is the number
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseConfig:
-    policy: Policy = field(default_factory=Policy)
-    quarantine_retention: float = 24 * 3600.0
-    message_retention: float = 7 * 24 * 3600.0
-    claim_window: float = 7 * 24 * 3600.0
+        return self.layout.reach()
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,6 @@ message and the outbox row commit together, or the engine is rolled back and not
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -19,31 +18,22 @@ from drivers.bank import SwitchReport
 from drivers.modem import ReceivedPart
 from drivers.sms.assembly import AssembledSms, assemble
 from drivers.sms.pdu import PduError, SmsDeliver, decode_pdu
-from gateway.activations import ActivationHistory, UsedServices
-from gateway.countries import country_of, country_of_imsi
-from gateway.banks import LEASABLE, SLOT_FAILURES, Banks, SwitchOrder
-from gateway.capacity import count_by_service, count_radios
-from gateway.config import BankConfig, LeaseConfig
-from gateway.leases import (Decision, Deliver, Lease, LeaseEngine, LeaseState, Opened, Quarantine, Refusal, Refused,
+from gateway.domain.activations import ActivationHistory, UsedServices
+from gateway.domain.numbering import country_of, country_of_imsi
+from gateway.domain.banks import LEASABLE, SLOT_FAILURES, Banks, SwitchOrder
+from gateway.domain.capacity import count_by_service, count_radios
+from gateway.config import BankConfig
+from gateway.domain.leases import (Decision, Deliver, Lease, LeaseConfig, LeaseEngine, LeaseState, Opened, Quarantine, Refusal, Refused,
                             Transitioned)
-from gateway.simbank import Outcome, Placement
+from gateway.domain.scheduler import Outcome, Placement
 from gateway import retention
-from gateway.store import MessageRow, SimRow, Store, StoredLease, StoreError, engine_lease, message_id
+from gateway.domain.banks import SimRow
+from gateway.domain.messages import (IngestStatus, Ingested, concat_part_key, message_id, raw_message_id,
+                                     single_part_key)
+from gateway.store import MessageRow, Store, StoredLease, StoreError, engine_lease
 
 log = structlog.get_logger("gateway.core")
 PLAUSIBLE_CLOCK_SKEW = 15 * 60.0  # a network timestamp further from our clock is not trusted for routing
-
-
-@dataclass(frozen=True, slots=True)
-class Ingested:
-    """What became of one part: ``pending`` (waiting for its other parts), ``duplicate`` (already
-    held), or ``routed`` with the message id and where it went."""
-
-    status: str
-    message_id: str | None = None
-    lease_id: str | None = None
-    quarantined: bool = False
-    error: str | None = None  # status "failed": not stored, so not to be deleted from the SIM
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +67,7 @@ class GatewayCore:
         self._numbers_by_iccid = dict(numbers or {})
         self._sims: dict[str, SimBinding] = {}  # by port
         self._operators: dict[str, str | None] = {}  # by port, from AT+COPS
-        self.banks = Banks(banks)
+        self.banks = Banks(tuple(bank.layout for bank in banks))
         self._boot_id = boot_id  # given when ``mono`` is the system's monotonic clock (same across restarts)
         self.due_at: float | None = None  # the engine's next deadline, kept for readers on other threads
 
@@ -184,7 +174,7 @@ class GatewayCore:
         try:
             return self.ingest(part)
         except Exception as exc:
-            return Ingested("failed", error=f"{type(exc).__name__}: {exc}")
+            return Ingested(IngestStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
 
     def _ingest(self, part: ReceivedPart) -> Ingested:
         iccid = part.identity.iccid or f"port:{part.port}"
@@ -194,14 +184,14 @@ class GatewayCore:
             return self._ingest_unroutable(part, iccid, now_wall)
         concat = sms.concat
         if concat is None or concat.total <= 1:
-            key = f"{iccid}|{hashlib.sha256(part.pdu_hex.encode()).hexdigest()[:16]}"
+            key = single_part_key(iccid, part.pdu_hex)
             number, total = 1, 1
         else:
-            key = f"{iccid}|{sms.sender}|{concat.ref_bits}:{concat.ref}|{concat.total}"
+            key = concat_part_key(iccid, sms.sender, concat.ref_bits, concat.ref, concat.total)
             number, total = concat.part, concat.total
         outcome = self.store.insert_part(key, number, total, iccid, part.port, part.pdu_hex, now_wall)
         if outcome == "duplicate":
-            return Ingested("duplicate")
+            return Ingested(IngestStatus.DUPLICATE)
         if outcome == "conflict":
             # A new message reuses the reference of one still incomplete: the old one will not
             # complete now; route what it has, marked incomplete, and start the new one.
@@ -210,19 +200,19 @@ class GatewayCore:
             self.store.insert_part(key, number, total, iccid, part.port, part.pdu_hex, now_wall)
         rows = self.store.parts(key)
         if len(rows) < total:
-            return Ingested("pending")
+            return Ingested(IngestStatus.PENDING)
         return self._route(key, rows, total, part.identity.msisdn or None, part)
 
     def _ingest_unroutable(self, part: ReceivedPart, iccid: str, now_wall: float) -> Ingested:
         """A PDU that did not decode, or a status report: kept on the Pi, never forwarded."""
-        msg_id = "raw-" + hashlib.sha256(f"{iccid}|{part.pdu_hex}".encode()).hexdigest()[:20]
+        msg_id = raw_message_id(iccid, part.pdu_hex)
         if self.store.has_message(msg_id):
-            return Ingested("duplicate", msg_id)
+            return Ingested(IngestStatus.DUPLICATE, msg_id)
         kind = "undecodable" if part.sms is None else "status-report"
         row = MessageRow(msg_id, iccid, self.number_for(iccid), part.port, None, None, kind, 1, False, None,
                          now_wall, None, True, None)
         self.store.insert_message(row, [part.pdu_hex])
-        return Ingested("routed", msg_id, None, True)
+        return Ingested(IngestStatus.ROUTED, msg_id, None, True)
 
     def _route(self, key: str, rows: list, total: int, msisdn: str | None = None,
                known: ReceivedPart | None = None) -> Ingested:
@@ -247,7 +237,7 @@ class GatewayCore:
         scts = message.timestamp.isoformat()
         msg_id = message_id(iccid, message.sender, scts, message.concat_ref, message.text)
         if self.store.has_message(msg_id):
-            return Ingested("duplicate", msg_id)
+            return Ingested(IngestStatus.DUPLICATE, msg_id)
         # The number comes with the part (the modem read it from the SIM or the config gave it), so
         # routing never depends on whether the modem's state change has been seen yet.
         number = msisdn or self.number_for(iccid)
@@ -263,7 +253,7 @@ class GatewayCore:
                          deliver is None, None)
         self.store.insert_message(row, list(message.pdus))
         self._persist(decisions, message=row)
-        return Ingested("routed", msg_id, row.lease_id, row.quarantined)
+        return Ingested(IngestStatus.ROUTED, msg_id, row.lease_id, row.quarantined)
 
     def _sent_at(self, message: AssembledSms, number: str, now: float) -> float | None:
         """When the network says the SMS was sent, in engine time, for telling an SMS that reached

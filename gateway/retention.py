@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import structlog
 
-from gateway.config import LeaseConfig
+from gateway.domain.leases import LeaseConfig
 from gateway.store import COMMAND_RETENTION, MAX_OUTBOX, OUTBOX_ALARM, Store
 
 log = structlog.get_logger("gateway.retention")

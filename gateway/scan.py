@@ -22,11 +22,12 @@ import structlog
 
 from drivers.bank import BankController, bring_in, selector
 from drivers.modem import Modem, ModemOptions, ReceivedPart, stop_modems
-from gateway.banks import LEASABLE
+from gateway.domain.banks import LEASABLE
 from gateway.config import BankConfig, Config
 from gateway.core import GatewayCore
-from gateway.msisdn import discover
-from gateway.store import SimRow, Store, StoreError
+from gateway.runtime.msisdn import discover
+from gateway.domain.banks import SimRow
+from gateway.store import Store, StoreError
 
 log = structlog.get_logger("gateway.scan")
 RUN_KEY, FINISHED_KEY = "scan_run", "scan_finished"

@@ -15,14 +15,14 @@ migrated on open. A Store is used from one thread only (the daemon's core thread
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from gateway.leases import Lease, LeaseState
+from gateway.domain.banks import SimRow
+from gateway.domain.leases import Lease, LeaseState
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the initial schema
@@ -89,12 +89,6 @@ class StoreError(RuntimeError):
     """The store refused (disk full, read-only, corrupt); the message says which and where."""
 
 
-def message_id(iccid: str, sender: str, scts: str, concat_ref: int | None, text: str) -> str:
-    """What identifies an SMS on the network, hashed: the same SMS read twice gets the same id."""
-    material = "\x1f".join((iccid, sender, scts, "" if concat_ref is None else str(concat_ref), text))
-    return hashlib.sha256(material.encode("utf-8", "surrogatepass")).hexdigest()[:24]
-
-
 @dataclass(frozen=True, slots=True)
 class StoredLease:
     """A lease as persisted: engine fields with absolute wall-clock times."""
@@ -112,23 +106,6 @@ class StoredLease:
     ended_at: float | None
     not_before: float | None = None
     clock_offset: float | None = None  # wall - monotonic when written
-
-
-@dataclass(frozen=True, slots=True)
-class SimRow:
-    """One bank slot as last seen: ``status`` is ok, empty, wrong_sim, no_network or no_answer."""
-
-    bank: str
-    slot: int
-    status: str
-    iccid: str | None = None
-    imsi: str | None = None
-    operator: str | None = None
-    msisdn: str | None = None
-    msisdn_source: str | None = None  # cnum, ussd or config
-    detail: str | None = None
-    scan_run: str | None = None
-    seen_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,10 @@ import structlog
 
 from drivers.bank import BankController, Failure, SwitchReport, bring_in, selector
 from drivers.modem import Modem
-from gateway.banks import SwitchOrder
-from gateway.config import BankConfig, UssdNumber
-from gateway.msisdn import discover
+from gateway.domain.banks import SwitchOrder
+from gateway.config import BankConfig
+from gateway.domain.numbering import UssdNumber
+from gateway.runtime.msisdn import discover
 
 log = structlog.get_logger("gateway.switcher")
 Report = Callable[[SwitchOrder, SwitchReport, str | None, str | None], Awaitable[None]]

@@ -138,7 +138,8 @@ def write_config(path: str, *, state: str, control: int, ws_port: int, bank: dic
 
 def prefill_inventory(database: str, cards: list[tuple[str, str, str, str]]) -> None:
     """The inventory as ``simgw sims scan`` leaves it (the scan has its own test)."""
-    from gateway.store import SimRow, Store
+    from gateway.domain.banks import SimRow
+    from gateway.store import Store
 
     store = Store(database)
     store.open()

@@ -11,8 +11,9 @@ from drivers.simulator.bank import USSD_CODE, SimBank
 from gateway.app import Gateway
 from gateway.control.client import request
 from gateway.config import BankConfig, Config, LeaseConfig, ModemConfig, UssdNumber
-from gateway.leases import Policy
-from gateway.store import SimRow, Store
+from gateway.domain.leases import Policy
+from gateway.domain.banks import SimRow
+from gateway.store import Store
 from tests.conftest import FAST, wait_until
 
 BANK_OPTIONS = replace(FAST, reset_wait=0.05)

@@ -14,10 +14,10 @@ import time
 
 from drivers.bank import PRESETS, Failure, SwitchReport
 from drivers.simulator.bank import SimBank
-from gateway.banks import SwitchOrder
+from gateway.domain.banks import SwitchOrder
 from gateway.config import BankConfig
-from gateway.leases import Policy
-from gateway.simbank import Switch
+from gateway.domain.leases import Policy
+from gateway.domain.scheduler import Switch
 from gateway.switcher import RECENT_SWITCHES, Switcher
 from gateway.store import Store
 from tests.conftest import run, wait_until

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.simbank import Outcome, SimScheduler, interleaved_reach
+from gateway.domain.scheduler import Outcome, SimScheduler, interleaved_reach
 
 CHANNELS = ["ch0", "ch1", "ch2", "ch3"]
 
@@ -126,7 +126,8 @@ def bank_core(tmp_path):
     from drivers.bank import PRESETS
     from gateway.config import BankConfig, LeaseConfig
     from gateway.core import GatewayCore
-    from gateway.store import SimRow, Store
+    from gateway.domain.banks import SimRow
+    from gateway.store import Store
 
     clock = [1000.0]
     store = Store(str(tmp_path / "core.db"))
@@ -174,7 +175,7 @@ def test_inventory_counts_radios_per_operator_and_service_never_slots(tmp_path):
 
 
 def test_country_from_the_imsi_when_the_number_does_not_say():
-    from gateway.core import country_of, country_of_imsi
+    from gateway.domain.numbering import country_of, country_of_imsi
 
     assert country_of_imsi("250011234567890") == "RU" and country_of_imsi("310260000000000") == "US"
     assert country_of_imsi("") is None and country_of("79001234567") is None  # a national number: no country
@@ -189,12 +190,12 @@ def test_what_a_transaction_copies_does_not_grow_with_switches():
     import pickle
 
     from drivers.bank import PRESETS
-    from gateway.banks import Banks
+    from gateway.domain.banks import Banks
     from gateway.config import BankConfig
 
     config = BankConfig("bank1", PRESETS["swit"], tuple(f"/dev/ch{i}" for i in range(4)), 128, controller="/dev/ctl",
                         rotation=60.0)
-    banks = Banks((config,))
+    banks = Banks((config.layout,))
     scheduler = banks.schedulers["bank1"]
     heard: list = []
     scheduler.add_listener(heard.append)
@@ -231,7 +232,7 @@ def test_capacity_by_service_from_intersections_equals_counting_every_sim(radios
     """The inventory counts per service by intersecting the SIMs' used services (its cost follows
     the history of the SIMs on the radios, not services x SIMs); the same counts as asking every
     SIM about every service."""
-    from gateway.capacity import count_by_service
+    from gateway.domain.capacity import count_by_service
 
     radios = [[(key, f"+7{n}") for key, n in radio] for radio in radios]
     blocked = {f"+7{n}": services for n, services in used.items()}
@@ -249,7 +250,7 @@ def test_capacity_by_service_from_intersections_equals_counting_every_sim(radios
 
 
 def test_the_inventory_reads_the_activation_history_once_and_keeps_in_step():
-    from gateway.activations import UsedServices
+    from gateway.domain.activations import UsedServices
 
     loads = []
     rows = [("+71", "TG", 10.0), ("+72", "wa", 20.0)]

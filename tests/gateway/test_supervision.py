@@ -9,7 +9,8 @@ import os
 from gateway.app import Gateway
 from gateway.config import Config, LeaseConfig
 from gateway.faults import FaultFiles
-from gateway.leases import LeaseState
+from gateway.domain.messages import IngestStatus
+from gateway.domain.leases import LeaseState
 from tests.conftest import run
 from tests.gateway.test_core import ICCID_A, ICCID_B, NUMBER_A, NUMBER_B, part, pdus
 
@@ -58,7 +59,7 @@ def test_a_minute_of_failed_commits_delays_deadlines_by_seconds_and_stops_nothin
             # an SMS on a number with no lease (purged at +120), and half of one that never completes
             assert (await gateway.call(gateway.core.ingest, part(ICCID_B, pdus("nobody's")[0], "/dev/ttyUSB1"))).quarantined
             assert (await gateway.call(gateway.core.ingest, part(ICCID_B, pdus("half " * 80, ref=9)[0],
-                                                                 "/dev/ttyUSB1"))).status == "pending"
+                                                                 "/dev/ttyUSB1"))).status is IngestStatus.PENDING
             await advance_to(10, 1.0)
             (fault_dir / "disk_full").touch()  # from +10 to +70 every commit fails
             await advance_to(70, 1.0)

@@ -1,7 +1,7 @@
 """SIM banks on the core thread: which SIM is in which slot, and the schedulers that move them.
 
-I/O-free like the rest of the core: it keeps the inventory rows (one per bank slot, as last
-seen by a switch or a scan), one :class:`~gateway.simbank.SimScheduler` per bank, and the
+I/O-free: it keeps the inventory rows (one per bank slot, as last seen by a switch or a scan),
+one :class:`~gateway.domain.scheduler.SimScheduler` per bank, and the
 switches decided but not yet handed to the switcher (the asyncio side), which performs them and
 reports back. Only a slot whose SIM was seen ``ok`` with a known number is offered for leases.
 """
@@ -13,12 +13,49 @@ import statistics
 from collections import deque
 from dataclasses import dataclass
 
-from gateway.config import BankConfig
-from gateway.simbank import SimScheduler, Switch
-from gateway.store import SimRow
+from gateway.domain.scheduler import SimScheduler, Switch
 
 LEASABLE = "ok"
 SLOT_FAILURES = frozenset({"empty", "wrong_sim", "no_network"})  # the slot's fault, not the radio's
+
+
+@dataclass(frozen=True, slots=True)
+class BankLayout:
+    """What the scheduler needs of a bank: its channels (radio ports), its slots, and how the two
+    are wired. The config builds it from its ``[[banks]]`` table (:attr:`BankConfig.layout`)."""
+
+    name: str
+    channels: tuple[str, ...]
+    slots: int
+    consecutive: bool = False  # multi-SIM modems: each channel holds a run of slots, not every n-th
+    rotation: float | None = 15 * 60.0  # None: idle SIMs stay where they are
+    queue: int = 16  # leases that may wait for a channel; 0 refuses with no_channel at once
+
+    def reach(self) -> dict[str, tuple[int, ...]]:
+        """Channel port -> the slots (0-based) it can hold: interleaved behind a controller
+        (channel c of n reaches c, c+n, ...), consecutive inside multi-SIM modems."""
+        n = len(self.channels)
+        if self.consecutive:
+            per = self.slots // n
+            return {port: tuple(range(i * per, (i + 1) * per)) for i, port in enumerate(self.channels)}
+        return {port: tuple(range(i, self.slots, n)) for i, port in enumerate(self.channels)}
+
+
+@dataclass(frozen=True, slots=True)
+class SimRow:
+    """One bank slot as last seen: ``status`` is ok, empty, wrong_sim, no_network or no_answer."""
+
+    bank: str
+    slot: int
+    status: str
+    iccid: str | None = None
+    imsi: str | None = None
+    operator: str | None = None
+    msisdn: str | None = None
+    msisdn_source: str | None = None  # cnum, ussd or config
+    detail: str | None = None
+    scan_run: str | None = None
+    seen_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +71,7 @@ class SwitchOrder:
 
 
 class Banks:
-    def __init__(self, configs: tuple[BankConfig, ...]) -> None:
+    def __init__(self, configs: tuple[BankLayout, ...]) -> None:
         self.configs = {b.name: b for b in configs}
         self.schedulers = {b.name: SimScheduler(b.reach(), queue_limit=b.queue,
                                                 rotation_period=b.rotation if b.rotation else math.inf)
