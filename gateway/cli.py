@@ -360,7 +360,7 @@ def cmd_messages(args: argparse.Namespace) -> int:
 def cmd_purge(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from gateway import retention
+    from gateway.store import retention
     from gateway.store import Store
 
     config = _config(args)

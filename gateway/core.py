@@ -26,7 +26,7 @@ from gateway.config import BankConfig
 from gateway.domain.leases import (Decision, Deliver, Lease, LeaseConfig, LeaseEngine, LeaseState, Opened, Quarantine, Refusal, Refused,
                             Transitioned)
 from gateway.domain.scheduler import Outcome, Placement
-from gateway import retention
+from gateway.store import retention
 from gateway.domain.banks import SimRow
 from gateway.domain.messages import (IngestStatus, Ingested, concat_part_key, message_id, raw_message_id,
                                      single_part_key)
@@ -536,7 +536,7 @@ class GatewayCore:
         self.due_at = self.engine.next_deadline()
 
     def purge(self) -> dict[str, int]:
-        """Everything past its retention, see :mod:`gateway.retention`."""
+        """Everything past its retention, see :mod:`gateway.store.retention`."""
         return retention.purge(self.store, self.config, self._wall())
 
     def _transact(self, step: Callable[[float], list[Decision]]) -> list[Decision]:

@@ -178,7 +178,7 @@ def test_quarantine_purged_from_the_file_itself_after_retention(db):
     clocks.advance(3600)
     counts = core.purge()
     assert counts["quarantined"] == 1
-    from gateway import retention
+    from gateway.store import retention
 
     retention.compact(core.store)
     core.store.close()
@@ -395,7 +395,7 @@ def test_migration_4_takes_texts_out_of_stored_outbox_events(db):
 
 
 def test_the_outbox_is_capped_in_age_and_size_oldest_dropped_first(db, monkeypatch):
-    import gateway.retention as retention_module
+    import gateway.store.retention as retention_module
 
     monkeypatch.setattr(retention_module, "MAX_OUTBOX", 10)
     clocks = Clocks()

@@ -15,7 +15,7 @@ import structlog
 from gateway.domain.leases import LeaseConfig
 from gateway.store import COMMAND_RETENTION, MAX_OUTBOX, OUTBOX_ALARM, Store
 
-log = structlog.get_logger("gateway.retention")
+log = structlog.get_logger("gateway.store.retention")
 
 
 def purge(store: Store, config: LeaseConfig, now: float) -> dict[str, int]:

@@ -1,0 +1,86 @@
+"""Rows as the store reads and writes them, and the one mapper per row type."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+from gateway.domain.banks import SimRow
+from gateway.domain.leases import Lease, LeaseState
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLease:
+    """A lease as persisted: engine fields with absolute wall-clock times."""
+
+    id: str
+    number: str
+    service: str
+    category: str | None
+    state: LeaseState
+    opened_at: float
+    deadline: float
+    wait_window: float
+    sms_count: int
+    last_sms_at: float | None
+    ended_at: float | None
+    not_before: float | None = None
+    clock_offset: float | None = None  # wall - monotonic when written
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRow:
+    id: str
+    iccid: str
+    number: str | None
+    port: str
+    sender: str | None
+    text: str | None
+    encoding: str
+    parts: int
+    complete: bool
+    scts: str | None
+    received_at: float
+    lease_id: str | None
+    quarantined: bool
+    purged_at: float | None
+
+
+def lease_of(row: sqlite3.Row) -> StoredLease:
+    return StoredLease(row["id"], row["number"], row["service"], row["category"], LeaseState(row["state"]),
+                       row["opened_at"], row["deadline"], row["wait_window"], row["sms_count"], row["last_sms_at"],
+                       row["ended_at"], row["not_before"], row["clock_offset"])
+
+
+def message_of(row: sqlite3.Row) -> MessageRow:
+    return MessageRow(row["id"], row["iccid"], row["number"], row["port"], row["sender"], row["text"],
+                      row["encoding"], row["parts"], bool(row["complete"]), row["scts"], row["received_at"],
+                      row["lease_id"], bool(row["quarantined"]), row["purged_at"])
+
+
+
+def sim_of(row: sqlite3.Row) -> SimRow:
+    return SimRow(row["bank"], row["slot"], row["status"], row["iccid"], row["imsi"], row["operator"],
+                  row["msisdn"], row["msisdn_source"], row["detail"], row["scan_run"], row["seen_at"])
+
+
+def engine_lease(stored: StoredLease, *, wall_now: float, mono_now: float, max_remaining: float,
+                 same_boot: bool = False) -> Lease:
+    """Convert a stored lease to engine time. On the same boot the monotonic clock has run on
+    across the restart, so the offset the times were written with gives them back exactly, whatever
+    the wall clock did meanwhile. Otherwise the wall clock is all there is: the remaining time is
+    clamped to the policy bound, so a wall clock set back while we were down cannot stretch a
+    lease; a deadline already past keeps its order (the first tick resolves it)."""
+    if same_boot and stored.clock_offset is not None:
+        offset = -stored.clock_offset
+        deadline = stored.deadline + offset
+    else:
+        offset = mono_now - wall_now
+        deadline = mono_now + min(stored.deadline - wall_now, max_remaining)
+
+    def to_engine(wall: float | None) -> float | None:
+        return None if wall is None else wall + offset
+
+    return Lease(stored.id, stored.number, stored.service, stored.category, stored.state,
+                 stored.opened_at + offset, deadline, stored.wait_window, stored.sms_count,
+                 to_engine(stored.last_sms_at), to_engine(stored.ended_at), to_engine(stored.not_before))
