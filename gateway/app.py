@@ -29,7 +29,7 @@ from gateway.control.unix import socket_path
 from gateway.control.views import modems_json
 from gateway.core import GatewayCore, decisions_json
 from gateway.domain.messages import IngestStatus, Ingested
-from gateway.domain.leases import Refusal, Refused
+from gateway.domain.leases import LeaseEngine
 from gateway.domain.banks import SwitchOrder
 from gateway.faults import CrashPoints, FaultFiles
 from gateway.notify import Notifier, boot_id
@@ -45,6 +45,7 @@ log = structlog.get_logger("gateway.app")
 STOP_TIMEOUT = 5.0  # what has not stopped by then is logged and left behind
 T = TypeVar("T")
 ONLINE_STATES = frozenset({ModemState.OK, ModemState.DEGRADED})
+LEASE_ACTIONS = {"repeat": LeaseEngine.repeat, "finish": LeaseEngine.finish, "cancel": LeaseEngine.cancel}
 
 
 class Gateway:
@@ -105,7 +106,7 @@ class Gateway:
     async def start(self) -> None:
         await self.call(self.store.open)
         resolved = await self.call(self.core.start)
-        log.info("gateway.started", leases=len(self.core.engine.active()), resolved_on_start=len(resolved),
+        log.info("gateway.started", leases=len(self.core.snapshot.leases), resolved_on_start=len(resolved),
                  modems=len(self.config.modems))
         self._rescan()
         self.supervisor.start("port-rescan", self._rescan_loop)
@@ -193,7 +194,7 @@ class Gateway:
         log.info("sms.stored", port=part.port, status=result.status.value, msg_id=result.message_id,
                  lease=result.lease_id, quarantined=result.quarantined)
         if result.lease_id:
-            due = self.core.due_at
+            due = self.core.snapshot.due_at
             if due is not None and due < self.timers.wake_at:
                 self._wake.set()  # a deadline now comes before the timer's next wake-up
             self.outbox_changed.set()
@@ -225,7 +226,7 @@ class Gateway:
     def _on_modem_state(self, modem: Modem) -> None:
         self.port_counters.totals(modem.path, modem.channel)  # every session's counts, before its channel closes
         identity = modem.identity
-        if self.switcher is not None and self.core.banks.bank_of(modem.path) is not None:
+        if self.switcher is not None and self.config.bank_of(modem.path) is not None:
             if modem.path not in self.switcher.switching and modem.health.state in (*ONLINE_STATES, ModemState.NO_SIM):
                 operator = modem.health.operator
                 self.supervisor.start(f"observe:{modem.path}",
@@ -310,22 +311,15 @@ class Gateway:
         return result
 
     def _command_step(self, command: OpenLease | LeaseAction):
-        """The engine call a marketplace command stands for, run on the core thread."""
+        """The core's step a marketplace command stands for, run on the core thread."""
         core, engine = self.core, self.core.engine
         if isinstance(command, LeaseAction):
-            action = getattr(engine, command.action)
-            return lambda now: action(command.lease_id, now)
-
-        def open_lease(now: float):
-            number = command.number or core.choose_number(command.service, country=command.country,
-                                                           operator=command.operator,
-                                                           exclude_prefixes=command.exclude_prefixes)
-            if number is None:
-                return [*engine.tick(now), Refused(Refusal.NO_NUMBER, command.lease_id)]
-            return core.open_step(command.lease_id, number, command.service, now, category=command.category,
-                                  wait_window=command.wait_window)
-
-        return open_lease
+            action = LEASE_ACTIONS[command.action]
+            return lambda now: action(engine, command.lease_id, now)
+        return lambda now: core.open_chosen_step(
+            command.lease_id, command.service, now, number=command.number, country=command.country,
+            operator=command.operator, exclude_prefixes=command.exclude_prefixes, category=command.category,
+            wait_window=command.wait_window)
 
     async def inventory(self) -> dict[str, object]:
         return await self.call(self.core.inventory)

@@ -111,7 +111,7 @@ class ControlRoutes:
 
     async def leases(self, request: web.Request) -> web.Response:
         now = self._mono()
-        return web.json_response([views.lease_json(lease, now) for lease in self.gateway.core.engine.active()])
+        return web.json_response([views.lease_json(lease, now) for lease in self.gateway.core.snapshot.leases])
 
     async def open_lease(self, request: web.Request) -> web.Response:
         body = await request.read()

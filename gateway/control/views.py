@@ -1,8 +1,9 @@
 """What the control API shows: ``/status`` and ``/leases`` as JSON, ``/metrics`` through
 prometheus_client.
 
-The views read the gateway's published state on the event loop (modem health, the lease engine's
-active leases, bank schedulers); they never write. Metrics are a custom collector on a private
+The views read, on the event loop, the modems' health and the core's last published snapshot
+(:class:`~gateway.core.CoreSnapshot`: active leases, bank channels), never the core's own state;
+they never write. Metrics are a custom collector on a private
 registry: the metric families are built from the gateway's state at scrape time, so nothing is
 counted twice and no process-global registry is touched."""
 
@@ -30,22 +31,14 @@ def lease_json(lease, now: float) -> dict[str, object]:
 def banks_json(gateway: Gateway) -> list[dict[str, object]]:
     """Per bank: what each radio holds, the wait queue, slot states, switch outcomes."""
     out = []
-    banks, switcher = gateway.core.banks, gateway.switcher
-    for name, scheduler in banks.schedulers.items():
-        slots: dict[str, int] = {}
-        for (bank, _), row in list(banks.rows.items()):
-            if bank == name:
-                slots[row.status] = slots.get(row.status, 0) + 1
-        counts = dict(switcher.counts) if switcher else {}
-        switches = {outcome: n for (bank, outcome), n in counts.items() if bank == name}
-        channels = []
-        for port in scheduler.channels:
-            slot = scheduler.active_slot(port)
-            channels.append({"port": port, "slot": None if slot is None else slot + 1,
-                             "switching": scheduler.is_switching(port),
-                             "lease": scheduler.lease_on(slot) if slot is not None else None})
-        out.append({"name": name, "channels": channels, "queued": len(scheduler.queued), "slots": slots,
-                    "switches": switches, "lease_wait": banks.wait_summary(name)})
+    switcher = gateway.switcher
+    counts = dict(switcher.counts) if switcher else {}
+    for bank in gateway.core.snapshot.banks:
+        switches = {outcome: n for (name, outcome), n in counts.items() if name == bank.name}
+        channels = [{"port": c.port, "slot": c.slot, "switching": c.switching, "lease": c.lease}
+                    for c in bank.channels]
+        out.append({"name": bank.name, "channels": channels, "queued": bank.queued, "slots": dict(bank.slots),
+                    "switches": switches, "lease_wait": bank.wait_summary()})
     return out
 
 
@@ -60,7 +53,7 @@ def status_json(gateway: Gateway) -> dict[str, object]:
     return {
         "gateway": gateway.config.gateway_id,
         "banks": banks_json(gateway),
-        "leases_active": len(gateway.core.engine.active()),
+        "leases_active": len(gateway.core.snapshot.leases),
         "uplink": None if uplink is None else {"connected": uplink.connected.is_set(), "attempts": uplink.attempts,
                                                "last_error": uplink.last_error},
         "modems": modems_json(gateway),
@@ -78,10 +71,10 @@ class GatewayCollector:
         gateway = self._gateway
         commits = CounterMetricFamily("simgw_store_commits_total",
                                       "SQLite write transactions committed (the SD card's wear)")
-        commits.add_metric([], float(gateway.store.writes))
+        commits.add_metric([], float(gateway.core.snapshot.store_writes))
         yield commits
         yield GaugeMetricFamily("simgw_leases_active", "leases waiting or receiving",
-                                value=float(len(gateway.core.engine.active())))
+                                value=float(len(gateway.core.snapshot.leases)))
         yield from self._banks()
         if gateway.uplink is not None:
             yield GaugeMetricFamily("simgw_uplink_connected", "1 while the marketplace session is up",

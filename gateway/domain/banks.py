@@ -9,7 +9,6 @@ reports back. Only a slot whose SIM was seen ``ok`` with a known number is offer
 from __future__ import annotations
 
 import math
-import statistics
 from collections import deque
 from dataclasses import dataclass
 
@@ -80,14 +79,6 @@ class Banks:
         self.rows: dict[tuple[str, int], SimRow] = {}
         self.orders: list[SwitchOrder] = []
         self.waits: dict[str, deque[float]] = {b.name: deque(maxlen=1000) for b in configs}  # open -> on air, s
-
-    def wait_summary(self, bank: str) -> dict[str, float | int | None]:
-        """How long the recent leases of ``bank`` waited from opening until their SIM was on air."""
-        waits = sorted(self.waits[bank])
-        if not waits:
-            return {"count": 0, "p50_s": None, "p90_s": None, "max_s": None}
-        return {"count": len(waits), "p50_s": round(statistics.median(waits), 2),
-                "p90_s": round(waits[min(len(waits) - 1, int(len(waits) * 0.9))], 2), "max_s": round(waits[-1], 2)}
 
     def __bool__(self) -> bool:
         return bool(self.configs)

@@ -14,11 +14,11 @@ from gateway.store.connection import Connection, StoreError
 from gateway.store.leases import LeaseQueries
 from gateway.store.messages import MessageQueries
 from gateway.store.outbox import OutboxQueries
-from gateway.store.rows import MessageRow, StoredLease, engine_lease
+from gateway.store.rows import MessageRow, StoredLease
 from gateway.store.schema import COMMAND_RETENTION, MAX_COMMANDS, MAX_OUTBOX, MIGRATIONS, OUTBOX_ALARM
 
 __all__ = ["COMMAND_RETENTION", "MAX_COMMANDS", "MAX_OUTBOX", "MIGRATIONS", "OUTBOX_ALARM", "MessageRow", "Store",
-           "StoredLease", "StoreError", "engine_lease"]
+           "StoredLease", "StoreError"]
 
 
 class Store(MessageQueries, LeaseQueries, OutboxQueries, Connection):

@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from gateway.domain.banks import SimRow
-from gateway.domain.leases import Lease, LeaseState
+from gateway.domain.leases import LeaseState
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,25 +62,3 @@ def message_of(row: sqlite3.Row) -> MessageRow:
 def sim_of(row: sqlite3.Row) -> SimRow:
     return SimRow(row["bank"], row["slot"], row["status"], row["iccid"], row["imsi"], row["operator"],
                   row["msisdn"], row["msisdn_source"], row["detail"], row["scan_run"], row["seen_at"])
-
-
-def engine_lease(stored: StoredLease, *, wall_now: float, mono_now: float, max_remaining: float,
-                 same_boot: bool = False) -> Lease:
-    """Convert a stored lease to engine time. On the same boot the monotonic clock has run on
-    across the restart, so the offset the times were written with gives them back exactly, whatever
-    the wall clock did meanwhile. Otherwise the wall clock is all there is: the remaining time is
-    clamped to the policy bound, so a wall clock set back while we were down cannot stretch a
-    lease; a deadline already past keeps its order (the first tick resolves it)."""
-    if same_boot and stored.clock_offset is not None:
-        offset = -stored.clock_offset
-        deadline = stored.deadline + offset
-    else:
-        offset = mono_now - wall_now
-        deadline = mono_now + min(stored.deadline - wall_now, max_remaining)
-
-    def to_engine(wall: float | None) -> float | None:
-        return None if wall is None else wall + offset
-
-    return Lease(stored.id, stored.number, stored.service, stored.category, stored.state,
-                 stored.opened_at + offset, deadline, stored.wait_window, stored.sms_count,
-                 to_engine(stored.last_sms_at), to_engine(stored.ended_at), to_engine(stored.not_before))
