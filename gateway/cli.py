@@ -212,7 +212,7 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gateway.app import run_daemon
+    from gateway.runtime.daemon import run_daemon
     from gateway.config import config_warnings
 
     config = _config(args, read_secrets=True)

@@ -27,7 +27,7 @@ from gateway.control.limits import AcceptErrorLog, ConnectionCap, HttpLimits
 from gateway.store import StoreError
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.runtime.gateway import Gateway
 
 log = structlog.get_logger("gateway.control")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]

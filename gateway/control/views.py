@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
-from drivers.modem import ModemState
+from drivers.modem import Modem, ModemState
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.runtime.gateway import Gateway
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
@@ -42,10 +42,10 @@ def banks_json(gateway: Gateway) -> list[dict[str, object]]:
     return out
 
 
-def modems_json(gateway: Gateway) -> list[dict[str, object]]:
+def modems_json(modems: list[Modem]) -> list[dict[str, object]]:
     return [{"port": m.path, "state": m.health.state.value, "number": m.identity.msisdn or None,
              "signal_dbm": m.health.signal_dbm, "operator": m.health.operator, "sms_received": m.health.sms_received}
-            for m in gateway.modems]
+            for m in modems]
 
 
 def status_json(gateway: Gateway) -> dict[str, object]:
@@ -56,7 +56,7 @@ def status_json(gateway: Gateway) -> dict[str, object]:
         "leases_active": len(gateway.core.snapshot.leases),
         "uplink": None if uplink is None else {"connected": uplink.connected.is_set(), "attempts": uplink.attempts,
                                                "last_error": uplink.last_error},
-        "modems": modems_json(gateway),
+        "modems": modems_json(gateway.modems),
     }
 
 
@@ -108,7 +108,7 @@ class GatewayCollector:
                                       ("garbage", "garbage", "undecodable byte runs dropped by the framer")):
             family = CounterMetricFamily(f"simgw_modem_{name}_total", help_text, labels=["port"])
             for m in modems:
-                family.add_metric([m.path], float(self._gateway.port_counters.totals(m.path, m.channel)[attr]))
+                family.add_metric([m.path], float(self._gateway.ports.counters.totals(m.path, m.channel)[attr]))
             yield family
 
     def _banks(self) -> Iterator[Metric]:

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from drivers.bank import PRESETS, SwitchTiming
 from drivers.simulator.bank import USSD_CODE, SimBank
-from gateway.app import Gateway
+from gateway.runtime.gateway import Gateway
 from gateway.control.client import request
 from gateway.config import BankConfig, Config, LeaseConfig, ModemConfig, UssdNumber
 from gateway.domain.leases import Policy

@@ -20,7 +20,7 @@ from gateway.core import decisions_json
 from gateway.store import StoreError
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.runtime.gateway import Gateway
 
 log = structlog.get_logger("gateway.timers")
 PURGE_INTERVAL = 60.0  # nothing outlives its retention setting by more than this
@@ -101,8 +101,8 @@ class TimerLoop:
     async def _banks(self, now: float, schedule: _Schedule) -> None:
         gateway = self._gateway
         if gateway.switcher is not None:
-            await gateway._dispatch_switches()
-            await gateway._dispatch_switches(await gateway.call(gateway.core.rotate))
+            await gateway.switching.dispatch()
+            await gateway.switching.dispatch(await gateway.call(gateway.core.rotate))
             schedule.rotation = gateway.core.snapshot.next_rotation
 
     async def _purge(self, now: float, schedule: _Schedule) -> None:
