@@ -12,7 +12,7 @@ import os
 import re
 import stat
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -68,7 +68,7 @@ class BankConfig:
     @property
     def layout(self) -> BankLayout:
         """What the scheduler and the inventory need of this bank, without the driver's types."""
-        return BankLayout(self.name, self.channels, self.slots, consecutive=self.switch.kind == "on_modem",
+        return BankLayout(self.name, self.channels, self.slots, consecutive=self.switch.slots_consecutive,
                           rotation=self.rotation, queue=self.queue)
 
     def reach(self) -> dict[str, tuple[int, ...]]:
@@ -298,11 +298,11 @@ def _banks(path: str, raw: object, modems: tuple[ModemConfig, ...]) -> tuple[Ban
                 raise ConfigError(path, f"banks[{i}].channels", f"a port not already a channel of {used[port]}", port)
             used[port] = name
         slots = reader.integer("slots", len(channels), len(channels), 4096)
-        if preset.kind == "on_modem" and slots % len(channels):
+        if preset.slots_consecutive and slots % len(channels):
             raise ConfigError(path, f"banks[{i}].slots", f"a multiple of the {len(channels)} channels (SIMs per modem)",
                               slots)
         controller = reader.string("controller", None)
-        if preset.kind == "controller" and controller is None:
+        if preset.needs_controller and controller is None:
             raise ConfigError(path, f"banks[{i}].controller", "the bank controller's serial port", "nothing")
         default = SwitchTiming()
         timing = SwitchTiming(
@@ -312,8 +312,7 @@ def _banks(path: str, raw: object, modems: tuple[ModemConfig, ...]) -> tuple[Ban
             sim_timeout=reader.duration("sim_timeout", default.sim_timeout, 0.1, 600),
             register_timeout=reader.duration("register_timeout", default.register_timeout, 0.1, 900),
             poll=reader.duration("poll", default.poll, 0.01, 60), retries=reader.integer("retries", default.retries, 0, 10))
-        switch = SwitchStyle(preset.name, preset.kind, command, reader.boolean("expect_ok", preset.expect_ok),
-                             preset.values)
+        switch = replace(preset, template=command, expect_ok=reader.boolean("expect_ok", preset.expect_ok))
         bank = BankConfig(name, switch, channels, slots, timing, controller,
                           reader.integer("controller_baud", 115200, 1200, 4_000_000),
                           reader.duration("rotation", 15 * 60.0, 1, 7 * 86400, allow_never=True),

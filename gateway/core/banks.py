@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from drivers.bank import SwitchReport
-from gateway.domain.banks import LEASABLE, SLOT_FAILURES, Banks, SimRow, SwitchOrder
+from gateway.domain.banks import LEASABLE, SLOT_FAILURES, Banks, SimRow, SimStatus, SwitchOrder
 from gateway.domain.leases import Decision, LeaseEngine, LeaseState, Refusal, Refused, Transitioned
 from gateway.domain.scheduler import Outcome, Placement
 from gateway.store import Store
@@ -91,7 +91,7 @@ class BankDesk:
 
     def _slot_row(self, bank: str, slot: int, report: SwitchReport, msisdn: str | None,
                   source: str | None) -> SimRow:
-        old = self.banks.rows.get((bank, slot)) or SimRow(bank, slot, "unknown")
+        old = self.banks.rows.get((bank, slot)) or SimRow(bank, slot, SimStatus.UNKNOWN)
         wall = self._wall()
         if report.ok:
             same_sim = old.iccid == report.iccid
@@ -100,7 +100,7 @@ class BankDesk:
             return SimRow(bank, slot, LEASABLE, report.iccid, report.imsi, report.operator, number, source, None,
                           old.scan_run, wall)
         if report.failure is not None and report.failure.value in SLOT_FAILURES:
-            return replace(old, status=report.failure.value, detail=report.detail, seen_at=wall)
+            return replace(old, status=SimStatus(report.failure.value), detail=report.detail, seen_at=wall)
         return old  # the radio failed, not the slot: what we knew of the SIM still holds
 
     def _placed(self, bank: str, placements: list[Placement], now: float, detail: str | None = None) -> list[Decision]:

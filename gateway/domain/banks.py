@@ -9,13 +9,27 @@ reports back. Only a slot whose SIM was seen ``ok`` with a known number is offer
 from __future__ import annotations
 
 import math
+import enum
 from collections import deque
 from dataclasses import dataclass
 
 from gateway.domain.scheduler import SimScheduler, Switch
 
-LEASABLE = "ok"
-SLOT_FAILURES = frozenset({"empty", "wrong_sim", "no_network"})  # the slot's fault, not the radio's
+class SimStatus(enum.StrEnum):
+    """What a bank slot was last seen holding. A string enum because its value is what the store
+    keeps, ``/status`` shows and the metrics label; the set of values is closed here."""
+
+    OK = "ok"  # a SIM that came up and registered
+    EMPTY = "empty"
+    WRONG_SIM = "wrong_sim"
+    NO_NETWORK = "no_network"
+    NO_ANSWER = "no_answer"  # the bank or modem did not acknowledge the switch
+    MODEM_DOWN = "modem_down"  # the channel's radio was not serving (a scan records it)
+    UNKNOWN = "unknown"  # never seen
+
+
+LEASABLE = SimStatus.OK
+SLOT_FAILURES = frozenset({SimStatus.EMPTY, SimStatus.WRONG_SIM, SimStatus.NO_NETWORK})  # the slot's fault, not the radio's
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +56,11 @@ class BankLayout:
 
 @dataclass(frozen=True, slots=True)
 class SimRow:
-    """One bank slot as last seen: ``status`` is ok, empty, wrong_sim, no_network or no_answer."""
+    """One bank slot as last seen."""
 
     bank: str
     slot: int
-    status: str
+    status: SimStatus
     iccid: str | None = None
     imsi: str | None = None
     operator: str | None = None
@@ -123,7 +137,7 @@ class Banks:
         channel_index = config.channels.index(switch.channel)
         reach = config.reach()[switch.channel]
         row = self.rows.get((bank, switch.to_slot))
-        expected = row.iccid if row is not None and row.iccid and row.status in (LEASABLE, "no_network") else None
+        expected = row.iccid if row is not None and row.iccid and row.status in (LEASABLE, SimStatus.NO_NETWORK) else None
         order = SwitchOrder(bank, switch, channel_index + 1, switch.to_slot + 1, reach.index(switch.to_slot) + 1,
                             expected)
         self.orders.append(order)

@@ -41,7 +41,7 @@ class Switcher:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._configs = {b.name: b for b in banks}
         self._controllers = {b.name: BankController(b.controller, baudrate=b.controller_baud)
-                             for b in banks if b.switch.kind == "controller" and b.controller}
+                             for b in banks if b.switch.needs_controller and b.controller}
         self._modem_for = modem_for
         self._report = report
         self._rules = rules

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 
-from gateway.domain.banks import SimRow
+from gateway.domain.banks import SimRow, SimStatus
 from gateway.domain.leases import LeaseState
 
 
@@ -60,5 +60,5 @@ def message_of(row: sqlite3.Row) -> MessageRow:
 
 
 def sim_of(row: sqlite3.Row) -> SimRow:
-    return SimRow(row["bank"], row["slot"], row["status"], row["iccid"], row["imsi"], row["operator"],
+    return SimRow(row["bank"], row["slot"], SimStatus(row["status"]), row["iccid"], row["imsi"], row["operator"],
                   row["msisdn"], row["msisdn_source"], row["detail"], row["scan_run"], row["seen_at"])

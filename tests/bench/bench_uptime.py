@@ -138,7 +138,7 @@ def write_config(path: str, *, state: str, control: int, ws_port: int, bank: dic
 
 def prefill_inventory(database: str, cards: list[tuple[str, str, str, str]]) -> None:
     """The inventory as ``simgw sims scan`` leaves it (the scan has its own test)."""
-    from gateway.domain.banks import SimRow
+    from gateway.domain.banks import SimRow, SimStatus
     from gateway.store import Store
 
     store = Store(database)
@@ -146,7 +146,7 @@ def prefill_inventory(database: str, cards: list[tuple[str, str, str, str]]) -> 
     try:
         with store.transaction():
             for slot, (iccid, imsi, operator, msisdn) in enumerate(cards):
-                store.save_sim(SimRow("bank1", slot, "ok", iccid, imsi, operator, msisdn, "cnum", None, None,
+                store.save_sim(SimRow("bank1", slot, SimStatus.OK, iccid, imsi, operator, msisdn, "cnum", None, None,
                                       time.time()))
     finally:
         store.close()

@@ -12,7 +12,7 @@ from gateway.runtime.gateway import Gateway
 from gateway.control.client import request
 from gateway.config import BankConfig, Config, LeaseConfig, ModemConfig, UssdNumber
 from gateway.domain.leases import Policy
-from gateway.domain.banks import SimRow
+from gateway.domain.banks import SimRow, SimStatus
 from gateway.store import Store
 from tests.conftest import FAST, wait_until
 
@@ -53,7 +53,7 @@ def prefill_inventory(bank: SimBank, config: Config) -> None:
         with store.transaction():
             for slot, card in enumerate(bank.cards):
                 if card is not None:
-                    store.save_sim(SimRow("bank1", slot, "ok", card.iccid, card.imsi, card.operator, card.msisdn,
+                    store.save_sim(SimRow("bank1", slot, SimStatus.OK, card.iccid, card.imsi, card.operator, card.msisdn,
                                           "cnum", None, None, time.time()))
     finally:
         store.close()

@@ -126,7 +126,7 @@ def bank_core(tmp_path):
     from drivers.bank import PRESETS
     from gateway.config import BankConfig, LeaseConfig
     from gateway.core import GatewayCore
-    from gateway.domain.banks import SimRow
+    from gateway.domain.banks import SimRow, SimStatus
     from gateway.store import Store
 
     clock = [1000.0]
@@ -137,7 +137,7 @@ def bank_core(tmp_path):
     with store.transaction():
         for slot in range(128):
             operator = "Alpha" if slot % 8 < 4 else "Beta"  # each channel reaches SIMs of both
-            store.save_sim(SimRow("bank1", slot, "ok", f"8970{slot:015d}", "", operator, f"+7900{slot:07d}",
+            store.save_sim(SimRow("bank1", slot, SimStatus.OK, f"8970{slot:015d}", "", operator, f"+7900{slot:07d}",
                                   "cnum", None, None, 0.0))
     core = GatewayCore(store, LeaseConfig(), mono=lambda: clock[0], wall=lambda: 1.8e9 + clock[0], banks=(config,))
     core.start()
