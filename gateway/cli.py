@@ -413,11 +413,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=os.environ.get("SIMGW_CONFIG", DEFAULT_CONFIG),
                         help=f"configuration file (default: $SIMGW_CONFIG or {DEFAULT_CONFIG})")
     sub = parser.add_subparsers(dest="command", required=True)
+    _daemon_commands(sub)
+    _tool_commands(sub)
+    return parser
 
-    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", default=argparse.SUPPRESS, help="configuration file")
-        return p
 
+def _with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--config", default=argparse.SUPPRESS, help="configuration file")
+    return p
+
+
+def _daemon_commands(sub: argparse._SubParsersAction) -> None:
+    """The daemon and what works on its state: run, check, status, leases, messages, purge, sims."""
+    with_config = _with_config
     run = with_config(sub.add_parser("run", help="run the gateway daemon"))
     run.set_defaults(func=cmd_run)
     check = with_config(sub.add_parser("check-config", help="validate the configuration and exit (2 on any error)"))
@@ -451,6 +459,17 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--now", action="store_true")
     purge.set_defaults(func=cmd_purge)
 
+    sims = with_config(sub.add_parser("sims", help="the SIM inventory of the banks, as a table"))
+    sims.set_defaults(func=cmd_sims)
+    sims_sub = sims.add_subparsers(dest="sims_command")
+    sims_scan = with_config(sims_sub.add_parser(
+        "scan", help="walk every bank slot: ICCID, IMSI, operator, number; resumable (the daemon must be stopped)"))
+    sims_scan.add_argument("--restart", action="store_true", help="scan every slot again instead of resuming")
+    sims_scan.set_defaults(func=cmd_sims)
+
+
+def _tool_commands(sub: argparse._SubParsersAction) -> None:
+    """What is not the daemon: the demo, the reference marketplace, the simulator, listen, scan, pdu."""
     demo = sub.add_parser("demo", help="run simulated modems and show SMS arriving (no hardware needed)")
     demo.add_argument("--modems", type=int, default=8)
     demo.add_argument("--duration", type=float, default=None, help="stop by itself after this many seconds")
@@ -481,14 +500,6 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--time-scale", type=float, default=1.0, help="multiply the bank's switch and boot times")
     sim.set_defaults(func=cmd_simulate)
 
-    sims = with_config(sub.add_parser("sims", help="the SIM inventory of the banks, as a table"))
-    sims.set_defaults(func=cmd_sims)
-    sims_sub = sims.add_subparsers(dest="sims_command")
-    sims_scan = with_config(sims_sub.add_parser(
-        "scan", help="walk every bank slot: ICCID, IMSI, operator, number; resumable (the daemon must be stopped)"))
-    sims_scan.add_argument("--restart", action="store_true", help="scan every slot again instead of resuming")
-    sims_scan.set_defaults(func=cmd_sims)
-
     listen = sub.add_parser("listen", help="drive modems and print each complete SMS as a JSON line")
     listen.add_argument("--port", action="append", required=True, metavar="PATH")
     listen.add_argument("--baud", type=int, default=115200)
@@ -507,7 +518,6 @@ def build_parser() -> argparse.ArgumentParser:
     decode = pdu_sub.add_parser("decode", help="decode SMS PDUs (hex, SMSC first); '-' reads one per line from stdin")
     decode.add_argument("pdus", nargs="+", metavar="HEX")
     decode.set_defaults(func=cmd_pdu_decode)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
