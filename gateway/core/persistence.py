@@ -10,6 +10,7 @@ from collections.abc import Callable
 from gateway.domain.activations import UsedServices
 from gateway.domain.leases import Decision, Deliver, Lease, LeaseState, Opened, Refused, Transitioned
 from gateway.store import MessageRow, Store, StoredLease
+from gateway.uplink import frames
 
 
 class LeaseRows:
@@ -75,7 +76,7 @@ class Ledger:
         self.store.audit(stored.id, stored.opened_at, "opened",
                          {"number": stored.number, "service": stored.service, "deadline": stored.deadline,
                           "state": stored.state.value})
-        self._enqueue_lease(stored, "preparing" if stored.state is LeaseState.PREPARING else "opened")
+        self._enqueue_lease(stored, "opened")
 
     def _transitioned(self, decision: Transitioned) -> None:
         stored = self.rows.row(decision.lease)
@@ -86,7 +87,7 @@ class Ledger:
             if decision.detail:
                 detail["reason"] = decision.detail
             self.store.audit(stored.id, at, stored.state.value, detail)
-            self._enqueue_lease(stored, stored.state.value, reason=decision.detail)
+            self._enqueue_lease(stored, decision.trigger.value, reason=decision.detail)
         if stored.state is LeaseState.FINISHED and stored.sms_count > 0 and at is not None:
             self.store.record_activation(stored.number, stored.service, at)
             self.used.record(stored.number, stored.service, at)
@@ -96,22 +97,21 @@ class Ledger:
         self.store.audit(lease.id, message.received_at, "sms", {"msg_id": message.id, "parts": message.parts})
         self.store.enqueue("sms", sms_payload(message, lease.id), message.received_at,
                            lease_id=lease.id, message_id=message.id)
-        self._enqueue_lease(lease, "delivered")
+        self._enqueue_lease(lease, "sms")
 
-    def _enqueue_lease(self, lease: StoredLease, state: str, *, reason: str | None = None) -> None:
-        payload: dict[str, object] = {
-            "lease_id": lease.id, "state": state, "at": self._wall(), "number": lease.number,
-            "service": lease.service, "opened_at": lease.opened_at, "deadline": lease.deadline,
-            "ended_at": lease.ended_at, "sms_count": lease.sms_count}
-        if reason:
-            payload["reason"] = reason
+    def _enqueue_lease(self, lease: StoredLease, event: str, *, reason: str | None = None) -> None:
+        """A ``lease`` frame's payload: the lease's own state, and the ``event`` that moved it."""
+        payload = frames.lease_payload(
+            lease_id=lease.id, state=lease.state.value, event=event, at=self._wall(), number=lease.number,
+            service=lease.service, opened_at=lease.opened_at, deadline=lease.deadline, ended_at=lease.ended_at,
+            sms_count=lease.sms_count, reason=reason)
         self.store.enqueue("lease", payload, self._wall(), lease_id=lease.id)
 
 
 def sms_payload(message: MessageRow, lease_id: str) -> dict[str, object]:
-    return {"msg_id": message.id, "lease_id": lease_id, "number": message.number, "sender": message.sender,
-            "text": message.text, "parts": message.parts, "complete": message.complete,
-            "encoding": message.encoding, "network_time": message.scts, "received_at": message.received_at}
+    return frames.sms_payload(msg_id=message.id, lease_id=lease_id, number=message.number, sender=message.sender,
+                              text=message.text, parts=message.parts, complete=message.complete,
+                              encoding=message.encoding, network_time=message.scts, received_at=message.received_at)
 
 
 def decisions_json(decisions: list[Decision]) -> dict[str, object]:

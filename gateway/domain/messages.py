@@ -12,7 +12,9 @@ import hashlib
 from dataclasses import dataclass
 
 
-class IngestStatus(enum.Enum):
+class IngestStatus(enum.StrEnum):
+    """A string enum, like the other states that reach logs and answers: its value is the word."""
+
     PENDING = "pending"  # held, waiting for its other parts
     DUPLICATE = "duplicate"  # already held
     ROUTED = "routed"  # whole: stored, and delivered to a lease or quarantined
