@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.domain.scheduler import Outcome, SimScheduler, interleaved_reach
+from gateway.domain.scheduler import (CHANNEL_TRANSITIONS, ChannelEvent, ChannelState, Outcome, SchedulerRuleBroken,
+                                      SimScheduler, interleaved_reach)
 
 CHANNELS = ["ch0", "ch1", "ch2", "ch3"]
 
@@ -17,6 +18,33 @@ def bank(queue_limit: int = 2) -> SimScheduler:
     for channel in CHANNELS:
         s.observe(channel, None, 0.0)
     return s
+
+
+def test_every_channel_state_has_a_way_out_and_a_switch_always_ends_holding():
+    sources = {state for state, _ in CHANNEL_TRANSITIONS}
+    assert sources == set(ChannelState)
+    assert CHANNEL_TRANSITIONS[(ChannelState.SWITCHING, ChannelEvent.SWITCH_DONE)] is ChannelState.HOLDING
+    assert (ChannelState.UNKNOWN, ChannelEvent.SWITCH) not in CHANNEL_TRANSITIONS  # never before it is known
+    assert (ChannelState.SWITCHING, ChannelEvent.SWITCH) not in CHANNEL_TRANSITIONS  # one switch at a time
+
+
+def test_a_switch_outside_the_table_is_refused_not_assumed():
+    s = SimScheduler(interleaved_reach(CHANNELS, 8), rotation_period=60.0)
+    with pytest.raises(SchedulerRuleBroken, match="switch while unknown"):
+        s._switch(s._channels["ch0"], 4, "rotation", 0.0)
+    assert not s.is_switching("ch0")
+
+
+def test_a_leased_sim_is_never_switched_out_even_if_asked_to():
+    """The rule is checked where a switch is made, whoever asks: it raises (the core's
+    transaction then rolls back) instead of an assert that ``python -O`` would strip."""
+    s = bank()
+    assert s.request("L1", 0, 0.0).outcome is Outcome.SWITCH
+    s.switch_done("ch0", True, 1.0)
+    assert s.on_air(0) and s.lease_on(0) == "L1"
+    with pytest.raises(SchedulerRuleBroken, match="a leased SIM is never switched out"):
+        s._switch(s._channels["ch0"], 4, "rotation", 2.0)
+    assert s.on_air(0) and not s.is_switching("ch0")
 
 
 def test_nothing_is_switched_on_a_channel_until_it_reports_its_sim():
