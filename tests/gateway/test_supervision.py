@@ -12,7 +12,7 @@ from gateway.runtime.faults import FaultFiles
 from gateway.domain.messages import IngestStatus
 from gateway.domain.leases import LeaseState
 from tests.conftest import run
-from tests.gateway.test_core import ICCID_A, ICCID_B, NUMBER_A, NUMBER_B, part, pdus
+from tests.gateway.core.test_core import ICCID_A, ICCID_B, NUMBER_A, NUMBER_B, part, pdus
 
 
 class FakeClocks:

@@ -22,7 +22,7 @@ from gateway.domain.messages import IngestStatus
 from gateway.uplink.frames import LEASE_EVENTS
 from gateway.uplink.protocol import CAPABILITIES, SUBPROTOCOL, ErrorReason, FrameRejected, OpenLease, parse
 from tests.conftest import run, wait_until
-from tests.gateway.test_core import ICCID_A, NUMBER_A, Clocks, make_core, part, pdus
+from tests.gateway.core.test_core import ICCID_A, NUMBER_A, Clocks, make_core, part, pdus
 from tests.gateway.uplink_env import TOKEN, Rig, schemas, validate_frames
 
 
@@ -61,7 +61,7 @@ def test_a_lease_frame_says_the_lease_state_the_result_gives_and_each_sms_moves_
 
 
 def test_an_expired_lease_frame_keeps_the_deadline_that_passed(db):
-    from tests.gateway.test_core import NUMBER_B
+    from tests.gateway.core.test_core import NUMBER_B
 
     clocks = Clocks()
     core = make_core(db, clocks)
