@@ -136,7 +136,9 @@ class ControlRoutes:
         refusal = rules.lease_id(lease_id)
         if refusal is not None:
             return _error(refusal.status, refusal.message)
-        result = await asyncio.shield(self.gateway.local_command(getattr(self.gateway.core, action), lease_id))
+        core = self.gateway.core
+        step = {"repeat": core.repeat, "finish": core.finish, "cancel": core.cancel}[action]  # the route's three
+        result = await asyncio.shield(self.gateway.local_command(step, lease_id))
         return web.json_response(result, status=200 if result["ok"] else 409)
 
     def socket_app(self, limits: HttpLimits) -> web.Application:
