@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from gateway.domain.activations import UsedServices
-from gateway.domain.leases import Decision, Deliver, Lease, LeaseState, Opened, Refused, Transitioned
+from gateway.domain.leases import (Decision, Deliver, Lease, LeaseEngine, LeaseState, Opened, Policy, Refused,
+                                   Transitioned)
 from gateway.store import MessageRow, Store, StoredLease
 from gateway.uplink import frames
 
@@ -51,6 +52,16 @@ class LeaseRows:
         return Lease(stored.id, stored.number, stored.service, stored.category, stored.state,
                      stored.opened_at + offset, deadline, stored.wait_window, stored.sms_count,
                      to_engine(stored.last_sms_at), to_engine(stored.ended_at), to_engine(stored.not_before))
+
+
+    def reload(self, store: Store, engine: LeaseEngine, policy: Policy, *, same_boot: bool) -> None:
+        """After a start: the active leases and the activation history back into ``engine``."""
+        bound = max(policy.max_wait_window, policy.finish_after, policy.prepare_timeout)
+        for stored in store.leases(active_only=True):
+            engine.restore(self.lease(stored, max_remaining=bound, same_boot=same_boot))
+        wall, mono = self._wall(), self._mono()
+        for number, service, at in store.activations():
+            engine.restore_activation(number, service, at - wall + mono)
 
 
 class Ledger:

@@ -83,7 +83,8 @@ class GatewayCore:
             raise
         self.publish()
 
-    def _transact(self, step: Step) -> list[Decision]:
+    def run_step(self, step: Step) -> list[Decision]:
+        """``step(now)`` and what it decides, as one transaction (for other marketplaces' adapters too)."""
         with self.atomic():
             decisions = step(self._mono())
             self._decide(decisions)
@@ -108,20 +109,8 @@ class GatewayCore:
     def start(self) -> list[Decision]:
         """Reload leases and history; resolve, in deadline order, every lease that ended while
         the daemon was down."""
-        policy = self.config.policy
-        bound = max(policy.max_wait_window, policy.finish_after, policy.prepare_timeout)
-        same_boot = self._boot_id is not None and self.store.meta("boot_id") == self._boot_id
-        for stored in self.store.leases(active_only=True):
-            self.engine.restore(self.rows.lease(stored, max_remaining=bound, same_boot=same_boot))
-        if self._boot_id is not None and not same_boot:
-            try:
-                with self.store.transaction():
-                    self.store.set_meta("boot_id", self._boot_id)
-            except StoreError as exc:  # a full disk must not keep the daemon down; noted next start
-                log.error("core.boot_id_not_saved", error=str(exc))
-        wall, mono = self._wall(), self._mono()
-        for number, service, at in self.store.activations():
-            self.engine.restore_activation(number, service, at - wall + mono)
+        same_boot = _same_boot(self.store, self._boot_id)
+        self.rows.reload(self.store, self.engine, self.config.policy, same_boot=same_boot)
         if self.banks:
             self.desk.restore()
         self.publish()
@@ -186,7 +175,7 @@ class GatewayCore:
     # -------------------------------------------------------------------------------- commands
     def open_lease(self, lease_id: str, number: str, service: str, *, category: str | None = None,
                    wait_window: float | None = None) -> list[Decision]:
-        return self._transact(lambda now: self.open_step(lease_id, number, service, now, category=category,
+        return self.run_step(lambda now: self.open_step(lease_id, number, service, now, category=category,
                                                          wait_window=wait_window))
 
     def open_step(self, lease_id: str, number: str, service: str, now: float, *, category: str | None = None,
@@ -209,20 +198,20 @@ class GatewayCore:
         return self.open_step(lease_id, number, service, now, category=category, wait_window=wait_window)
 
     def repeat(self, lease_id: str) -> list[Decision]:
-        return self._transact(lambda now: self.engine.repeat(lease_id, now))
+        return self.run_step(lambda now: self.engine.repeat(lease_id, now))
 
     def finish(self, lease_id: str) -> list[Decision]:
-        return self._transact(lambda now: self.engine.finish(lease_id, now))
+        return self.run_step(lambda now: self.engine.finish(lease_id, now))
 
     def cancel(self, lease_id: str) -> list[Decision]:
-        return self._transact(lambda now: self.engine.cancel(lease_id, now))
+        return self.run_step(lambda now: self.engine.cancel(lease_id, now))
 
     def tick(self) -> list[Decision]:
         """End what is due; nothing due costs no transaction (no fsync on an SD card)."""
         due = self.engine.next_deadline()
         if due is None or due > self._mono():
             return []
-        return self._transact(self.engine.tick)
+        return self.run_step(self.engine.tick)
 
     def command(self, command_id: str, run: Step) -> dict[str, Any]:
         """A marketplace command, idempotent by ``command_id``: the first answer is stored in the
@@ -253,13 +242,13 @@ class GatewayCore:
         bank = self.banks.bank_of(port)
         if bank is None:
             return []
-        return self._transact(lambda now: self.desk.observed(bank, port, iccid, now))
+        return self.run_step(lambda now: self.desk.observed(bank, port, iccid, now))
 
     def switch_done(self, order: SwitchOrder, report: SwitchReport, msisdn: str | None = None,
                     msisdn_source: str | None = None) -> list[Decision]:
         """The switcher's report: record what the slot holds, then start the window of the lease
         that waited for it, or end that lease FAILED."""
-        return self._transact(lambda now: self.desk.switch_done(order, report, msisdn, msisdn_source, now))
+        return self.run_step(lambda now: self.desk.switch_done(order, report, msisdn, msisdn_source, now))
 
     def save_scanned(self, row: SimRow) -> None:
         with self.atomic():
@@ -286,3 +275,18 @@ class GatewayCore:
     def _note_writes(self) -> None:
         """A write that changed no engine or bank state: only the commit count moves on."""
         self.snapshot = replace(self.snapshot, store_writes=self.store.writes)
+
+
+def _same_boot(store: Store, boot_id: str | None) -> bool:
+    """Has the machine not rebooted since the store was last used (so the monotonic clock ran on)?
+    Records this boot's id otherwise; a store that cannot commit it is logged, not fatal."""
+    if boot_id is None:
+        return False
+    if store.meta("boot_id") == boot_id:
+        return True
+    try:
+        with store.transaction():
+            store.set_meta("boot_id", boot_id)
+    except StoreError as exc:  # a full disk must not keep the daemon down; noted next start
+        log.error("core.boot_id_not_saved", error=str(exc))
+    return False
