@@ -36,7 +36,7 @@ class BankDesk:
                                                         on_air=lease.state is not LeaseState.PREPARING)
 
     def open(self, lease_id: str, number: str, service: str, now: float, *, category: str | None,
-             wait_window: float | None) -> list[Decision] | None:
+             wait_window: float | None, hold: float | None = None) -> list[Decision] | None:
         """Open a lease on a bank SIM: on air already, it opens WAITING; otherwise PREPARING while
         its SIM is switched in (or waits for a channel); with no channel and a full queue it is
         refused ``no_channel``. None: ``number`` is not in a bank."""
@@ -44,7 +44,8 @@ class BankDesk:
         if where is None:
             return None
         decisions: list[Decision] = self.engine.tick(now)
-        refusal = self.engine.open_refusal(lease_id, number, service, now, category=category, wait_window=wait_window)
+        refusal = self.engine.open_refusal(lease_id, number, service, now, category=category,
+                                           wait_window=None if hold is not None else wait_window)
         if refusal is not None:
             return [*decisions, Refused(refusal, lease_id)]
         bank, slot = where
@@ -54,7 +55,7 @@ class BankDesk:
         if placement.switch is not None:
             self.banks.order(bank, placement.switch)
         return [*decisions, *self.engine.open(lease_id, number, service, now, category=category, wait_window=wait_window,
-                                              preparing=placement.outcome is not Outcome.ON_AIR)]
+                                              preparing=placement.outcome is not Outcome.ON_AIR, hold=hold)]
 
     def rotate(self, now: float) -> list[SwitchOrder]:
         """Idle channels whose cycle is up move to their next idle SIM."""

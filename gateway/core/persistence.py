@@ -7,11 +7,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import structlog
+
 from gateway.domain.activations import UsedServices
 from gateway.domain.leases import (Decision, Deliver, Lease, LeaseEngine, LeaseState, Opened, Policy, Refused,
                                    Transitioned)
 from gateway.store import MessageRow, Store, StoredLease
 from gateway.uplink import frames
+
+
+log = structlog.get_logger("gateway.core")
 
 
 class LeaseRows:
@@ -30,7 +35,7 @@ class LeaseRows:
         return StoredLease(lease.id, lease.number, lease.service, lease.category, lease.state,
                            to_wall(lease.opened_at), to_wall(lease.deadline), lease.wait_window, lease.sms_count,
                            to_wall(lease.last_sms_at), to_wall(lease.ended_at), to_wall(lease.not_before),
-                           self._wall() - self._mono())
+                           self._wall() - self._mono(), lease.held)
 
     def lease(self, stored: StoredLease, *, max_remaining: float, same_boot: bool = False) -> Lease:
         """A stored lease in engine time. On the same boot the monotonic clock has run on across
@@ -44,14 +49,16 @@ class LeaseRows:
             deadline = stored.deadline + offset
         else:
             offset = mono_now - wall_now
-            deadline = mono_now + min(stored.deadline - wall_now, max_remaining)
+            deadline = mono_now + min(stored.deadline - wall_now,
+                                      max(max_remaining, stored.wait_window) if stored.held else max_remaining)
 
         def to_engine(wall: float | None) -> float | None:
             return None if wall is None else wall + offset
 
         return Lease(stored.id, stored.number, stored.service, stored.category, stored.state,
                      stored.opened_at + offset, deadline, stored.wait_window, stored.sms_count,
-                     to_engine(stored.last_sms_at), to_engine(stored.ended_at), to_engine(stored.not_before))
+                     to_engine(stored.last_sms_at), to_engine(stored.ended_at), to_engine(stored.not_before),
+                     stored.held)
 
 
     def reload(self, store: Store, engine: LeaseEngine, policy: Policy, *, same_boot: bool) -> None:
@@ -70,6 +77,9 @@ class Ledger:
 
     def __init__(self, store: Store, rows: LeaseRows, used: UsedServices, wall: Callable[[], float]) -> None:
         self.store, self.rows, self.used, self._wall = store, rows, used, wall
+        # A held lease's SMS (an SMSHub activation) goes to its hub, not to the simgw.v1 outbox:
+        # called inside the transaction that stores it (gateway.smshub.desk queues the push there).
+        self.on_held_sms: Callable[[StoredLease, MessageRow], None] | None = None
 
     def write(self, decisions: list[Decision], *, message: MessageRow | None = None) -> None:
         for decision in decisions:
@@ -92,6 +102,8 @@ class Ledger:
     def _transitioned(self, decision: Transitioned) -> None:
         stored = self.rows.row(decision.lease)
         at = self.rows.to_wall(decision.at)
+        if decision.detail == "activation cap":  # the hub never finished it: the safety net
+            log.warning("lease.activation_cap", lease=stored.id, sms=stored.sms_count)
         self.store.save_lease(stored)
         if decision.trigger.value != "sms":
             detail = {"trigger": decision.trigger.value}
@@ -99,19 +111,25 @@ class Ledger:
                 detail["reason"] = decision.detail
             self.store.audit(stored.id, at, stored.state.value, detail)
             self._enqueue_lease(stored, decision.trigger.value, reason=decision.detail)
-        if stored.state is LeaseState.FINISHED and stored.sms_count > 0 and at is not None:
+        if stored.state is LeaseState.FINISHED and stored.sms_count > 0 and not stored.held and at is not None:
             self.store.record_activation(stored.number, stored.service, at)
             self.used.record(stored.number, stored.service, at)
 
     def _delivered(self, decision: Deliver, message: MessageRow) -> None:
         lease = self.rows.row(decision.lease)
         self.store.audit(lease.id, message.received_at, "sms", {"msg_id": message.id, "parts": message.parts})
+        if lease.held:
+            if self.on_held_sms is not None:
+                self.on_held_sms(lease, message)
+            return
         self.store.enqueue("sms", sms_payload(message, lease.id), message.received_at,
                            lease_id=lease.id, message_id=message.id)
         self._enqueue_lease(lease, "sms")
 
     def _enqueue_lease(self, lease: StoredLease, event: str, *, reason: str | None = None) -> None:
         """A ``lease`` frame's payload: the lease's own state, and the ``event`` that moved it."""
+        if lease.held:
+            return  # a hub's activation: the simgw.v1 marketplace neither made nor sees it
         payload = frames.lease_payload(
             lease_id=lease.id, state=lease.state.value, event=event, at=self._wall(), number=lease.number,
             service=lease.service, opened_at=lease.opened_at, deadline=lease.deadline, ended_at=lease.ended_at,

@@ -179,12 +179,13 @@ class GatewayCore:
                                                          wait_window=wait_window))
 
     def open_step(self, lease_id: str, number: str, service: str, now: float, *, category: str | None = None,
-                  wait_window: float | None = None) -> list[Decision]:
-        """Open a lease inside the caller's transaction (a bank SIM may need a radio first)."""
-        banked = self.desk.open(lease_id, number, service, now, category=category, wait_window=wait_window)
+                  wait_window: float | None = None, hold: float | None = None) -> list[Decision]:
+        """Open a lease inside the caller's transaction (a bank SIM may need a radio first);
+        ``hold``: a hub's held lease, see :meth:`LeaseEngine.open`."""
+        banked = self.desk.open(lease_id, number, service, now, category=category, wait_window=wait_window, hold=hold)
         if banked is not None:
             return banked
-        return self.engine.open(lease_id, number, service, now, category=category, wait_window=wait_window)
+        return self.engine.open(lease_id, number, service, now, category=category, wait_window=wait_window, hold=hold)
 
     def open_chosen_step(self, lease_id: str, service: str, now: float, *, number: str | None,
                          country: str | None = None, operator: str | None = None,

@@ -86,14 +86,20 @@ class Inventory:
         lease for it now. A radio counts once per key however many idle SIMs it reaches, so no
         count ever exceeds the radios; a radio whose SIM is leased, or that a lease waits for,
         counts for nothing."""
-        numbers: list[dict[str, object]] = []
-        radios: list[Radio] = [self._single_radio(binding, numbers) for binding in self._single_sims()]
-        for bank in self.banks.schedulers:
-            radios += self._bank_radios(bank, numbers)
+        numbers, radios = self.radio_candidates()
         by_service = count_by_service(radios, self.used.services(), lambda number: {  # in reuse cool-down
             s for s, at in self.used.of(number).items() if reuse_cooldown is None or wall - at < reuse_cooldown})
         return {"full": True, "numbers": numbers, "capacity": count_radios(radios), "capacity_by_service": by_service,
                 "radios": len(radios)}
+
+    def radio_candidates(self) -> tuple[list[dict[str, object]], list[Radio]]:
+        """Every number with its state, and per radio the ``("CC/operator", number)`` of each SIM
+        it could serve a lease on now (its own SIM, or an idle bank SIM behind it)."""
+        numbers: list[dict[str, object]] = []
+        radios: list[Radio] = [self._single_radio(binding, numbers) for binding in self._single_sims()]
+        for bank in self.banks.schedulers:
+            radios += self._bank_radios(bank, numbers)
+        return numbers, radios
 
     def _entry(self, number_id: str, number: str, operator: str | None, state: str,
                imsi: str | None = None) -> dict[str, object]:

@@ -18,13 +18,13 @@ class LeaseQueries:
     def save_lease(self, lease: StoredLease) -> None:
         self.db.execute(
             "INSERT INTO leases (id, number, service, category, state, opened_at, deadline, wait_window, sms_count,"
-            " last_sms_at, ended_at, not_before, clock_offset) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id)"
+            " last_sms_at, ended_at, not_before, clock_offset, held) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id)"
             " DO UPDATE SET state=excluded.state, deadline=excluded.deadline, sms_count=excluded.sms_count,"
             " last_sms_at=excluded.last_sms_at, ended_at=excluded.ended_at, opened_at=excluded.opened_at,"
             " not_before=excluded.not_before, clock_offset=excluded.clock_offset",
             (lease.id, lease.number, lease.service, lease.category, lease.state.value, lease.opened_at, lease.deadline,
              lease.wait_window, lease.sms_count, lease.last_sms_at, lease.ended_at, lease.not_before,
-             lease.clock_offset))
+             lease.clock_offset, int(lease.held)))
 
     def leases(self, *, active_only: bool = False) -> list[StoredLease]:
         if active_only:

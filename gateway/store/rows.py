@@ -26,6 +26,7 @@ class StoredLease:
     ended_at: float | None
     not_before: float | None = None
     clock_offset: float | None = None  # wall - monotonic when written
+    held: bool = False  # an SMSHub activation (gateway.domain.leases: HELD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +50,7 @@ class MessageRow:
 def lease_of(row: sqlite3.Row) -> StoredLease:
     return StoredLease(row["id"], row["number"], row["service"], row["category"], LeaseState(row["state"]),
                        row["opened_at"], row["deadline"], row["wait_window"], row["sms_count"], row["last_sms_at"],
-                       row["ended_at"], row["not_before"], row["clock_offset"])
+                       row["ended_at"], row["not_before"], row["clock_offset"], bool(row["held"]))
 
 
 def message_of(row: sqlite3.Row) -> MessageRow:

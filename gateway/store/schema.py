@@ -56,6 +56,24 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE outbox SET payload = json_remove(payload, '$.text', '$.sender') WHERE kind = 'sms';
     CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created_at);
     """,
+    # 5 (smshub): a lease may be HELD by an SMSHub-compatible hub (gateway/smshub): its activation
+    #    has a numeric id from a sequence; its SMS are pushed from hub_push (smsId = the row's
+    #    sequence number), texts read from messages at send time; status-4 cancellations counted
+    """
+    ALTER TABLE leases ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE hub_activations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, lease_id TEXT NOT NULL UNIQUE, number TEXT NOT NULL,
+        service TEXT NOT NULL, hub_service TEXT NOT NULL, opened_at REAL NOT NULL, status INTEGER,
+        finished_at REAL);
+    CREATE INDEX hub_activations_finished ON hub_activations (finished_at);
+    CREATE TABLE hub_push (
+        sms_id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE, activation_id INTEGER NOT NULL,
+        number TEXT NOT NULL, created_at REAL NOT NULL, next_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        done_at REAL, outcome TEXT);
+    CREATE INDEX hub_push_due ON hub_push (done_at, next_at);
+    CREATE TABLE hub_cancels (number TEXT NOT NULL, service TEXT NOT NULL, count INTEGER NOT NULL,
+        PRIMARY KEY (number, service));
+    """,
 )
 
 
