@@ -19,6 +19,8 @@ import structlog
 
 from gateway import __version__, logs
 from gateway.printable import escape, json_line
+from gateway.tables import table as _table
+from gateway.tables import when as _when
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_CONFIG = "/etc/simgw/simgw.toml"
@@ -323,12 +325,6 @@ def _open_store(args: argparse.Namespace):
     return store
 
 
-def _when(ts: float | None) -> str:
-    import datetime as _dt
-
-    return "-" if ts is None else _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _lease_show(args: argparse.Namespace) -> int:
     store = _open_store(args)
     lease = store.lease(args.lease_id)
@@ -341,15 +337,6 @@ def _lease_show(args: argparse.Namespace) -> int:
         extra = " ".join(f"{k}={v}" for k, v in detail.items())
         print(f"  {_when(at)} UTC  {escape(kind):<10} {escape(extra)}")
     return EXIT_OK
-
-
-def _table(columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Aligned columns; every cell escaped (lease ids, services, SMS texts and modem replies come
-    from outside, and a terminal would act on their control characters)."""
-    cells = [tuple(escape(x) for x in row) for row in (columns, *rows)]
-    widths = [max(len(x) for x in col) for col in zip(*cells)]
-    for row in cells:
-        print("  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip())
 
 
 def cmd_leases(args: argparse.Namespace) -> int:
