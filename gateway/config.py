@@ -12,12 +12,14 @@ import os
 import re
 import stat
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from drivers.bank import PRESETS, SwitchStyle, SwitchTiming
-from gateway.leases import Policy
+from gateway.domain.banks import BankLayout
+from gateway.domain.leases import LeaseConfig, Policy
+from gateway.domain.numbering import UssdNumber
 from gateway.uplink.url import is_loopback, redact_urls, url_problem
 
 if TYPE_CHECKING:
@@ -66,31 +68,14 @@ class BankConfig:
     queue: int = 16  # leases that may wait for a channel; 0 refuses with no_channel at once
     reset_wait: float | None = None  # the radios' boot time after a reset (None: their vendor's figure)
 
+    @property
+    def layout(self) -> BankLayout:
+        """What the scheduler and the inventory need of this bank, without the driver's types."""
+        return BankLayout(self.name, self.channels, self.slots, consecutive=self.switch.slots_consecutive,
+                          rotation=self.rotation, queue=self.queue)
+
     def reach(self) -> dict[str, tuple[int, ...]]:
-        """Channel port -> the slots (0-based) it can hold: interleaved behind a controller
-        (channel c of n reaches c, c+n, ...), consecutive inside multi-SIM modems."""
-        n = len(self.channels)
-        if self.switch.kind == "on_modem":
-            per = self.slots // n
-            return {port: tuple(range(i * per, (i + 1) * per)) for i, port in enumerate(self.channels)}
-        return {port: tuple(range(i, self.slots, n)) for i, port in enumerate(self.channels)}
-
-
-@dataclass(frozen=True, slots=True)
-class UssdNumber:
-    """How an operator tells a SIM its own number: a USSD code and a pattern for the answer."""
-
-    operator: str  # as AT+COPS names it, or the IMSI's MCC+MNC prefix
-    code: str
-    pattern: str  # a regular expression; group 1 (or the whole match) is the number
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseConfig:
-    policy: Policy = field(default_factory=Policy)
-    quarantine_retention: float = 24 * 3600.0
-    message_retention: float = 7 * 24 * 3600.0
-    claim_window: float = 7 * 24 * 3600.0
+        return self.layout.reach()
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,11 +342,11 @@ def _banks(path: str, raw: object, modems: tuple[ModemConfig, ...]) -> tuple[Ban
                 raise ConfigError(path, f"banks[{i}].channels", f"a port not already a channel of {used[port]}", port)
             used[port] = name
         slots = reader.integer("slots", len(channels), len(channels), 4096)
-        if preset.kind == "on_modem" and slots % len(channels):
+        if preset.slots_consecutive and slots % len(channels):
             raise ConfigError(path, f"banks[{i}].slots", f"a multiple of the {len(channels)} channels (SIMs per modem)",
                               slots)
         controller = reader.string("controller", None)
-        if preset.kind == "controller" and controller is None:
+        if preset.needs_controller and controller is None:
             raise ConfigError(path, f"banks[{i}].controller", "the bank controller's serial port", "nothing")
         default = SwitchTiming()
         timing = SwitchTiming(
@@ -371,8 +356,7 @@ def _banks(path: str, raw: object, modems: tuple[ModemConfig, ...]) -> tuple[Ban
             sim_timeout=reader.duration("sim_timeout", default.sim_timeout, 0.1, 600),
             register_timeout=reader.duration("register_timeout", default.register_timeout, 0.1, 900),
             poll=reader.duration("poll", default.poll, 0.01, 60), retries=reader.integer("retries", default.retries, 0, 10))
-        switch = SwitchStyle(preset.name, preset.kind, command, reader.boolean("expect_ok", preset.expect_ok),
-                             preset.values)
+        switch = replace(preset, template=command, expect_ok=reader.boolean("expect_ok", preset.expect_ok))
         bank = BankConfig(name, switch, channels, slots, timing, controller,
                           reader.integer("controller_baud", 115200, 1200, 4_000_000),
                           reader.duration("rotation", 15 * 60.0, 1, 7 * 86400, allow_never=True),

@@ -22,7 +22,7 @@ import time
 from drivers.httpjson import HttpError
 from drivers.modem import ModemOptions
 from drivers.simulator.farm import ModemFarm
-from gateway.app import Gateway
+from gateway.runtime.gateway import Gateway
 from gateway.config import Config, LeaseConfig, ModemConfig, UplinkConfig
 from gateway.market import Arrival, Market
 from gateway.printable import escape

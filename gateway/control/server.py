@@ -31,7 +31,7 @@ from gateway.dashboard.web import DashboardRoutes, basic_auth_middleware
 from gateway.store import StoreError
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.runtime.gateway import Gateway
 
 log = structlog.get_logger("gateway.control")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -133,7 +133,7 @@ class ControlRoutes:
 
     async def leases(self, request: web.Request) -> web.Response:
         now = self._mono()
-        return web.json_response([views.lease_json(lease, now) for lease in self.gateway.core.engine.active()])
+        return web.json_response([views.lease_json(lease, now) for lease in self.gateway.core.snapshot.leases])
 
     async def open_lease(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -158,7 +158,9 @@ class ControlRoutes:
         refusal = rules.lease_id(lease_id)
         if refusal is not None:
             return _error(refusal.status, refusal.message)
-        result = await asyncio.shield(self.gateway.local_command(getattr(self.gateway.core, action), lease_id))
+        core = self.gateway.core
+        step = {"repeat": core.repeat, "finish": core.finish, "cancel": core.cancel}[action]  # the route's three
+        result = await asyncio.shield(self.gateway.local_command(step, lease_id))
         return web.json_response(result, status=200 if result["ok"] else 409)
 
     def socket_app(self, limits: HttpLimits) -> web.Application:

@@ -21,7 +21,7 @@ import structlog
 from gateway.dashboard.history import History
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.runtime.gateway import Gateway
 
 log = structlog.get_logger("gateway.dashboard")
 INTERVAL = 1.0
@@ -80,7 +80,7 @@ class Sampler:
             up = gateway.uplink.connected.is_set()
             if up != self.uplink_up:
                 self.uplink_up, self.uplink_since = up, wall
-        self._commits.append((self._mono(), gateway.store.writes))
+        self._commits.append((self._mono(), gateway.core.snapshot.store_writes))
         self.pi.commits_per_second = _rate(self._commits)
         self.pi.database_bytes = _database_bytes(gateway.config.database)
         try:
@@ -88,7 +88,7 @@ class Sampler:
             self.pi.disk_free_bytes, self.pi.disk_total_bytes = usage.free, usage.total
         except OSError:
             self.pi.disk_free_bytes = self.pi.disk_total_bytes = None
-        self.outbox_depth, self.outbox_oldest_at = await gateway.call(gateway.store.outbox_backlog)
+        self.outbox_depth, self.outbox_oldest_at = await gateway.call(gateway.store.outbox_size)
 
     def outbox_oldest_age(self) -> float:
         """Seconds the oldest unacknowledged event has waited; 0 with none."""

@@ -18,7 +18,7 @@ from gateway import __version__
 
 if TYPE_CHECKING:
     from drivers.modem import Modem
-    from gateway.app import Gateway
+    from gateway.runtime.gateway import Gateway
     from gateway.dashboard.sampler import Sampler
 
 NUMBER_IN_TEXT = re.compile(r"\+?[0-9][0-9 ()-]{5,}[0-9]")
@@ -102,38 +102,31 @@ class Snapshots:
         }
 
     def _banks(self) -> list[dict[str, object]]:
-        banks, switcher = self._gateway.core.banks, self._gateway.switcher
+        """From the core's published snapshot (the loop never reads the schedulers themselves)."""
+        switcher = self._gateway.switcher
+        counts = dict(switcher.counts) if switcher else {}  # (bank, outcome) -> switches
         out = []
-        for config in self._gateway.config.banks:
-            scheduler = banks.schedulers.get(config.name)
-            if scheduler is None:
-                continue
+        for view in self._gateway.core.snapshot.banks:
+            radios = [channel.port for channel in view.channels]
             slots = []
-            for slot in range(config.slots):
-                row = banks.rows.get((config.name, slot))
-                radio = scheduler.channel_of(slot)
-                on_air = scheduler.on_air(slot)
-                lease = scheduler.lease_on(slot)
-                if lease is not None:
+            for s in view.slot_views:
+                if s.lease is not None:
                     kind = "leased"
-                elif row is None:
+                elif s.status is None:
                     kind = "unknown"
-                elif row.status == "empty":
+                elif s.status == "empty":
                     kind = "empty"
-                elif row.status in FAILED_SLOT:
+                elif s.status in FAILED_SLOT:
                     kind = "failed"
                 else:
-                    kind = "idle" if on_air else "standby"
-                slots.append({"slot": slot + 1, "kind": kind, "radio": radio, "on_air": on_air, "lease": lease,
-                              "radio_no": config.channels.index(radio) + 1 if radio in config.channels else None,
-                              "number": self._number(row.msisdn if row else None),
-                              "detail": row.status if row is not None else "not scanned"})
-            switching = [port for port in scheduler.channels if scheduler.is_switching(port)]
-            counts = dict(switcher.counts) if switcher else {}  # (bank, outcome) -> switches
-            failures = sum(n for (bank, outcome), n in counts.items() if bank == config.name and outcome != "ok")
-            out.append({"name": config.name, "slots": slots, "queued": len(scheduler.queued), "radios": list(config.channels),
-                        "switching": switching, "switch_failures": failures,
-                        "lease_wait": banks.wait_summary(config.name)})
+                    kind = "idle" if s.on_air else "standby"
+                slots.append({"slot": s.slot, "kind": kind, "radio": s.radio, "on_air": s.on_air, "lease": s.lease,
+                              "radio_no": radios.index(s.radio) + 1 if s.radio in radios else None,
+                              "number": self._number(s.msisdn), "detail": s.status or "not scanned"})
+            failures = sum(n for (bank, outcome), n in counts.items() if bank == view.name and outcome != "ok")
+            out.append({"name": view.name, "slots": slots, "queued": view.queued, "radios": radios,
+                        "switching": [c.port for c in view.channels if c.switching],
+                        "switch_failures": failures, "lease_wait": view.wait_summary()})
         return out
 
     def _leases(self) -> list[dict[str, object]]:
@@ -141,7 +134,7 @@ class Snapshots:
         return [{"id": lease.id, "service": lease.service, "state": lease.state.value,
                  "number": self._number(lease.number), "sms": lease.sms_count,
                  "seconds_left": max(0.0, round(lease.deadline - now, 1))}
-                for lease in self._gateway.core.engine.active()]
+                for lease in self._gateway.core.snapshot.leases]
 
     def _markets(self) -> list[dict[str, object]]:
         uplink, sampler, hub = self._gateway.uplink, self._sampler, getattr(self._gateway, "hub", None)

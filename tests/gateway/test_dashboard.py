@@ -212,7 +212,8 @@ def test_nothing_the_browser_receives_holds_a_full_number_unless_show_numbers(tm
 
 def test_the_bank_grid_shows_each_slot_leased_idle_standby_or_failed_with_numbers_masked(tmp_path):
     from drivers.simulator.bank import SimBank
-    from gateway.store import SimRow, Store
+    from gateway.domain.banks import SimRow
+    from gateway.store import Store
     from tests.gateway.bank_env import SCALE, BankRig, prefill_inventory, rig_config
 
     bank = SimBank(2, 8, time_scale=SCALE)

@@ -20,7 +20,7 @@ from gateway.core import decisions_json
 from gateway.store import StoreError
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.runtime.gateway import Gateway
 
 log = structlog.get_logger("gateway.timers")
 PURGE_INTERVAL = 60.0  # nothing outlives its retention setting by more than this
@@ -69,7 +69,7 @@ class TimerLoop:
                         log.error("timers.store_failing", error=error, retry_every_s=TIMER_RETRY_MAX,
                                   consequence="deadlines and purges wait for the store; SMS stay on the SIMs")
                     self.store_failing = error
-            self.wake_at = retry_at or schedule.wake_at(self._gateway.core.due_at)
+            self.wake_at = retry_at or schedule.wake_at(self._gateway.core.snapshot.due_at)
             self._wake.clear()
             # asyncio.timeout, not wait_for: on 3.11 wait_for drops a cancellation that comes just
             # as the wake-up does, and the loop would never stop
@@ -91,7 +91,7 @@ class TimerLoop:
 
     async def _deadlines(self, now: float, schedule: _Schedule) -> None:
         gateway = self._gateway
-        due = gateway.core.due_at
+        due = gateway.core.snapshot.due_at
         decisions = await gateway.call(gateway.core.tick) if due is not None and due <= now else []
         if decisions:
             gateway.outbox_changed.set()
@@ -101,9 +101,9 @@ class TimerLoop:
     async def _banks(self, now: float, schedule: _Schedule) -> None:
         gateway = self._gateway
         if gateway.switcher is not None:
-            await gateway._dispatch_switches()
-            await gateway._dispatch_switches(await gateway.call(gateway.core.rotate))
-            schedule.rotation = gateway.core.banks.next_rotation()
+            await gateway.switching.dispatch()
+            await gateway.switching.dispatch(await gateway.call(gateway.core.rotate))
+            schedule.rotation = gateway.core.snapshot.next_rotation
 
     async def _purge(self, now: float, schedule: _Schedule) -> None:
         if now >= schedule.next_purge:

@@ -31,8 +31,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field, replace
 
-from gateway.activations import ActivationHistory
-from gateway.journal import JournaledDict
+from gateway.domain.activations import ActivationHistory
+from gateway.domain.journal import JournaledDict
 
 
 class LeaseState(enum.Enum):
@@ -134,6 +134,16 @@ class Policy:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaseConfig:
+    """The lease policy and how long what leases leave behind is kept; built by the config."""
+
+    policy: Policy = field(default_factory=Policy)
+    quarantine_retention: float = 24 * 3600.0
+    message_retention: float = 7 * 24 * 3600.0
+    claim_window: float = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Lease:
     id: str
     number: str
@@ -197,7 +207,7 @@ Decision = Opened | Transitioned | Deliver | Quarantine | Refused
 class LeaseEngine:
     """Holds the active leases, the last ``max_remembered_ended`` ended ones (the oldest is
     forgotten first: a command naming it is then ``unknown_lease``) and the activation history
-    (bounded, see :mod:`gateway.activations`); every method returns decisions."""
+    (bounded, see :mod:`gateway.domain.activations`); every method returns decisions."""
 
     policy: Policy = field(default_factory=Policy)
     _active: dict[str, Lease] = field(default_factory=dict)
@@ -234,7 +244,7 @@ class LeaseEngine:
         """The engine's state for :meth:`rollback` when the store could not persist a decision
         (memory never runs ahead of the disk). Cheap and the same on every day of uptime: the
         active leases (bounded by the numbers) are copied; the ended leases and the activation
-        history, which fill up over weeks, are journaled instead (see :mod:`gateway.journal`)."""
+        history, which fill up over weeks, are journaled instead (see :mod:`gateway.domain.journal`)."""
         return dict(self._active), dict(self._by_number), self._ended.mark(), self._activated.mark()
 
     def rollback(self, snapshot: tuple) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drivers.channel import AtChannel
-from gateway.portcounters import PortCounters
+from gateway.runtime.portcounters import PortCounters
 
 
 def _channel(path: str) -> AtChannel:

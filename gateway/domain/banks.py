@@ -1,7 +1,7 @@
 """SIM banks on the core thread: which SIM is in which slot, and the schedulers that move them.
 
-I/O-free like the rest of the core: it keeps the inventory rows (one per bank slot, as last
-seen by a switch or a scan), one :class:`~gateway.simbank.SimScheduler` per bank, and the
+I/O-free: it keeps the inventory rows (one per bank slot, as last seen by a switch or a scan),
+one :class:`~gateway.domain.scheduler.SimScheduler` per bank, and the
 switches decided but not yet handed to the switcher (the asyncio side), which performs them and
 reports back. Only a slot whose SIM was seen ``ok`` with a known number is offered for leases.
 """
@@ -9,16 +9,66 @@ reports back. Only a slot whose SIM was seen ``ok`` with a known number is offer
 from __future__ import annotations
 
 import math
-import statistics
+import enum
 from collections import deque
 from dataclasses import dataclass
 
-from gateway.config import BankConfig
-from gateway.simbank import SimScheduler, Switch
-from gateway.store import SimRow
+from gateway.domain.scheduler import SimScheduler, Switch
 
-LEASABLE = "ok"
-SLOT_FAILURES = frozenset({"empty", "wrong_sim", "no_network"})  # the slot's fault, not the radio's
+class SimStatus(enum.StrEnum):
+    """What a bank slot was last seen holding. A string enum because its value is what the store
+    keeps, ``/status`` shows and the metrics label; the set of values is closed here."""
+
+    OK = "ok"  # a SIM that came up and registered
+    EMPTY = "empty"
+    WRONG_SIM = "wrong_sim"
+    NO_NETWORK = "no_network"
+    NO_ANSWER = "no_answer"  # the bank or modem did not acknowledge the switch
+    MODEM_DOWN = "modem_down"  # the channel's radio was not serving (a scan records it)
+    UNKNOWN = "unknown"  # never seen
+
+
+LEASABLE = SimStatus.OK
+SLOT_FAILURES = frozenset({SimStatus.EMPTY, SimStatus.WRONG_SIM, SimStatus.NO_NETWORK})  # the slot's fault, not the radio's
+
+
+@dataclass(frozen=True, slots=True)
+class BankLayout:
+    """What the scheduler needs of a bank: its channels (radio ports), its slots, and how the two
+    are wired. The config builds it from its ``[[banks]]`` table (:attr:`BankConfig.layout`)."""
+
+    name: str
+    channels: tuple[str, ...]
+    slots: int
+    consecutive: bool = False  # multi-SIM modems: each channel holds a run of slots, not every n-th
+    rotation: float | None = 15 * 60.0  # None: idle SIMs stay where they are
+    queue: int = 16  # leases that may wait for a channel; 0 refuses with no_channel at once
+
+    def reach(self) -> dict[str, tuple[int, ...]]:
+        """Channel port -> the slots (0-based) it can hold: interleaved behind a controller
+        (channel c of n reaches c, c+n, ...), consecutive inside multi-SIM modems."""
+        n = len(self.channels)
+        if self.consecutive:
+            per = self.slots // n
+            return {port: tuple(range(i * per, (i + 1) * per)) for i, port in enumerate(self.channels)}
+        return {port: tuple(range(i, self.slots, n)) for i, port in enumerate(self.channels)}
+
+
+@dataclass(frozen=True, slots=True)
+class SimRow:
+    """One bank slot as last seen."""
+
+    bank: str
+    slot: int
+    status: SimStatus
+    iccid: str | None = None
+    imsi: str | None = None
+    operator: str | None = None
+    msisdn: str | None = None
+    msisdn_source: str | None = None  # cnum, ussd or config
+    detail: str | None = None
+    scan_run: str | None = None
+    seen_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +84,7 @@ class SwitchOrder:
 
 
 class Banks:
-    def __init__(self, configs: tuple[BankConfig, ...]) -> None:
+    def __init__(self, configs: tuple[BankLayout, ...]) -> None:
         self.configs = {b.name: b for b in configs}
         self.schedulers = {b.name: SimScheduler(b.reach(), queue_limit=b.queue,
                                                 rotation_period=b.rotation if b.rotation else math.inf)
@@ -43,14 +93,6 @@ class Banks:
         self.rows: dict[tuple[str, int], SimRow] = {}
         self.orders: list[SwitchOrder] = []
         self.waits: dict[str, deque[float]] = {b.name: deque(maxlen=1000) for b in configs}  # open -> on air, s
-
-    def wait_summary(self, bank: str) -> dict[str, float | int | None]:
-        """How long the recent leases of ``bank`` waited from opening until their SIM was on air."""
-        waits = sorted(self.waits[bank])
-        if not waits:
-            return {"count": 0, "p50_s": None, "p90_s": None, "max_s": None}
-        return {"count": len(waits), "p50_s": round(statistics.median(waits), 2),
-                "p90_s": round(waits[min(len(waits) - 1, int(len(waits) * 0.9))], 2), "max_s": round(waits[-1], 2)}
 
     def __bool__(self) -> bool:
         return bool(self.configs)
@@ -95,7 +137,7 @@ class Banks:
         channel_index = config.channels.index(switch.channel)
         reach = config.reach()[switch.channel]
         row = self.rows.get((bank, switch.to_slot))
-        expected = row.iccid if row is not None and row.iccid and row.status in (LEASABLE, "no_network") else None
+        expected = row.iccid if row is not None and row.iccid and row.status in (LEASABLE, SimStatus.NO_NETWORK) else None
         order = SwitchOrder(bank, switch, channel_index + 1, switch.to_slot + 1, reach.index(switch.to_slot) + 1,
                             expected)
         self.orders.append(order)

@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.simbank import Outcome, SimScheduler, interleaved_reach
+from gateway.domain.scheduler import (CHANNEL_TRANSITIONS, ChannelEvent, ChannelState, Outcome, SchedulerRuleBroken,
+                                      SimScheduler, interleaved_reach)
 
 CHANNELS = ["ch0", "ch1", "ch2", "ch3"]
 
@@ -17,6 +18,33 @@ def bank(queue_limit: int = 2) -> SimScheduler:
     for channel in CHANNELS:
         s.observe(channel, None, 0.0)
     return s
+
+
+def test_every_channel_state_has_a_way_out_and_a_switch_always_ends_holding():
+    sources = {state for state, _ in CHANNEL_TRANSITIONS}
+    assert sources == set(ChannelState)
+    assert CHANNEL_TRANSITIONS[(ChannelState.SWITCHING, ChannelEvent.SWITCH_DONE)] is ChannelState.HOLDING
+    assert (ChannelState.UNKNOWN, ChannelEvent.SWITCH) not in CHANNEL_TRANSITIONS  # never before it is known
+    assert (ChannelState.SWITCHING, ChannelEvent.SWITCH) not in CHANNEL_TRANSITIONS  # one switch at a time
+
+
+def test_a_switch_outside_the_table_is_refused_not_assumed():
+    s = SimScheduler(interleaved_reach(CHANNELS, 8), rotation_period=60.0)
+    with pytest.raises(SchedulerRuleBroken, match="switch while unknown"):
+        s._switch(s._channels["ch0"], 4, "rotation", 0.0)
+    assert not s.is_switching("ch0")
+
+
+def test_a_leased_sim_is_never_switched_out_even_if_asked_to():
+    """The rule is checked where a switch is made, whoever asks: it raises (the core's
+    transaction then rolls back) instead of an assert that ``python -O`` would strip."""
+    s = bank()
+    assert s.request("L1", 0, 0.0).outcome is Outcome.SWITCH
+    s.switch_done("ch0", True, 1.0)
+    assert s.on_air(0) and s.lease_on(0) == "L1"
+    with pytest.raises(SchedulerRuleBroken, match="a leased SIM is never switched out"):
+        s._switch(s._channels["ch0"], 4, "rotation", 2.0)
+    assert s.on_air(0) and not s.is_switching("ch0")
 
 
 def test_nothing_is_switched_on_a_channel_until_it_reports_its_sim():
@@ -126,7 +154,8 @@ def bank_core(tmp_path):
     from drivers.bank import PRESETS
     from gateway.config import BankConfig, LeaseConfig
     from gateway.core import GatewayCore
-    from gateway.store import SimRow, Store
+    from gateway.domain.banks import SimRow, SimStatus
+    from gateway.store import Store
 
     clock = [1000.0]
     store = Store(str(tmp_path / "core.db"))
@@ -136,7 +165,7 @@ def bank_core(tmp_path):
     with store.transaction():
         for slot in range(128):
             operator = "Alpha" if slot % 8 < 4 else "Beta"  # each channel reaches SIMs of both
-            store.save_sim(SimRow("bank1", slot, "ok", f"8970{slot:015d}", "", operator, f"+7900{slot:07d}",
+            store.save_sim(SimRow("bank1", slot, SimStatus.OK, f"8970{slot:015d}", "", operator, f"+7900{slot:07d}",
                                   "cnum", None, None, 0.0))
     core = GatewayCore(store, LeaseConfig(), mono=lambda: clock[0], wall=lambda: 1.8e9 + clock[0], banks=(config,))
     core.start()
@@ -174,7 +203,7 @@ def test_inventory_counts_radios_per_operator_and_service_never_slots(tmp_path):
 
 
 def test_country_from_the_imsi_when_the_number_does_not_say():
-    from gateway.core import country_of, country_of_imsi
+    from gateway.domain.numbering import country_of, country_of_imsi
 
     assert country_of_imsi("250011234567890") == "RU" and country_of_imsi("310260000000000") == "US"
     assert country_of_imsi("") is None and country_of("79001234567") is None  # a national number: no country
@@ -189,12 +218,12 @@ def test_what_a_transaction_copies_does_not_grow_with_switches():
     import pickle
 
     from drivers.bank import PRESETS
-    from gateway.banks import Banks
+    from gateway.domain.banks import Banks
     from gateway.config import BankConfig
 
     config = BankConfig("bank1", PRESETS["swit"], tuple(f"/dev/ch{i}" for i in range(4)), 128, controller="/dev/ctl",
                         rotation=60.0)
-    banks = Banks((config,))
+    banks = Banks((config.layout,))
     scheduler = banks.schedulers["bank1"]
     heard: list = []
     scheduler.add_listener(heard.append)
@@ -231,7 +260,7 @@ def test_capacity_by_service_from_intersections_equals_counting_every_sim(radios
     """The inventory counts per service by intersecting the SIMs' used services (its cost follows
     the history of the SIMs on the radios, not services x SIMs); the same counts as asking every
     SIM about every service."""
-    from gateway.capacity import count_by_service
+    from gateway.domain.capacity import count_by_service
 
     radios = [[(key, f"+7{n}") for key, n in radio] for radio in radios]
     blocked = {f"+7{n}": services for n, services in used.items()}
@@ -249,7 +278,7 @@ def test_capacity_by_service_from_intersections_equals_counting_every_sim(radios
 
 
 def test_the_inventory_reads_the_activation_history_once_and_keeps_in_step():
-    from gateway.activations import UsedServices
+    from gateway.domain.activations import UsedServices
 
     loads = []
     rows = [("+71", "TG", 10.0), ("+72", "wa", 20.0)]

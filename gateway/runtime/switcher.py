@@ -20,9 +20,10 @@ import structlog
 
 from drivers.bank import BankController, Failure, SwitchReport, bring_in, selector
 from drivers.modem import Modem
-from gateway.banks import SwitchOrder
-from gateway.config import BankConfig, UssdNumber
-from gateway.msisdn import discover
+from gateway.domain.banks import SwitchOrder
+from gateway.config import BankConfig
+from gateway.domain.numbering import UssdNumber
+from gateway.runtime.msisdn import discover
 
 log = structlog.get_logger("gateway.switcher")
 Report = Callable[[SwitchOrder, SwitchReport, str | None, str | None], Awaitable[None]]
@@ -40,7 +41,7 @@ class Switcher:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._configs = {b.name: b for b in banks}
         self._controllers = {b.name: BankController(b.controller, baudrate=b.controller_baud)
-                             for b in banks if b.switch.kind == "controller" and b.controller}
+                             for b in banks if b.switch.needs_controller and b.controller}
         self._modem_for = modem_for
         self._report = report
         self._rules = rules

@@ -1,6 +1,11 @@
-"""Which country a number or a SIM belongs to: enough for the marketplace's criteria."""
+"""Numbers: which country a number or a SIM belongs to (enough for the marketplace's criteria),
+and how an operator's USSD answer tells a SIM its own number. I/O-free: the modem that asks the
+operator is :mod:`gateway.runtime.msisdn`'s."""
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 # Country calling codes of the markets suppliers sell in, longest first; enough for criteria.
 _COUNTRY_CODES = (("380", "UA"), ("375", "BY"), ("374", "AM"), ("373", "MD"), ("371", "LV"), ("370", "LT"),
@@ -34,3 +39,33 @@ def country_of(number: str) -> str | None:
         if digits.startswith(code):
             return country
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class UssdNumber:
+    """How an operator tells a SIM its own number: a USSD code and a pattern for the answer."""
+
+    operator: str  # as AT+COPS names it, or the IMSI's MCC+MNC prefix
+    code: str
+    pattern: str  # a regular expression; group 1 (or the whole match) is the number
+
+
+def ussd_rule(rules: tuple[UssdNumber, ...], operator: str | None, imsi: str) -> UssdNumber | None:
+    """The rule for the SIM's operator: by the name AT+COPS gives, or by its IMSI's MCC+MNC."""
+    for rule in rules:
+        if operator and rule.operator.lower() == operator.lower():
+            return rule
+        if rule.operator.isascii() and rule.operator.isdigit() and imsi.startswith(rule.operator):
+            return rule
+    return None
+
+
+def number_in(text: str, pattern: str) -> str | None:
+    """The number in an operator's USSD answer, normalised; None when the answer has none."""
+    match = re.search(pattern, text)
+    if match is None:
+        return None
+    digits = re.sub(r"[^0-9+]", "", match.group(1) if match.groups() else match.group(0))
+    if not re.fullmatch(r"\+?[0-9]{5,15}", digits):
+        return None
+    return digits if digits.startswith("+") or len(digits) < 11 else "+" + digits

@@ -8,7 +8,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from gateway.leases import (
+from gateway.domain.leases import (
     TRANSITIONS,
     Deliver,
     LeaseEngine,
@@ -341,7 +341,7 @@ def test_with_a_cooldown_the_activation_history_holds_only_what_the_cooldown_cov
 def test_at_capacity_the_oldest_activation_leaves_memory_and_the_store_answers_for_it():
     """Never re-leased (no cool-down): the history is needed for ever, so what leaves memory at the
     cap is asked of the lookup (the store, in the daemon; a dict here)."""
-    from gateway.activations import ActivationHistory
+    from gateway.domain.activations import ActivationHistory
 
     stored: dict[tuple[str, str], float] = {}
     history = ActivationHistory(lookup=lambda number, service: stored.get((number, service)), capacity=100)

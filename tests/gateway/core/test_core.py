@@ -14,7 +14,8 @@ from drivers.sms.encode import DeliverSpec, encode_deliver
 from drivers.sms.pdu import decode_pdu
 from gateway.config import LeaseConfig
 from gateway.core import GatewayCore
-from gateway.leases import LeaseState, Policy
+from gateway.domain.messages import IngestStatus
+from gateway.domain.leases import LeaseState, Policy
 from gateway.store import MIGRATIONS, Store, StoreError
 
 NUMBER_A, NUMBER_B = "+79000000001", "+79000000002"
@@ -62,7 +63,7 @@ def test_leased_sms_goes_to_the_outbox_and_unleased_to_quarantine(db):
     assert core.open_lease("L1", NUMBER_A, "telegram")[-1].lease.state is LeaseState.WAITING
     clocks.advance(30)
     routed = core.ingest(part(ICCID_A, pdus("Telegram code 12345")[0]))
-    assert routed.status == "routed" and routed.lease_id == "L1"
+    assert routed.status is IngestStatus.ROUTED and routed.lease_id == "L1"
     quarantined = core.ingest(part(ICCID_B, pdus("not for anyone")[0], "/dev/ttyUSB1"))
     assert quarantined.quarantined and quarantined.lease_id is None
     sms_events = [row for row in core.store.outbox() if row[1] == "sms"]
@@ -78,10 +79,10 @@ def test_multipart_any_order_and_a_message_read_twice_is_stored_once(db):
     parts = pdus(text)
     assert len(parts) >= 2
     results = [core.ingest(part(ICCID_A, p)) for p in reversed(parts)]
-    assert [r.status for r in results] == ["pending"] * (len(parts) - 1) + ["routed"]
+    assert [r.status for r in results] == [IngestStatus.PENDING] * (len(parts) - 1) + [IngestStatus.ROUTED]
     # the crash-before-delete case: the modem offers every part again
     again = [core.ingest(part(ICCID_A, p)) for p in parts]
-    assert again[-1].status == "duplicate"
+    assert again[-1].status is IngestStatus.DUPLICATE
     assert [m.text for m in core.store.messages()] == [text]
     assert sum(1 for row in core.store.outbox() if row[1] == "sms") == 1
 
@@ -177,7 +178,7 @@ def test_quarantine_purged_from_the_file_itself_after_retention(db):
     clocks.advance(3600)
     counts = core.purge()
     assert counts["quarantined"] == 1
-    from gateway import retention
+    from gateway.store import retention
 
     retention.compact(core.store)
     core.store.close()
@@ -203,7 +204,7 @@ def test_unknown_number_and_undecodable_pdus_are_quarantined(db):
     core = make_core(db, clocks)
     bad = ReceivedPart("/dev/ttyUSB0", ModemIdentity(iccid=ICCID_A), "SM", 3, "0791BAD", None, "truncated",
                        datetime.now(timezone.utc), 0.0)
-    assert core.ingest(bad).quarantined and core.ingest(bad).status == "duplicate"
+    assert core.ingest(bad).quarantined and core.ingest(bad).status is IngestStatus.DUPLICATE
     result = core.ingest(part("89709999999999999999", pdus("sim with no known number")[0], "/dev/ttyUSB9"))
     assert result.quarantined
 
@@ -225,7 +226,7 @@ def test_last_part_read_again_after_its_message_was_routed_is_a_duplicate(db):
     parts = pdus("Long message for the re-read case. " * 6)
     for p in parts:
         core.ingest(part(ICCID_A, p))
-    assert core.ingest(part(ICCID_A, parts[-1])).status == "duplicate"
+    assert core.ingest(part(ICCID_A, parts[-1])).status is IngestStatus.DUPLICATE
     assert core.store.pending_parts() == 0 and len(core.store.messages()) == 1
 
 
@@ -239,7 +240,7 @@ def test_concatenation_reference_reused_by_a_later_message(db):
     second_parts = encode_deliver(DeliverSpec("+79161234567", second, concat_ref=77,
                                               timestamp=datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)))
     results = [core.ingest(part(ICCID_A, p)) for p in second_parts]
-    assert results[-1].status == "routed"
+    assert results[-1].status is IngestStatus.ROUTED
     assert sorted(m.text for m in core.store.messages()) == sorted([first, second])
 
 
@@ -380,7 +381,7 @@ def test_after_a_purge_no_purged_text_is_in_the_database_its_wal_or_its_shm(db):
 def test_migration_4_takes_texts_out_of_stored_outbox_events(db, monkeypatch):
     import json
 
-    import gateway.store as store_module
+    import gateway.store.connection as store_module  # where the migrations are run from
 
     monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:3])  # a database as version 3 left it
     store = Store(db)
@@ -397,7 +398,7 @@ def test_migration_4_takes_texts_out_of_stored_outbox_events(db, monkeypatch):
 
 
 def test_the_outbox_is_capped_in_age_and_size_oldest_dropped_first(db, monkeypatch):
-    import gateway.retention as retention_module
+    import gateway.store.retention as retention_module
 
     monkeypatch.setattr(retention_module, "MAX_OUTBOX", 10)
     clocks = Clocks()

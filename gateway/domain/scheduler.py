@@ -14,6 +14,10 @@ performs a switch and reports back with :meth:`SimScheduler.switch_done`. Its ru
   switch): after a restart nothing is switched before the radios have said which SIM they hold;
 * what the marketplace may be told is usable *at once* is the number of channels, never slots.
 
+Each channel is in one :class:`ChannelState` (UNKNOWN, HOLDING, SWITCHING); every change of it is
+a row of :data:`CHANNEL_TRANSITIONS`, and a decision outside the table, or one that would switch a
+leased SIM out, raises :class:`SchedulerRuleBroken` (checked always, not an ``assert``).
+
 It remembers nothing that grows with uptime: its state is one record per channel, the leased
 slots and the bounded queue, so the core's per-transaction :meth:`SimScheduler.snapshot` costs
 the same on the first day as after a year of rotation. Who wants to see every switch (a test, a
@@ -52,19 +56,69 @@ class Placement:
     channel: str | None = None
 
 
+class ChannelState(enum.Enum):
+    UNKNOWN = "unknown"  # the radio has not said which SIM it holds (after a start): not used yet
+    HOLDING = "holding"  # a known SIM (or none) is on the radio
+    SWITCHING = "switching"  # a switch was handed to the driver; its report is awaited
+
+
+class ChannelEvent(enum.Enum):
+    OBSERVED = "observed"  # the radio reported the SIM it holds, outside a switch of ours
+    SWITCH = "switch"  # the scheduler decided a switch
+    SWITCH_DONE = "switch_done"  # the driver reported the switch, ok or not
+
+
+# Rule 1: every change of a channel's state is in this table; anything else is SchedulerRuleBroken.
+CHANNEL_TRANSITIONS: dict[tuple[ChannelState, ChannelEvent], ChannelState] = {
+    (ChannelState.UNKNOWN, ChannelEvent.OBSERVED): ChannelState.HOLDING,
+    (ChannelState.HOLDING, ChannelEvent.OBSERVED): ChannelState.HOLDING,
+    (ChannelState.SWITCHING, ChannelEvent.OBSERVED): ChannelState.SWITCHING,  # the switch reports itself
+    (ChannelState.HOLDING, ChannelEvent.SWITCH): ChannelState.SWITCHING,
+    (ChannelState.SWITCHING, ChannelEvent.SWITCH_DONE): ChannelState.HOLDING,
+    # a report for a switch this state no longer knows of (a rolled-back transaction): what the
+    # radio holds now is known all the same
+    (ChannelState.UNKNOWN, ChannelEvent.SWITCH_DONE): ChannelState.HOLDING,
+    (ChannelState.HOLDING, ChannelEvent.SWITCH_DONE): ChannelState.HOLDING,
+}
+
+
+class SchedulerRuleBroken(RuntimeError):
+    """A decision the scheduler's rules forbid (a transition not in the table, or a leased SIM
+    switched out). Raised, never assumed away: the core's transaction rolls back, nothing moves."""
+
+
 @dataclass(slots=True)
 class _Channel:
     name: str
     slots: tuple[int, ...]
     active: int | None = None
-    known: bool = False  # has the channel told us which SIM it holds?
-    switching_to: int | None = None
+    state: ChannelState = ChannelState.UNKNOWN
+    switching_to: int | None = None  # the target slot, while SWITCHING
     rotation_at: float = 0.0
     next_rotation_index: int = 0
 
     def copy(self) -> "_Channel":
-        return _Channel(self.name, self.slots, self.active, self.known, self.switching_to, self.rotation_at,
+        return _Channel(self.name, self.slots, self.active, self.state, self.switching_to, self.rotation_at,
                         self.next_rotation_index)
+
+    @property
+    def known(self) -> bool:
+        return self.state is not ChannelState.UNKNOWN
+
+    @property
+    def switching(self) -> bool:
+        return self.state is ChannelState.SWITCHING
+
+    @property
+    def holding(self) -> int | None:
+        """The slot on air (None: none, or a switch under way)."""
+        return self.active if self.state is ChannelState.HOLDING else None
+
+    def move(self, event: ChannelEvent) -> None:
+        target = CHANNEL_TRANSITIONS.get((self.state, event))
+        if target is None:
+            raise SchedulerRuleBroken(f"channel {self.name}: {event.value} while {self.state.value}")
+        self.state = target
 
 
 SchedulerState = tuple[dict[str, _Channel], dict[int, str], tuple[tuple[str, int], ...]]
@@ -95,7 +149,7 @@ class SimScheduler:
         return next((c.name for c in self._channels.values() if slot in c.slots), None)
 
     def on_air(self, slot: int) -> bool:
-        return any(c.active == slot and c.switching_to is None for c in self._channels.values())
+        return any(c.holding == slot for c in self._channels.values())
 
     def is_leased(self, slot: int) -> bool:
         return slot in self._leased
@@ -112,11 +166,10 @@ class SimScheduler:
         return list(self._channels)
 
     def active_slot(self, channel: str) -> int | None:
-        state = self._channels[channel]
-        return state.active if state.switching_to is None else None
+        return self._channels[channel].holding
 
     def is_switching(self, channel: str) -> bool:
-        return self._channels[channel].switching_to is not None
+        return self._channels[channel].switching
 
     def next_rotation(self) -> float | None:
         """When :meth:`rotations_due` next has something to do (None: nothing can rotate now)."""
@@ -150,7 +203,7 @@ class SimScheduler:
         if name is None:
             raise KeyError(f"slot {slot} is on no channel")
         channel = self._channels[name]
-        if channel.known and channel.active == slot and channel.switching_to is None:
+        if channel.holding == slot:
             self._leased[slot] = lease_id
             return Placement(Outcome.ON_AIR, lease_id, slot, channel=name)
         if self._free(channel):
@@ -172,9 +225,10 @@ class SimScheduler:
     def observe(self, channel: str, slot: int | None, now: float) -> list[Placement]:
         """The channel's radio reports the SIM it holds (None: none, or one of no known slot)."""
         state = self._channels[channel]
-        if state.switching_to is not None:
+        state.move(ChannelEvent.OBSERVED)
+        if state.switching:
             return []  # a switch in progress reports through switch_done
-        state.active, state.known = slot, True
+        state.active = slot
         if state.rotation_at == 0.0:
             state.rotation_at = now + self.rotation_period  # first sight: a full cycle before it moves
         return self._serve_queue(now)
@@ -197,7 +251,7 @@ class SimScheduler:
         on it is handed back as ``NO_CHANNEL``."""
         state = self._channels[channel]
         target, state.switching_to = state.switching_to, None
-        state.known = True
+        state.move(ChannelEvent.SWITCH_DONE)
         if ok:
             state.active = target
             return self._serve_queue(now)
@@ -223,11 +277,13 @@ class SimScheduler:
     # ---------------------------------------------------------------------------- internals
     def _free(self, channel: _Channel) -> bool:
         """No switch under way, and the SIM on air (if any) carries no lease."""
-        return channel.known and channel.switching_to is None and (
-            channel.active is None or channel.active not in self._leased)
+        return channel.state is ChannelState.HOLDING and (channel.active is None or channel.active not in self._leased)
 
     def _switch(self, channel: _Channel, slot: int, reason: str, now: float) -> Switch:
-        assert channel.active is None or channel.active not in self._leased, "a leased SIM is never switched out"
+        if channel.active is not None and channel.active in self._leased:
+            raise SchedulerRuleBroken(f"channel {channel.name}: slot {channel.active} carries lease "
+                                      f"{self._leased[channel.active]}; a leased SIM is never switched out")
+        channel.move(ChannelEvent.SWITCH)
         switch = Switch(channel.name, channel.active, slot, reason)
         channel.switching_to = slot
         channel.rotation_at = now + self.rotation_period
@@ -248,7 +304,7 @@ class SimScheduler:
         out = []
         for lease_id, slot in list(self._queue):
             channel = self._channels[self.channel_of(slot)]
-            if self._free(channel) or (channel.known and channel.active == slot and channel.switching_to is None):
+            if self._free(channel) or channel.holding == slot:
                 self._queue.remove((lease_id, slot))
                 out.append(self.request(lease_id, slot, now))
         return out

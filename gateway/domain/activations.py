@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from gateway.journal import JournaledDict
+from gateway.domain.journal import JournaledDict
 
 Lookup = Callable[[str, str], "float | None"]  # (number, service) -> engine time of the last activation
 DEFAULT_CAPACITY = 100_000  # ~25 MB of entries; the store answers beyond

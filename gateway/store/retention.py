@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import structlog
 
-from gateway.config import LeaseConfig
+from gateway.domain.leases import LeaseConfig
 from gateway.store import COMMAND_RETENTION, MAX_OUTBOX, OUTBOX_ALARM, Store
 
-log = structlog.get_logger("gateway.retention")
+log = structlog.get_logger("gateway.store.retention")
 
 
 def purge(store: Store, config: LeaseConfig, now: float) -> dict[str, int]:
