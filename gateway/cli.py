@@ -226,8 +226,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         hub = config.smshub
         banks += f", {hub.flavour.value} agent on {hub.listen[0]}:{hub.listen[1]} ({len(hub.names.services)} services)"
     host, port = config.control_listen
+    locked = ", password required" if config.control_password_file else ""
     print(f"{config.path}: ok ({len(config.modems)} modem(s){banks}, database {config.database}, "
-          f"control socket {socket_path(config.control_socket, config.state_dir)}, read-only status on {host}:{port})")
+          f"control socket {socket_path(config.control_socket, config.state_dir)}, read-only status and dashboard "
+          f"on http://{host}:{port}/{locked})")
     return EXIT_OK
 
 
@@ -455,6 +457,9 @@ def _daemon_commands(sub: argparse._SubParsersAction) -> None:
     run.set_defaults(func=cmd_run)
     check = with_config(sub.add_parser("check-config", help="validate the configuration and exit (2 on any error)"))
     check.set_defaults(func=cmd_check_config)
+    from gateway.dashboard import command as dashboard_command
+
+    dashboard_command.add_parser(sub)
 
     status = with_config(sub.add_parser("status", help="modems and SIMs of the running daemon, as a table"))
     status.add_argument("--watch", type=float, nargs="?", const=2.0, default=None, metavar="SECONDS",

@@ -74,6 +74,7 @@ class GatewayCollector:
                                       "SQLite write transactions committed (the SD card's wear)")
         commits.add_metric([], float(gateway.core.snapshot.store_writes))
         yield commits
+        yield from self._alerting()
         yield GaugeMetricFamily("simgw_leases_active", "leases waiting or receiving",
                                 value=float(len(gateway.core.snapshot.leases)))
         yield from self._banks()
@@ -86,6 +87,26 @@ class GatewayCollector:
             yield attempts
         if gateway.hub is not None:
             yield from gateway.hub.metrics()
+
+    def _alerting(self) -> Iterator[Metric]:
+        """What config/alerts.yml watches beyond the modems: outbox backlog, disk, commit
+        failures, the daemon's start time (restarts); read from the dashboard's sampler."""
+        gateway, sampler = self._gateway, self._gateway.sampler
+        failures = CounterMetricFamily("simgw_store_commit_failures_total",
+                                       "write transactions the disk refused (full, read-only, I/O error)")
+        failures.add_metric([], float(gateway.store.commit_failures))
+        yield failures
+        yield GaugeMetricFamily("simgw_start_time_seconds", "when this daemon process started (Unix time)",
+                                value=sampler.started_wall)
+        if sampler.outbox_depth is not None:
+            yield GaugeMetricFamily("simgw_outbox_depth", "events not yet acknowledged by the marketplace",
+                                    value=float(sampler.outbox_depth))
+            yield GaugeMetricFamily("simgw_outbox_oldest_unacked_age_seconds",
+                                    "age of the oldest event the marketplace has not acknowledged (0: none)",
+                                    value=sampler.outbox_oldest_age())
+        if sampler.pi.disk_free_ratio is not None:
+            yield GaugeMetricFamily("simgw_disk_free_ratio", "free space on the state directory's file system, 0..1",
+                                    value=sampler.pi.disk_free_ratio)
 
     def _modems(self) -> Iterator[Metric]:
         modems = self._gateway.modems

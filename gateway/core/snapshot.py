@@ -25,12 +25,25 @@ class ChannelView:
 
 
 @dataclass(frozen=True, slots=True)
+class SlotView:
+    """One bank slot for the dashboard's grid."""
+
+    slot: int  # 1-based
+    status: str | None  # the inventory's status (ok, empty, wrong_sim, ...); None: never scanned
+    radio: str | None  # the channel that can hold it
+    on_air: bool
+    lease: str | None
+    msisdn: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class BankView:
     name: str
     channels: tuple[ChannelView, ...]
     queued: int
     slots: tuple[tuple[str, int], ...]  # slot status -> how many slots are in it
     waits: tuple[float, ...]  # recent leases' seconds from opening to SIM on air (bounded sample)
+    slot_views: tuple[SlotView, ...] = ()  # every slot, in order (bounded by the bank's size)
 
     def wait_summary(self) -> dict[str, float | int | None]:
         """How long the recent leases of this bank waited from opening until their SIM was on air."""
@@ -63,5 +76,14 @@ def bank_views(banks: Banks) -> tuple[BankView, ...]:
             channels.append(ChannelView(port, None if slot is None else slot + 1, scheduler.is_switching(port),
                                         scheduler.lease_on(slot) if slot is not None else None))
         views.append(BankView(name, tuple(channels), len(scheduler.queued), tuple(slots.items()),
-                              tuple(banks.waits[name])))
+                              tuple(banks.waits[name]), _slot_views(banks, name)))
     return tuple(views)
+
+
+def _slot_views(banks: Banks, name: str) -> tuple[SlotView, ...]:
+    scheduler, out = banks.schedulers[name], []
+    for slot in range(banks.configs[name].slots):
+        row = banks.rows.get((name, slot))
+        out.append(SlotView(slot + 1, row.status if row else None, scheduler.channel_of(slot), scheduler.on_air(slot),
+                            scheduler.lease_on(slot), row.msisdn if row else None))
+    return tuple(out)

@@ -27,6 +27,7 @@ from gateway.config import Config
 from gateway.control.server import ControlRoutes, ControlServer
 from gateway.control.unix import socket_path
 from gateway.core import GatewayCore, decisions_json
+from gateway.dashboard.sampler import Sampler
 from gateway.runtime.faults import CrashPoints, FaultFiles
 from gateway.runtime.ingest import Ingest
 from gateway.runtime.modems import ModemPorts
@@ -76,6 +77,7 @@ class Gateway:
                                     wall)
         self.control: ControlServer | None = None
         self.control_socket = socket_path(config.control_socket, config.state_dir)
+        self.sampler = Sampler(self, mono=mono, wall=wall)  # the dashboard's history and the alert gauges
         self.uplink = self._uplink(config)
         self.hub = None  # selling through an SMSHub-compatible marketplace too ([smshub])
         if config.smshub is not None:
@@ -138,6 +140,7 @@ class Gateway:
         self.supervisor.start("port-rescan", self.ports.rescan_loop)
         self.supervisor.start("lease-timers", self.timers.run)
         self.supervisor.start("ingest", self.ingest.run)
+        self.supervisor.start("dashboard-sampler", self.sampler.run)
         if self.uplink is not None:
             self.supervisor.start("uplink", self.uplink.run)
         if self.hub is not None:

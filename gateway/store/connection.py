@@ -56,6 +56,7 @@ class Connection:
         self._enqueued: list[tuple[int, str, dict]] = []
         self._db: sqlite3.Connection | None = None
         self.writes = 0  # committed write transactions (the SD card's wear)
+        self.commit_failures = 0  # write transactions SQLite refused (disk full, read-only, I/O error, locked)
 
     # ------------------------------------------------------------------------------- lifecycle
     def open(self) -> None:
@@ -102,11 +103,14 @@ class Connection:
         try:
             db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
+            self.commit_failures += 1
             raise StoreError(f"{self.path}: cannot begin a write: {exc}") from None
         self._enqueued = []  # rows this transaction adds to the outbox; handed on only if it commits
         try:
             yield db
-        except BaseException:
+        except BaseException as exc:
+            if isinstance(exc, sqlite3.Error):  # e.g. SQLITE_FULL while writing pages, before COMMIT
+                self.commit_failures += 1
             db.execute("ROLLBACK")
             raise
         try:
@@ -117,6 +121,7 @@ class Connection:
         except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
+            self.commit_failures += 1
             raise StoreError(f"{self.path}: commit failed: {exc}") from None
         self.writes += 1
         if self._enqueued and self.on_committed is not None:
