@@ -43,7 +43,7 @@ async def _until_signal(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
 # ---------------------------------------------------------------------------------- pdu decode
 def cmd_pdu_decode(args: argparse.Namespace) -> int:
     from drivers.sms.pdu import PduError, decode_pdu
-    from gateway.smsjson import decoded_json
+    from gateway.tools.smsjson import decoded_json
 
     items = args.pdus
     if items == ["-"]:
@@ -125,7 +125,7 @@ def cmd_sims(args: argparse.Namespace) -> int:
 
 
 def _sims_scan(args: argparse.Namespace) -> int:
-    from gateway.scan import ScanRefused, scan
+    from gateway.tools.sims_scan import ScanRefused, scan
 
     config = _config(args)
     if args.log_level == "info":  # the progress bar is the show
@@ -146,8 +146,8 @@ def _sims_scan(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------------- listen
 def cmd_listen(args: argparse.Namespace) -> int:
     from drivers.modem import ModemOptions, ReceiveMode
-    from gateway.listener import Arrival, Listener
-    from gateway.smsjson import assembled_json
+    from gateway.tools.listener import Arrival, Listener
+    from gateway.tools.smsjson import assembled_json
 
     def on_sms(arrival: Arrival) -> None:
         print(json_line(assembled_json(arrival.sms, port=arrival.port, iccid=arrival.iccid)), flush=True)
@@ -375,7 +375,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gateway.demo import run_demo
+    from gateway.tools.demo import run_demo
 
     if args.log_level == "info":  # the demo's own lines are the show; logs only for trouble
         logs.configure(json_lines=True if args.log_json else None, level="warning", redact=not args.no_redact)
@@ -383,7 +383,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_market(args: argparse.Namespace) -> int:
-    from gateway.market import run_market
+    from gateway.tools.market import run_market
 
     from gateway.config import read_token_file
 

@@ -85,7 +85,7 @@ def simulator_process(modems: int, baud: int | None, directory: str, commands: m
 # ----------------------------------------------------------------------------- market process
 def market_process(db: str, reports: mp.Queue, ports: mp.Queue) -> None:
     from drivers.httpjson import serve_json
-    from gateway.market import Arrival, Market
+    from gateway.tools.market import Arrival, Market
 
     logs.configure(json_lines=True, level="error")
 

@@ -308,7 +308,7 @@ def test_the_marketplace_sees_preparing_then_waiting_failed_with_a_reason_and_ra
     from dataclasses import replace as dc_replace
 
     from gateway.config import UplinkConfig
-    from gateway.market import Market
+    from gateway.tools.market import Market
     from tests.gateway.uplink_env import TOKEN, validate_frames
 
     bank = SimBank(2, 8, time_scale=SCALE)

@@ -28,7 +28,7 @@ from gateway.core import GatewayCore
 from gateway.msisdn import discover
 from gateway.store import SimRow, Store, StoreError
 
-log = structlog.get_logger("gateway.scan")
+log = structlog.get_logger("gateway.tools.sims_scan")
 RUN_KEY, FINISHED_KEY = "scan_run", "scan_finished"
 
 

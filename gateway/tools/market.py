@@ -30,7 +30,7 @@ from drivers.httpjson import HttpError, HttpRequest, serve_json
 from gateway.printable import escape
 from gateway.uplink.protocol import SUBPROTOCOL, encode
 
-log = structlog.get_logger("gateway.market")
+log = structlog.get_logger("gateway.tools.market")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateways (gateway_id TEXT PRIMARY KEY, acked_seq INTEGER NOT NULL DEFAULT 0,
