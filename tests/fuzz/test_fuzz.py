@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -39,6 +40,7 @@ def test_uplink_codec_never_raises(data):
         assert json.loads(event.frame)["type"] == "error"
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.lists(frame_like.map(json.dumps), max_size=10))
 def test_uplink_session_sequences_never_raise(frames):

@@ -12,6 +12,8 @@ import random
 import statistics
 import time
 
+import pytest
+
 from drivers.bank import PRESETS, Failure, SwitchReport
 from drivers.simulator.bank import SimBank
 from gateway.banks import SwitchOrder
@@ -57,6 +59,7 @@ def holding_intervals(config) -> dict[str, list[tuple[float, float, str]]]:
         store.close()
 
 
+@pytest.mark.slow
 def test_100_leases_on_a_4x32_bank_exactly_once_and_no_leased_sim_switched_out(tmp_path):
     rng = random.Random(5)
     bank = SimBank(4, 128, time_scale=SCALE)
@@ -402,6 +405,7 @@ def test_the_switcher_counts_every_switch_and_keeps_only_the_last_few():
     assert all(r.failure is Failure.MODEM_DOWN for r in reported)
 
 
+@pytest.mark.slow
 def test_rotation_collects_held_sms_and_never_moves_a_leased_sim_even_across_a_restart(tmp_path):
     bank, config = _fault_rig(tmp_path, rotation=0.3)
 

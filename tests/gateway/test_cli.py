@@ -16,6 +16,8 @@ import threading
 import time
 import urllib.request
 
+import pytest
+
 from drivers.probe import scan
 from drivers.simulator.engine import SimModem
 from drivers.simulator.farm import ModemFarm
@@ -124,6 +126,7 @@ def test_scan_recommends_the_port_that_carries_urcs():
     run(scenario(), 30)
 
 
+@pytest.mark.slow
 def test_demo_runs_and_ends_by_itself():
     result = subprocess.run([*SIMGW, "demo", "--modems", "4", "--duration", "6"], capture_output=True, text=True,
                             timeout=90)
