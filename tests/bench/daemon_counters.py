@@ -8,7 +8,8 @@ wake-ups (the loop slept, then I/O or a timer woke it) and polls that did not sl
 callbacks were ready; timers that fired, by who armed them; callbacks run; tasks created; work
 handed to another thread (``ThreadPoolExecutor.submit``, by thread-name prefix: ``simgw-core``
 is the core thread, ``asyncio`` the default executor of ``to_thread``); results handed back
-(``call_soon_threadsafe``); and the self-pipe writes that wake the loop from another thread.
+(``call_soon_threadsafe``); the self-pipe writes that wake the loop from another thread; and
+the core thread's own CPU in ingest calls and in their COMMITs (with the COMMITs' wall time).
 Each SIGUSR1 appends one JSON line of the totals so far (and the process's CPU seconds) to
 OUT.jsonl; ``bench_e2e.py --count`` takes the difference across its load window and divides by
 the SMS sent. The wrappers cost CPU themselves: take CPU per SMS from a run without them.
@@ -20,6 +21,7 @@ import asyncio.base_events
 import asyncio.events
 import asyncio.selector_events
 import collections
+import cProfile
 import json
 import os
 import selectors
@@ -39,9 +41,9 @@ class Counters:
         self._lock = threading.Lock()
         self.totals: collections.Counter[str] = collections.Counter()
 
-    def bump(self, key: str) -> None:
+    def bump(self, key: str, amount: float = 1) -> None:
         with self._lock:
-            self.totals[key] += 1
+            self.totals[key] += amount
 
     def wrap(self, owner: type, name: str, key: str) -> None:
         original = getattr(owner, name)
@@ -83,6 +85,36 @@ class Counters:
             return timer_run(handle)
 
         asyncio.events.TimerHandle._run = counted_timer  # type: ignore[method-assign]
+        self._time_the_core()
+
+    def _time_the_core(self) -> None:
+        """CPU and wall time of the core thread's ingest calls and of each COMMIT in them (fsync:
+        synchronous=FULL), measured with the calling thread's own clock."""
+        from gateway.core import GatewayCore
+        from gateway.store import Store
+
+        counters, ingest_many, store_open = self, GatewayCore.ingest_many, Store.open
+        profile_to = os.environ.get("SIMGW_BENCH_PROFILE_CORE")  # cProfile of the ingest calls alone
+        profiler = cProfile.Profile() if profile_to else None
+
+        def timed_ingest(core, parts):
+            cpu = time.thread_time()
+            if profiler is not None:
+                profiler.enable()
+            try:
+                return ingest_many(core, parts)
+            finally:
+                if profiler is not None:
+                    profiler.disable()
+                    profiler.dump_stats(profile_to)
+                counters.bump("core_ingest_cpu_ms", (time.thread_time() - cpu) * 1000)
+
+        def timed_open(store) -> None:
+            store_open(store)
+            store._db = _TimedCommits(store._db, counters)
+
+        GatewayCore.ingest_many = timed_ingest  # type: ignore[method-assign]
+        Store.open = timed_open  # type: ignore[method-assign]
 
     def snapshot(self) -> dict[str, float]:
         with self._lock:
@@ -90,6 +122,26 @@ class Counters:
         out["cpu_ms"] = time.process_time() * 1000  # every thread of the process
         out["at"] = time.monotonic()
         return out
+
+
+class _TimedCommits:
+    """The store's sqlite3 connection, timing COMMIT statements; everything else passes through."""
+
+    def __init__(self, db, counters: Counters) -> None:
+        self._db, self._counters = db, counters
+
+    def execute(self, sql, *args):
+        if sql != "COMMIT":
+            return self._db.execute(sql, *args)
+        cpu, wall = time.thread_time(), time.perf_counter()
+        try:
+            return self._db.execute(sql, *args)
+        finally:
+            self._counters.bump("commit_cpu_ms", (time.thread_time() - cpu) * 1000)
+            self._counters.bump("commit_wall_ms", (time.perf_counter() - wall) * 1000)
+
+    def __getattr__(self, name: str):
+        return getattr(self._db, name)
 
 
 def _timer_owner(handle: asyncio.events.TimerHandle) -> str:
