@@ -245,6 +245,7 @@ def test_wrong_sim_after_a_switch_is_retried_and_a_persistently_wrong_slot_is_ta
     run(scenario(), 60)
 
 
+@pytest.mark.slow
 def test_empty_slot_and_a_sim_that_never_registers_end_their_leases_failed(tmp_path):
     bank, config = _fault_rig(tmp_path, retries=0)
 
@@ -265,6 +266,7 @@ def test_empty_slot_and_a_sim_that_never_registers_end_their_leases_failed(tmp_p
     run(scenario(), 60)
 
 
+@pytest.mark.slow
 def test_no_channel_refusal_and_a_queued_lease_that_gets_no_radio_in_time(tmp_path):
     bank, config = _fault_rig(tmp_path, queue=0)
 
@@ -307,6 +309,7 @@ def test_on_modem_sim_switch_cinterion_style(tmp_path):
     run(scenario(), 60)
 
 
+@pytest.mark.slow
 def test_the_marketplace_sees_preparing_then_waiting_failed_with_a_reason_and_radios_not_slots(tmp_path):
     from dataclasses import replace as dc_replace
 

@@ -64,6 +64,7 @@ def stop(proc: subprocess.Popen) -> int:
         raise
 
 
+@pytest.mark.slow
 def test_simulate_and_listen_deliver_an_injected_sms_to_the_console():
     directory = tempfile.mkdtemp(prefix="simgw-cli-")
     port = free_port()

@@ -178,6 +178,7 @@ def test_supervisor_restarts_a_failed_task_retries_transient_failures_forever_an
     run(scenario(), 30)
 
 
+@pytest.mark.slow
 def test_stopping_is_bounded_even_when_a_task_swallows_its_cancellation():
     from gateway.supervisor import Supervisor
 
