@@ -28,6 +28,7 @@ from gateway.leases import (Decision, Deliver, Lease, LeaseEngine, LeaseState, O
                             Transitioned)
 from gateway.simbank import Outcome, Placement
 from gateway import retention
+from gateway.uplink import frames
 from gateway.store import MessageRow, SimRow, Store, StoredLease, StoreError, engine_lease, message_id
 
 log = structlog.get_logger("gateway.core")
@@ -578,7 +579,7 @@ class GatewayCore:
                 self.store.audit(stored.id, stored.opened_at, "opened",
                                  {"number": stored.number, "service": stored.service, "deadline": stored.deadline,
                                   "state": stored.state.value})
-                self._enqueue_lease(stored, "preparing" if stored.state is LeaseState.PREPARING else "opened")
+                self._enqueue_lease(stored, "opened")
             elif isinstance(decision, Transitioned):
                 if decision.previous is LeaseState.PREPARING and self.banks:
                     self._note_wait(decision)
@@ -590,7 +591,7 @@ class GatewayCore:
                     if decision.detail:
                         detail["reason"] = decision.detail
                     self.store.audit(stored.id, at, stored.state.value, detail)
-                    self._enqueue_lease(stored, stored.state.value, reason=decision.detail)
+                    self._enqueue_lease(stored, decision.trigger.value, reason=decision.detail)
                 if stored.state is LeaseState.FINISHED and stored.sms_count > 0:
                     self.store.record_activation(stored.number, stored.service, at)
                     self.used.record(stored.number, stored.service, at)
@@ -599,7 +600,7 @@ class GatewayCore:
                 self.store.audit(lease.id, message.received_at, "sms", {"msg_id": message.id, "parts": message.parts})
                 self.store.enqueue("sms", _sms_payload(message, lease.id), message.received_at,
                                    lease_id=lease.id, message_id=message.id)
-                self._enqueue_lease(lease, "delivered")
+                self._enqueue_lease(lease, "sms")
             elif isinstance(decision, (Quarantine, Refused)):
                 pass  # quarantine is the message row itself; a refusal changes nothing
         if self.banks:
@@ -608,21 +609,21 @@ class GatewayCore:
                 self._persist(followups)
         self._note_due()
 
-    def _enqueue_lease(self, lease: StoredLease, state: str, *, reason: str | None = None) -> None:
-        payload = {"lease_id": lease.id, "state": state, "at": self._wall(), "number": lease.number,
-                   "service": lease.service, "opened_at": lease.opened_at, "deadline": lease.deadline,
-                   "ended_at": lease.ended_at, "sms_count": lease.sms_count}
-        if reason:
-            payload["reason"] = reason
+    def _enqueue_lease(self, lease: StoredLease, event: str, *, reason: str | None = None) -> None:
+        """A ``lease`` frame's payload: the lease's own state, and the ``event`` that moved it."""
+        payload = frames.lease_payload(
+            lease_id=lease.id, state=lease.state.value, event=event, at=self._wall(), number=lease.number,
+            service=lease.service, opened_at=lease.opened_at, deadline=lease.deadline, ended_at=lease.ended_at,
+            sms_count=lease.sms_count, reason=reason)
         self.store.enqueue("lease", payload, self._wall(), lease_id=lease.id)
 
 
 
 
 def _sms_payload(message: MessageRow, lease_id: str) -> dict[str, object]:
-    return {"msg_id": message.id, "lease_id": lease_id, "number": message.number, "sender": message.sender,
-            "text": message.text, "parts": message.parts, "complete": message.complete,
-            "encoding": message.encoding, "network_time": message.scts, "received_at": message.received_at}
+    return frames.sms_payload(msg_id=message.id, lease_id=lease_id, number=message.number, sender=message.sender,
+                              text=message.text, parts=message.parts, complete=message.complete,
+                              encoding=message.encoding, network_time=message.scts, received_at=message.received_at)
 
 
 def decisions_json(decisions: list[Decision]) -> dict[str, object]:

@@ -70,8 +70,9 @@ class Demo:
                  f"{arrival.parts} part(s) {latency:7.1f} ms  {text}")
 
     def on_lease(self, frame: dict) -> None:
-        if frame["state"] in ("opened", "finished", "expired", "cancelled", "repeat_waiting"):
-            self.say(f"LEASE {frame['lease_id']:<8} {frame['state']:<14} {frame['service']:<10} on {frame['number']}")
+        if frame.get("event") == "opened" or frame["state"] in ("finished", "expired", "cancelled", "repeat_waiting"):
+            word = "opened" if frame.get("event") == "opened" else frame["state"]
+            self.say(f"LEASE {frame['lease_id']:<8} {word:<14} {frame['service']:<10} on {frame['number']}")
 
     async def start(self) -> None:
         await self.farm.start()

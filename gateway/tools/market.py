@@ -31,6 +31,7 @@ from gateway.printable import escape
 from gateway.uplink.protocol import SUBPROTOCOL, encode
 
 log = structlog.get_logger("gateway.tools.market")
+SUPERSEDED = 4001  # close code for a gateway's older connection when it connects again
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateways (gateway_id TEXT PRIMARY KEY, acked_seq INTEGER NOT NULL DEFAULT 0,
@@ -150,7 +151,11 @@ class Market:
                            " SET seen_at = excluded.seen_at", (gateway_id, self._wall())))
         acked = self._db.execute("SELECT acked_seq FROM gateways WHERE gateway_id = ?", (gateway_id,)).fetchone()[0]
         peer = _Peer(gateway_id, connection)
+        older = self._peers.get(gateway_id)
         self._peers[gateway_id] = peer
+        if older is not None:  # PROTOCOL.md: the newest connection of a gateway wins
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(older.connection.close(SUPERSEDED, "superseded by a newer connection"), 2)
         await self._send(connection, {"type": "welcome", "last_acked_seq": acked})
         dropper = asyncio.create_task(self._drop_later(connection)) if self.drop_every else None
         try:

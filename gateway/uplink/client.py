@@ -3,8 +3,10 @@
 One outbound connection (the Pi is behind NAT). Reconnects with tenacity: exponential backoff
 with jitter up to a cap; a refused token waits the full cap every time and says so, since
 retrying a wrong token fast helps nobody. Keepalive pings find a dead link within
-``ping_interval + ping_timeout``. On every connection: ``hello``, the marketplace's ``welcome``,
-then every outbox event after the seq it acknowledged, in order, within a bounded window.
+``ping_interval + ping_timeout``. It only moves bytes: :class:`UplinkSession` decides what is
+sent and in which order (``hello``, the ``welcome``, the full ``inventory``, then every outbox
+event after the acknowledged seq, within a window); the tasks here feed it and write
+:meth:`UplinkSession.data_to_send` under one lock.
 """
 
 from __future__ import annotations
@@ -32,13 +34,11 @@ from gateway.uplink.protocol import (
     FrameRejected,
     LeaseAction,
     OpenLease,
+    SessionState,
     Throttled,
     TokenBucket,
     UplinkSession,
     Welcomed,
-    encode,
-    rate_limited,
-    result_frame,
 )
 from gateway.uplink.url import redact_urls, url_problem
 
@@ -54,6 +54,11 @@ class UplinkConfigError(ValueError):
 
 class AuthRejected(Exception):
     """The marketplace refused our token (HTTP 401/403 at the handshake)."""
+
+
+class WelcomeRefused(ConnectionError):
+    """The marketplace's welcome claimed a seq this gateway never assigned: we said ``bad_ack``,
+    closed, and back off as for a failed attempt (its state needs a person, not a fast retry)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,14 +179,17 @@ class UplinkClient:
             session = UplinkSession(s.gateway_id, s.version, await self._port.acked_seq(), window=s.window,
                                     max_known_seq=await self._port.max_seq(),
                                     commands=TokenBucket(COMMAND_RATE, COMMAND_BURST))
-            await ws.send(session.hello())
+            session.send_hello()
+            write_lock = asyncio.Lock()
+            await self._flush(ws, session, write_lock)
             room_changed = asyncio.Event()
             commands: asyncio.Queue[Command] = asyncio.Queue(COMMAND_BURST)
-            tasks = [asyncio.create_task(self._reader(ws, session, room_changed, commands), name="uplink-reader"),
-                     asyncio.create_task(self._commands(ws, commands), name="uplink-commands"),
-                     asyncio.create_task(self._sender(ws, session, room_changed), name="uplink-sender"),
-                     asyncio.create_task(self._heartbeat(ws, session), name="uplink-health"),
-                     asyncio.create_task(self._inventory(ws, session), name="uplink-inventory"),
+            flush = (ws, session, write_lock)
+            tasks = [asyncio.create_task(self._reader(flush, room_changed, commands), name="uplink-reader"),
+                     asyncio.create_task(self._commands(flush, commands), name="uplink-commands"),
+                     asyncio.create_task(self._sender(flush, room_changed), name="uplink-sender"),
+                     asyncio.create_task(self._heartbeat(flush), name="uplink-health"),
+                     asyncio.create_task(self._inventory(flush, room_changed), name="uplink-inventory"),
                      asyncio.create_task(self._acker(), name="uplink-acker")]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -189,26 +197,36 @@ class UplinkClient:
                     try:
                         task.result()
                     except (ConnectionClosed, ConnectionError, OSError) as exc:
-                        if not session.ready:
+                        if not session.welcomed or isinstance(exc, WelcomeRefused):
                             raise
                         # An established session that dropped is not a failed attempt: reconnect
                         # promptly, with the backoff starting afresh.
                         log.info("uplink.disconnected", url=self.settings.url, error=_describe(exc))
                         return
             finally:
+                session.connection_lost()
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 self.connected.clear()
                 if self._fresh is not None:
                     self._fresh.clear()  # what was not sent is read from the store next time
-        if not session.ready:
+        if not session.welcomed:
             raise ConnectionError("closed before the welcome")
 
-    async def _reader(self, ws, session: UplinkSession, room_changed: asyncio.Event,
-                      commands: asyncio.Queue[Command]) -> None:
+    @staticmethod
+    async def _flush(ws, session: UplinkSession, lock: asyncio.Lock) -> None:
+        """Write what the session queued, in its order. One writer at a time, so that frames
+        taken in order are written in order."""
+        async with lock:
+            while frames := session.data_to_send():
+                for frame in frames:
+                    await ws.send(frame)
+
+    async def _reader(self, flush, room_changed: asyncio.Event, commands: asyncio.Queue[Command]) -> None:
         """Read every frame as it comes, and never wait for a commit here: commands are run by
         :meth:`_commands`, so a flood of them cannot hold up acks or the keepalive's pongs."""
+        ws, session, _ = flush
         async for message in ws:
             window_was_full = session.ready and session.room == 0
             event = session.receive(message, self._clock())
@@ -218,8 +236,7 @@ class UplinkClient:
                 self.last_error = None
                 log.info("uplink.connected", url=self.settings.url, resume_after=event.last_acked_seq)
                 await self._port.acked(event.last_acked_seq)  # it holds these: prune what we still had
-                room_changed.set()
-                self._inventory_changed.set()  # a full inventory first, on every connection
+                self._inventory_changed.set()  # the session sends nothing sequenced before it
             elif isinstance(event, Acked):
                 if event.seq == session.acked_seq:
                     self._ack_to_persist = event.seq
@@ -230,27 +247,32 @@ class UplinkClient:
                 try:
                     commands.put_nowait(event)
                 except asyncio.QueueFull:  # admitted by the rate, but the commits lag behind
-                    await self._throttled(ws, rate_limited(event, 1.0))
+                    session.throttle(event, 1.0)
+                    self._count_throttled()
             elif isinstance(event, Throttled):
-                await self._throttled(ws, event)
+                self._count_throttled()
             elif isinstance(event, FrameRejected):
                 if event.reason.value not in self._logged_rejections:
                     self._logged_rejections.add(event.reason.value)
                     log.warning("uplink.frame_rejected", reason=event.reason.value, error=event.message)
-                await ws.send(event.frame)
+            await self._flush(*flush)
+            if session.state is SessionState.FAILED:
+                await ws.close(1008, "bad welcome")
+                raise WelcomeRefused(event.message if isinstance(event, FrameRejected) else "welcome refused")
             await asyncio.sleep(0)  # a flood of frames is read one at a time, with the modems' tasks between
         raise ConnectionError(f"connection closed ({ws.close_code} {ws.close_reason or ''})".strip())
 
-    async def _commands(self, ws, commands: asyncio.Queue[Command]) -> None:
+    async def _commands(self, flush, commands: asyncio.Queue[Command]) -> None:
         """Run the admitted commands one at a time, in the order they came, and answer each."""
+        _, session, _ = flush
         while True:
             command = await commands.get()
             result = await self._port.command(command)
-            await ws.send(result_frame(command.command_id, result))
+            session.send_result(command.command_id, result)
+            await self._flush(*flush)
 
-    async def _throttled(self, ws, event: Throttled) -> None:
-        """Answer ``rate_limited``; a flood is logged once per THROTTLE_LOG_EVERY with its count."""
-        await ws.send(event.frame)
+    def _count_throttled(self) -> None:
+        """A flood of ``rate_limited`` answers is logged once per THROTTLE_LOG_EVERY with its count."""
         self.throttled += 1
         now, (logged_at, logged_total) = self._clock(), self._throttle_logged
         if now - logged_at >= THROTTLE_LOG_EVERY:
@@ -258,16 +280,18 @@ class UplinkClient:
                         burst=COMMAND_BURST)
             self._throttle_logged = (now, self.throttled)
 
-    async def _sender(self, ws, session: UplinkSession, room_changed: asyncio.Event) -> None:
+    async def _sender(self, flush, room_changed: asyncio.Event) -> None:
+        """Hand outbox rows to the session as its window allows (it takes none before READY)."""
+        _, session, _ = flush
         while True:
-            if session.ready and session.room > 0:
+            if session.room > 0:
                 self._outbox_changed.clear()
                 limit = session.room
-                rows = self._take_fresh(session.sent_seq, limit)
+                rows = take_fresh(self._fresh, session.sent_seq, limit)
                 if rows is None:
                     rows = await self._port.outbox_after(session.sent_seq, limit)
-                for seq, kind, payload in rows:
-                    await ws.send(session.sequenced_frame(seq, kind, payload))
+                session.send_events(rows)
+                await self._flush(*flush)
                 if len(rows) == limit or (rows and self._outbox_changed.is_set()):
                     continue  # there may be more; otherwise wait, without another round trip to the store
                 waiters = [self._outbox_changed.wait(), room_changed.wait()]
@@ -280,21 +304,6 @@ class UplinkClient:
                 for task in tasks:
                     task.cancel()
             room_changed.clear()
-
-    def _take_fresh(self, after: int, limit: int) -> list[tuple[int, str, dict]] | None:
-        """The next rows from what the store just committed, if they follow ``after`` without a
-        gap; None sends the sender to the store (after a reconnect, or if rows were dropped)."""
-        fresh = self._fresh
-        if fresh is None:
-            return None
-        while fresh and fresh[0][0] <= after:
-            fresh.popleft()
-        if not fresh or fresh[0][0] != after + 1:
-            return None
-        rows: list[tuple[int, str, dict]] = []
-        while fresh and len(rows) < limit and fresh[0][0] == after + len(rows) + 1:
-            rows.append(fresh.popleft())
-        return rows
 
     async def _acker(self) -> None:
         """Persist acknowledgements, coalesced: under load one commit covers many acks. A late
@@ -309,32 +318,42 @@ class UplinkClient:
                 await self._port.acked(seq)
                 persisted = seq
 
-    async def _inventory(self, ws, session: UplinkSession) -> None:
-        """The full inventory after each welcome, then only the numbers that changed."""
-        sent: dict[str, dict] | None = None
+    async def _inventory(self, flush, room_changed: asyncio.Event) -> None:
+        """The full inventory after each welcome (which opens the window), then the changes."""
+        _, session, _ = flush
         while True:
             await self._inventory_changed.wait()
             self._inventory_changed.clear()
-            if not session.ready:
+            if session.state not in (SessionState.SYNCING, SessionState.READY):
                 continue
-            inventory = await self._port.inventory()
-            numbers = {n["number_id"]: n for n in inventory["numbers"]}
-            if sent is None:
-                frame = {**inventory, "full": True}
-            else:
-                changed = [n for key, n in numbers.items() if sent.get(key) != n]
-                gone = [{**n, "state": "offline"} for key, n in sent.items() if key not in numbers]
-                if not changed and not gone:
-                    continue
-                frame = {**inventory, "full": False, "numbers": changed + gone}
-            await ws.send(encode({"type": "inventory", **frame}))
-            sent = numbers
+            syncing = session.state is SessionState.SYNCING
+            if session.send_inventory(await self._port.inventory()):
+                await self._flush(*flush)
+                if syncing:
+                    room_changed.set()  # READY now: replays may follow
 
-    async def _heartbeat(self, ws, session: UplinkSession) -> None:
+    async def _heartbeat(self, flush) -> None:
+        _, session, _ = flush
         while True:
             await asyncio.sleep(self.settings.health_interval)
-            if session.ready:
-                await ws.send(encode({"type": "health", **await self._port.health()}))
+            if session.ready and session.send_health(await self._port.health()):
+                await self._flush(*flush)
+
+
+def take_fresh(fresh: collections.deque[tuple[int, str, dict]] | None, after: int,
+               limit: int) -> list[tuple[int, str, dict]] | None:
+    """The next rows from what the store just committed, if they follow ``after`` without a
+    gap; None sends the sender to the store (after a reconnect, or if rows were dropped)."""
+    if fresh is None:
+        return None
+    while fresh and fresh[0][0] <= after:
+        fresh.popleft()
+    if not fresh or fresh[0][0] != after + 1:
+        return None
+    rows: list[tuple[int, str, dict]] = []
+    while fresh and len(rows) < limit and fresh[0][0] == after + len(rows) + 1:
+        rows.append(fresh.popleft())
+    return rows
 
 
 def _describe(error: BaseException | None) -> str:

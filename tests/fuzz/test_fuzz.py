@@ -34,6 +34,7 @@ frame_like = st.fixed_dictionaries(
 @given(st.one_of(frame_like.map(json.dumps), st.text(max_size=300), st.binary(max_size=100)))
 def test_uplink_codec_never_raises(data):
     session = UplinkSession("gw", "0", acked_seq=0, max_known_seq=10)
+    session.send_hello()
     event = session.receive(data)
     assert isinstance(event, (Welcomed, Acked, OpenLease, LeaseAction, FrameRejected))
     if isinstance(event, FrameRejected):
@@ -45,10 +46,15 @@ def test_uplink_codec_never_raises(data):
 @given(st.lists(frame_like.map(json.dumps), max_size=10))
 def test_uplink_session_sequences_never_raise(frames):
     session = UplinkSession("gw", "0", acked_seq=0, max_known_seq=5)
+    session.send_hello()
+    full_inventory_sent = False
     for frame in frames:
         session.receive(frame)
-        if session.ready and session.room:
-            session.sequenced_frame(session.sent_seq + 1, "sms", {"msg_id": "m"})
+        session.send_inventory({"numbers": []})  # full once welcomed, then nothing changes
+        session.send_events([(session.sent_seq + 1, "sms", {"msg_id": "m"})])
+        for sent in map(json.loads, session.data_to_send()):
+            full_inventory_sent |= sent["type"] == "inventory" and sent["full"]
+            assert sent["type"] != "sms" or full_inventory_sent, "an sms before the full inventory"
     assert session.acked_seq <= max(session.sent_seq, 5)
 
 
