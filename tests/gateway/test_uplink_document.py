@@ -198,6 +198,7 @@ def test_a_welcome_beyond_any_seq_assigned_closes_the_session_and_reconnects_wit
     run(scenario(), 60)
 
 
+@pytest.mark.slow
 def test_the_marketplace_keepalive_is_answered_and_no_application_frames_are_needed(tmp_path):
     """The marketplace pings every 0.1 s with 0.5 s to answer; the gateway's own pings are off.
     For 3 s the session holds and every ping got its pong."""
