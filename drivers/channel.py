@@ -25,6 +25,10 @@ from drivers.serial_port import SerialPort
 
 QUIET_AFTER_TIMEOUT = 0.25
 MAX_DRAIN = 3.0
+IMPLIED_GRACE = 0.4
+"""Seconds of silence after an answer that is complete by its shape (a command declared
+``implied_final``, e.g. Wavecom's ``+CPIN: READY`` that never gets an ``OK``) before it is taken
+as complete. Any byte that arrives meanwhile restarts the wait."""
 
 
 class Priority(enum.IntEnum):
@@ -74,6 +78,9 @@ class ChannelStats:
     timeouts: int = 0
     garbage: int = 0
     stray_lines: int = 0
+    oversized_responses: int = 0  # responses past the protocol's line/byte caps, dropped as garbage
+    implied_finals: int = 0  # answers completed by their shape after IMPLIED_GRACE
+    echoes: int = 0  # command echoes seen (the modem's echo is on)
     last_response_at: float | None = None
     last_latency: float | None = None
 
@@ -104,6 +111,7 @@ class AtChannel:
         self._last_byte_at = 0.0
         self._closed_reason: str | None = "not open"
         self._needs_drain = False
+        self._grace: asyncio.TimerHandle | None = None
         self.stats = ChannelStats()
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -120,6 +128,10 @@ class AtChannel:
         self._port.close()
         self._fail_all("port closed")
 
+    def use_urcs(self, extra_urcs: frozenset[str]) -> None:
+        """Recognise a vendor's own unsolicited codes from now on (after its profile was chosen)."""
+        self._protocol.use_urcs(extra_urcs)
+
     # ------------------------------------------------------------------------------- commands
     async def command(
         self,
@@ -130,17 +142,20 @@ class AtChannel:
         timeout: float = 5.0,
         priority: Priority = Priority.NORMAL,
         check: bool = True,
+        implied_final: bool = False,
     ) -> Response:
         """Run one command; return its response or raise an :class:`AtError` subclass.
 
-        With ``check=False`` an error final result is returned instead of raised."""
+        With ``check=False`` an error final result is returned instead of raised. With
+        ``implied_final`` an answer complete by its declared shape completes the command after
+        :data:`IMPLIED_GRACE` of silence even if no final result follows."""
         await self._acquire(priority, text)
         try:
             if self._closed_reason is not None:
                 raise PortGone(self.path, text, self._closed_reason)
             if self._needs_drain:
                 await self._drain_quiet()
-            command = Command(text, expect, payload)
+            command = Command(text, expect, payload, implied_final=implied_final)
             loop = asyncio.get_running_loop()
             self._waiter = loop.create_future()
             started = self._clock()
@@ -166,6 +181,7 @@ class AtChannel:
                 raise CommandFailed(self.path, text, response.result)
             return response
         finally:
+            self._cancel_grace()
             self._waiter = None
             self._release()
 
@@ -218,7 +234,25 @@ class AtChannel:
         self._last_byte_at = self._clock()
         self._protocol.receive_data(data)
         self._port.write(self._protocol.data_to_send())
-        for event in self._protocol.events_received():
+        self._dispatch(self._protocol.events_received())
+        self._cancel_grace()
+        if self._protocol.answer_complete:
+            self._grace = asyncio.get_running_loop().call_later(IMPLIED_GRACE, self._complete_implied)
+
+    def _complete_implied(self) -> None:
+        self._grace = None
+        if self._protocol.complete_implied():
+            self.stats.implied_finals += 1
+            self._dispatch(self._protocol.events_received())
+
+    def _cancel_grace(self) -> None:
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+
+    def _dispatch(self, events: list) -> None:
+        self.stats.echoes = self._protocol.echo_count
+        for event in events:
             if isinstance(event, Response):
                 self.stats.last_response_at = self._last_byte_at
                 if self._waiter is not None and not self._waiter.done():
@@ -233,8 +267,16 @@ class AtChannel:
                 self.stats.stray_lines += 1
                 self._log.debug("at.stray_line", line=event.line[:80])
             elif isinstance(event, BadBytes):
-                self.stats.garbage += 1
-                self._log.info("at.garbage", reason=event.reason, size=len(event.data), total=self.stats.garbage)
+                self._on_bad_bytes(event)
+
+    def _on_bad_bytes(self, event: BadBytes) -> None:
+        """Count garbage; log it the 1st, 2nd, 4th, 8th... time, so a port that streams junk
+        writes a few dozen log lines, not one per kilobyte."""
+        self.stats.garbage += 1
+        self.stats.oversized_responses = self._protocol.overflow_count
+        count = self.stats.garbage
+        if count & (count - 1) == 0:
+            self._log.info("at.garbage", reason=event.reason, size=len(event.data), total=count)
 
     def _on_lost(self, exc: Exception | None) -> None:
         reason = str(exc) if exc else "port lost"

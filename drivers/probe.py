@@ -9,13 +9,16 @@ probe listens on every port of a device for a while and recommends the one that 
 from __future__ import annotations
 
 import asyncio
+import functools
 import glob
 from dataclasses import dataclass, field
 
-from drivers.at.parse import AtParseError, csq_to_dbm, parse_creg, parse_csq, parse_identity_line, swap_nibbles
+from drivers.at.parse import AtParseError, csq_to_dbm, parse_creg, parse_csq
 from drivers.at.protocol import Urc
 from drivers.channel import AtChannel, AtError
-from drivers.profiles import select_profile
+from drivers.modem.identity import read_iccid, read_value
+from drivers.modem.sim import SIM_BUSY_RETRIES, switch_radio_on, wait_for_sim
+from drivers.profiles import GENERIC, select_profile
 from drivers.serial_port import PortOpenError
 
 DEFAULT_GLOBS = ("/dev/serial/by-id/*", "/dev/ttyUSB*", "/dev/ttyACM*")
@@ -31,6 +34,7 @@ class PortReport:
     imei: str = ""
     imsi: str = ""
     iccid: str = ""
+    sim_state: str = ""
     signal_dbm: int | None = None
     registration: str = ""
     urcs: int = 0
@@ -55,7 +59,7 @@ async def probe_port(path: str, *, listen: float = 2.0, timeout: float = 1.5) ->
         if urc.name not in report.urc_names:
             report.urc_names.append(urc.name)
 
-    channel = AtChannel(path, on_urc=on_urc)
+    channel = AtChannel(path, on_urc=on_urc, extra_urcs=GENERIC.extra_urcs)  # every vendor's, until known
     try:
         channel.open()
     except PortOpenError as exc:
@@ -65,11 +69,18 @@ async def probe_port(path: str, *, listen: float = 2.0, timeout: float = 1.5) ->
         await channel.command("AT", timeout=timeout)
         report.answers = True
         await channel.command("ATE0", timeout=timeout, check=False)
-        report.vendor = await _value(channel, "AT+CGMI", timeout)
-        report.model = await _value(channel, "AT+CGMM", timeout)
-        report.imei = await _value(channel, "AT+CGSN", timeout)
-        report.imsi = await _value(channel, "AT+CIMI", timeout)
-        report.iccid = await _iccid(channel, report.vendor, report.model, timeout)
+        # The same shape-checked reads as the driver's, so the scan shows what the driver will use.
+        run = functools.partial(channel.command, timeout=timeout)
+        report.vendor = await read_value(run, "AT+CGMI")
+        report.model = await read_value(run, "AT+CGMM")
+        report.imei = await read_value(run, "AT+CGSN")
+        profile = select_profile(report.vendor, report.model)
+        channel.use_urcs(profile.extra_urcs)
+        # Like the driver: a radio found off is switched on, a busy SIM is waited for (bounded).
+        await switch_radio_on(run, profile)
+        report.sim_state = await wait_for_sim(run, profile, SIM_BUSY_RETRIES)
+        report.imsi = await read_value(run, "AT+CIMI")
+        report.iccid = await read_iccid(run, profile)
         csq = await channel.command("AT+CSQ", timeout=timeout, check=False)
         for line in csq.lines:
             try:
@@ -92,25 +103,6 @@ async def probe_port(path: str, *, listen: float = 2.0, timeout: float = 1.5) ->
     finally:
         channel.close()
     return report
-
-
-async def _value(channel: AtChannel, command: str, timeout: float) -> str:
-    response = await channel.command(command, timeout=timeout, check=False)
-    return (parse_identity_line(response.lines, (command[2:] + ":",)) or "") if response.result.ok else ""
-
-
-async def _iccid(channel: AtChannel, vendor: str, model: str, timeout: float) -> str:
-    for spec in select_profile(vendor, model).iccid_commands:
-        response = await channel.command(spec.command, expect=spec.prefixes, timeout=timeout, check=False)
-        value = parse_identity_line(response.lines, spec.prefixes) if response.result.ok else None
-        if not value:
-            continue
-        if spec.swapped:
-            fields = value.split(",")
-            value = swap_nibbles(fields[2].strip('"')) if len(fields) >= 3 else ""
-        if value.startswith("89"):
-            return value
-    return ""
 
 
 def recommend(reports: list[PortReport]) -> None:

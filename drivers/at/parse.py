@@ -1,7 +1,10 @@
 """Parsers for the information responses the driver reads, I/O-free.
 
 Each returns a typed value or raises :class:`AtParseError` naming the line it could not read; the
-caller decides whether that is fatal (it never is for health probes).
+caller decides whether that is fatal (it never is for health probes). No other exception escapes:
+a number is a number only when it is ASCII digits (:func:`is_digits`), because ``str.isdigit()``
+accepts ``"²"``, which ``int()`` then refuses (issue 12 finding 4: ``+CMGL: ²,1,,32`` killed a
+modem's reader).
 """
 
 from __future__ import annotations
@@ -13,6 +16,14 @@ from dataclasses import dataclass
 
 class AtParseError(ValueError):
     """A response line did not have the documented shape."""
+
+
+_DIGITS_RE = re.compile(r"[0-9]+")
+
+
+def is_digits(text: str) -> bool:
+    """True for a non-empty run of ASCII digits only (``"²"``, ``"٣"`` and ``"12 "`` are not)."""
+    return _DIGITS_RE.fullmatch(text) is not None
 
 
 def split_args(args: str) -> list[str]:
@@ -51,24 +62,28 @@ class StoredPdu:
 def parse_cmti(args: str) -> tuple[str, int]:
     """``+CMTI: "SM",3`` arguments -> (storage, index)."""
     parts = split_args(args)
-    if len(parts) < 2 or not parts[1].isdigit():
+    if len(parts) < 2 or not is_digits(parts[1]):
         raise AtParseError(f"bad +CMTI arguments {args!r}")
     return parts[0], int(parts[1])
 
 
-def parse_cmgl(lines: tuple[str, ...]) -> list[StoredPdu]:
+def parse_cmgl(lines: tuple[str, ...], errors: list[str] | None = None) -> list[StoredPdu]:
     """Pairs of ``+CMGL: <index>,<stat>,[<alpha>],<length>`` and a PDU line.
 
     A header without a PDU line after it (seen when a URC or a truncated read intervenes) is
-    skipped rather than mis-paired with the next header."""
+    skipped rather than mis-paired with the next header. A header that cannot be read (``+CMGL:
+    ²,1,,32``) is skipped with its PDU, and described in ``errors`` if given: one bad entry must
+    not hide the good ones listed with it, sweep after sweep."""
     out: list[StoredPdu] = []
     pending: tuple[int, int] | None = None
+    skipping = False
     for line in lines:
         if line.startswith("+CMGL:"):
             fields = split_args(_after_prefix(line, "+CMGL:"))
-            if len(fields) < 2 or not fields[0].isdigit() or not fields[1].isdigit():
-                raise AtParseError(f"bad +CMGL header {line!r}")
-            pending = (int(fields[0]), int(fields[1]))
+            skipping = len(fields) < 2 or not is_digits(fields[0]) or not is_digits(fields[1])
+            pending = None if skipping else (int(fields[0]), int(fields[1]))
+            if skipping and errors is not None:
+                errors.append(f"bad +CMGL header {line[:80]!r}")
         elif pending is not None:
             out.append(StoredPdu(pending[0], pending[1], line.strip()))
             pending = None
@@ -82,7 +97,7 @@ def parse_cmgr(lines: tuple[str, ...]) -> StoredPdu | None:
     if header is None or header + 1 >= len(lines):
         return None
     fields = split_args(_after_prefix(lines[header], "+CMGR:"))
-    if not fields or not fields[0].isdigit():
+    if not fields or not is_digits(fields[0]):
         raise AtParseError(f"bad +CMGR header {lines[header]!r}")
     if len(fields) >= 3 and fields[-1] == "0":
         return None
@@ -96,10 +111,10 @@ def parse_cpms(line: str) -> list[tuple[str | None, int, int]]:
     i = 0
     while i < len(fields):
         mem: str | None = None
-        if not fields[i].isdigit():
+        if not is_digits(fields[i]):
             mem = fields[i]
             i += 1
-        if i + 1 >= len(fields) or not fields[i].isdigit() or not fields[i + 1].isdigit():
+        if i + 1 >= len(fields) or not is_digits(fields[i]) or not is_digits(fields[i + 1]):
             break
         out.append((mem, int(fields[i]), int(fields[i + 1])))
         i += 2
@@ -121,7 +136,7 @@ def csq_to_dbm(rssi: int) -> int | None:
 def parse_csq(line: str) -> tuple[int, int]:
     """``+CSQ: 21,99`` -> (rssi, ber)."""
     fields = split_args(_after_prefix(line, "+CSQ:"))
-    if len(fields) < 2 or not fields[0].isdigit() or not fields[1].isdigit():
+    if len(fields) < 2 or not is_digits(fields[0]) or not is_digits(fields[1]):
         raise AtParseError(f"bad +CSQ line {line!r}")
     return int(fields[0]), int(fields[1])
 
@@ -154,8 +169,8 @@ def parse_creg(line: str) -> Registration:
         raise AtParseError(f"bad registration line {line!r}")
     fields = split_args(match.group(1))
     # The query answer always has <n> first; the URC form with n=2 has a quoted <lac> second.
-    stat_field = fields[1] if len(fields) >= 2 and fields[1].isdigit() else fields[0]
-    if not stat_field.isdigit():
+    stat_field = fields[1] if len(fields) >= 2 and is_digits(fields[1]) else fields[0]
+    if not is_digits(stat_field):
         raise AtParseError(f"bad registration line {line!r}")
     value = int(stat_field)
     try:
@@ -170,9 +185,18 @@ def parse_cops(line: str) -> str | None:
     return fields[2] if len(fields) >= 3 and fields[2] else None
 
 
+def parse_cfun(line: str) -> int | None:
+    """``+CFUN: 4`` -> 4 (27.007 §8.2: 1 full, 0 minimum, 4 radio off). None for the test form
+    that some ZTE firmware answers to the query (``+CFUN: (0-1,4-7),(0-1)``: python-gsmmodem
+    test/fakemodems.py ``ZteK3565Z``), which says nothing about the radio."""
+    value = split_args(_after_prefix(line, "+CFUN:"))[0]
+    return int(value) if is_digits(value) else None
+
+
 def parse_cpin(line: str) -> str:
-    """``+CPIN: READY`` -> ``READY`` (or ``SIM PIN``, ``NOT INSERTED``...)."""
-    return _after_prefix(line, "+CPIN:").strip('"')
+    """``+CPIN: READY`` -> ``READY`` (or ``SIM PIN``, ``NOT INSERTED``...), in upper case with
+    single spaces, however the firmware spelled it."""
+    return " ".join(_after_prefix(line, "+CPIN:").strip('"').upper().split())
 
 
 def parse_identity_line(lines: tuple[str, ...], prefixes: tuple[str, ...] = ()) -> str | None:
@@ -200,13 +224,13 @@ def parse_cusd(line: str) -> tuple[int, str | None]:
     """``+CUSD: <m>[,<str>,<dcs>]`` -> (m, text). ``m`` 0/1: answered (1: more expected), 2:
     ended by the network, 4: not supported, 5: timed out. UCS2 answers (dcs 72) are hex text."""
     fields = split_args(_after_prefix(line, "+CUSD:"))
-    if not fields or not fields[0].isdigit():
+    if not fields or not is_digits(fields[0]):
         raise AtParseError(f"+CUSD without a status: {line!r}")
     status = int(fields[0])
     if len(fields) < 2:
         return status, None
     text = fields[1]
-    dcs = int(fields[2]) if len(fields) > 2 and fields[2].isdigit() else 15
+    dcs = int(fields[2]) if len(fields) > 2 and is_digits(fields[2]) else 15
     if dcs & 0xFC == 0x48 and len(text) % 4 == 0 and all(c in "0123456789abcdefABCDEF" for c in text):
         text = bytes.fromhex(text).decode("utf-16-be", errors="replace")
     return status, text

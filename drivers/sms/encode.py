@@ -7,6 +7,7 @@ tested against what the air really carries.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -28,10 +29,10 @@ class DeliverSpec:
 
 
 def _address(number: str) -> bytes:
-    if number.startswith("+") and number[1:].isdigit():
+    if number.startswith("+") and re.fullmatch(r"[0-9]+", number[1:]) is not None:
         digits = number[1:]
         return bytes((len(digits), 0x91)) + bytes(encodeSemiOctets(digits))
-    if number.isdigit():
+    if re.fullmatch(r"[0-9]+", number):
         return bytes((len(number), 0x81)) + bytes(encodeSemiOctets(number))
     septets = encode_septets(number)  # alphanumeric sender, e.g. "Google"
     return bytes(((len(septets) * 7 + 3) // 4, 0xD0)) + pack_septets(septets)

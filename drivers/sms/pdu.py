@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import binascii
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -176,7 +177,7 @@ def _read_smsc(reader: _Reader) -> str | None:
 def _read_timestamp(reader: _Reader, field: str) -> datetime:
     raw = reader.take(7, field)
     digits = decodeSemiOctets(bytearray(raw), 7)
-    if len(digits) != 14 or not digits[:12].isdigit():
+    if len(digits) != 14 or re.fullmatch(r"[0-9]{12}", digits[:12]) is None:
         raise PduError(f"bad {field} {raw.hex()}")
     try:
         yy, mo, dd, hh, mi, ss = (int(digits[i:i + 2]) for i in range(0, 12, 2))

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from drivers.at.lines import LineFramer, Line, Prompt, Garbage
 from drivers.at.protocol import AtProtocol, BadBytes, Command, ProtocolBusy, Response, StrayLine, Urc
 from drivers.at.results import ResultKind, parse_final
+from drivers.profiles import GENERIC
 from tests.drivers.transcripts import TRANSCRIPTS
 
 
@@ -31,7 +32,7 @@ def _compact(events) -> list[tuple]:
 
 
 def _run(commands, chunks: list[bytes]) -> tuple[list[tuple], bytes]:
-    protocol = AtProtocol()
+    protocol = AtProtocol(extra_urcs=GENERIC.extra_urcs)  # what the driver uses before it knows the vendor
     for text, expect in commands:
         protocol.send(_command(text, expect))
     sent = protocol.data_to_send()
@@ -127,21 +128,32 @@ def test_overlong_line_is_garbage_and_parser_recovers():
     assert protocol.garbage_count == 1
 
 
-def test_unknown_prefixed_line_without_command_is_stray_and_with_command_is_intermediate():
+def test_unknown_prefixed_line_is_unsolicited_with_or_without_a_command():
+    """Issue 11 failure 4: a ``+X:`` line the command does not expect is never its answer."""
     protocol = AtProtocol()
     protocol.receive_data(b"\r\n+FOO: 1\r\n")
-    assert _compact(protocol.events_received()) == [("S", "+FOO: 1")]
+    assert _compact(protocol.events_received()) == [("U", "+FOO:", "+FOO: 1", None)]
     protocol.send(Command("AT+BAR"))
-    protocol.receive_data(b"\r\n+FOO: 1\r\nOK\r\n")
-    assert _compact(protocol.events_received()) == [("R", "AT+BAR", "OK", ("+FOO: 1",))]
+    protocol.receive_data(b"\r\n+FOO: 1\r\n+BAR: 2\r\nOK\r\n")
+    assert _compact(protocol.events_received()) == [("U", "+FOO:", "+FOO: 1", None), ("R", "AT+BAR", "OK", ("+BAR: 2",))]
 
 
 @pytest.mark.parametrize("line,kind,code", [
     ("OK", ResultKind.OK, None), ("ERROR", ResultKind.ERROR, None),
-    ("+CME ERROR: 10", ResultKind.CME_ERROR, 10), ("+CME ERROR: SIM busy", ResultKind.CME_ERROR, None),
+    ("+CME ERROR: 10", ResultKind.CME_ERROR, 10), ("+CME ERROR: SIM busy", ResultKind.CME_ERROR, 14),
     ("+CMS ERROR: 321", ResultKind.CMS_ERROR, 321), ("NO CARRIER", ResultKind.NO_CARRIER, None),
     ("COMMAND NOT SUPPORT", ResultKind.NOT_SUPPORTED, None), ("TOO MANY PARAMETERS", ResultKind.NOT_SUPPORTED, None),
     ("BUSY", ResultKind.BUSY, None), ("NO ANSWER", ResultKind.NO_ANSWER, None), ("CONNECT 115200", ResultKind.CONNECT, None),
+    # Issue 11 failure 5: the verbose (AT+CMEE=2) texts of 27.005 §3.2.5 and 27.007 §9.2.1
+    ("+CMS ERROR: invalid memory index", ResultKind.CMS_ERROR, 321),
+    ("+CMS ERROR: Invalid Memory Index", ResultKind.CMS_ERROR, 321),
+    ("+CMS ERROR: memory full", ResultKind.CMS_ERROR, 322),
+    ("+CMS ERROR: SIM busy", ResultKind.CMS_ERROR, 314), ("+CMS ERROR: (U)SIM busy", ResultKind.CMS_ERROR, 314),
+    ("+CMS ERROR: operation not allowed", ResultKind.CMS_ERROR, 302),
+    ("+CME ERROR: SIM not inserted", ResultKind.CME_ERROR, 10), ("+CME ERROR: SIM PIN required", ResultKind.CME_ERROR, 11),
+    ("+CME ERROR: SIM failure", ResultKind.CME_ERROR, 13), ("+CME ERROR: 14", ResultKind.CME_ERROR, 14),
+    ("+CME ERROR: something else entirely", ResultKind.CME_ERROR, None),
+    ("+CME ERROR: ²", ResultKind.CME_ERROR, None),  # issue 12 finding 4: not an ASCII digit, never int()
 ])
 def test_final_results(line, kind, code):
     result = parse_final(line)
@@ -184,7 +196,7 @@ def test_urcs_interleaved_into_a_response_are_urcs(urcs, positions, garbage, cut
         # junk with a byte that cannot start an AT line, so it is garbage rather than a bare line
         lines.insert(0, b"\xff" + junk.replace(b"\r", b"").replace(b"\n", b""))
     stream = b"".join(b"\r\n" + line + b"\r\n" for line in lines) + b"\r\nOK\r\n"
-    protocol = AtProtocol()
+    protocol = AtProtocol(extra_urcs=GENERIC.extra_urcs)
     protocol.send(Command("AT+CMGL=4"))
     points = sorted({c for c in cuts if c < len(stream)})
     for a, b in zip([0, *points], [*points, len(stream)]):
@@ -208,3 +220,125 @@ def test_parser_never_raises_on_any_bytes(data, cuts, busy):
         protocol.data_to_send()
     for event in protocol.events_received():
         assert isinstance(event, (Response, Urc, StrayLine, BadBytes))
+
+
+# ------------------------------------------------------------------ issue 11 failure 1: implied final
+WAVECOM_CPIN = b"\r\n+CPIN: READY\r\n"
+
+
+def test_cpin_without_ok_is_complete_by_shape_only_where_declared():
+    """Wavecom answers AT+CPIN? with no final OK (ModemManager src/plugins/wavecom/
+    mm-broadband-modem-wavecom.c: "will never have an OK appended"; Gammu F_CPIN_NO_OK)."""
+    for cut in range(len(WAVECOM_CPIN) + 1):
+        protocol = AtProtocol()
+        protocol.send(Command("AT+CPIN?", implied_final=True))
+        protocol.receive_data(WAVECOM_CPIN[:cut])
+        assert protocol.answer_complete is (cut >= len(WAVECOM_CPIN) - 1)
+        protocol.receive_data(WAVECOM_CPIN[cut:])
+        assert protocol.events_received() == [] and protocol.answer_complete
+        assert protocol.complete_implied()
+        (response,) = protocol.events_received()
+        assert response.result.ok and response.result.implied and response.lines == ("+CPIN: READY",)
+        assert protocol.in_flight is None and not protocol.complete_implied()
+    undeclared = AtProtocol()
+    undeclared.send(Command("AT+CPIN?"))
+    undeclared.receive_data(WAVECOM_CPIN)
+    assert not undeclared.answer_complete and not undeclared.complete_implied()
+
+
+def test_implied_final_is_not_taken_before_the_answer_or_after_a_real_final():
+    protocol = AtProtocol()
+    protocol.send(Command("AT+CPIN?", implied_final=True))
+    protocol.receive_data(b"\r\n+CME ERROR: SIM busy\r\n")
+    (response,) = protocol.events_received()
+    assert response.result.code == 14 and not protocol.complete_implied()
+
+
+# ---------------------------------------------------------------- issue 12 finding 5: bounded response
+def _flood(lines: int, width: int) -> bytes:
+    return b"".join(b"+CMGL: %d,0,,23\r\n" % i + b"A" * width + b"\r\n" for i in range(lines))
+
+
+@pytest.mark.parametrize("max_lines,max_bytes,lines,width", [(10, 1 << 20, 20, 8), (1000, 4096, 40, 200)])
+def test_response_past_its_caps_is_dropped_as_garbage_and_the_protocol_resyncs(max_lines, max_bytes, lines, width):
+    data = _flood(lines, width) + b"\r\nOK\r\n+CMTI: \"SM\",3\r\n"
+    for chunks in ([data], [data[i:i + 7] for i in range(0, len(data), 7)]):
+        protocol = AtProtocol(max_response_lines=max_lines, max_response_bytes=max_bytes)
+        protocol.send(Command("AT+CMGL=4"))
+        events = []
+        for chunk in chunks:
+            protocol.receive_data(chunk)
+            events += protocol.events_received()
+        compact = _compact(events)
+        assert compact[0] == ("G",) and protocol.overflow_count == 1
+        assert compact[1:] == [("R", "AT+CMGL=4", "response too large (OK)", ()),
+                               ("U", "+CMTI:", '+CMTI: "SM",3', None)]
+        assert events[1].result.kind is ResultKind.TOO_LARGE and not events[1].result.ok
+        protocol.send(Command("AT+CSQ"))  # resynchronised: the next command is answered normally
+        protocol.receive_data(b"\r\n+CSQ: 20,99\r\n\r\nOK\r\n")
+        assert _compact(protocol.events_received()) == [("R", "AT+CSQ", "OK", ("+CSQ: 20,99",))]
+
+
+def test_response_within_caps_is_kept_whole():
+    protocol = AtProtocol(max_response_lines=40, max_response_bytes=1 << 20)
+    protocol.send(Command("AT+CMGL=4"))
+    protocol.receive_data(_flood(20, 8) + b"\r\nOK\r\n")
+    (response,) = protocol.events_received()
+    assert response.result.ok and len(response.lines) == 40 and protocol.overflow_count == 0
+
+
+def test_default_caps_are_documented_values():
+    from drivers.at.protocol import MAX_RESPONSE_BYTES, MAX_RESPONSE_LINES
+    assert (MAX_RESPONSE_LINES, MAX_RESPONSE_BYTES) == (1000, 1 << 20)
+    protocol = AtProtocol()
+    protocol.send(Command("AT+CMGL=4"))
+    protocol.receive_data(_flood(600, 2000))  # 1,200 lines, 2.4 MB: past both caps
+    assert protocol.overflow_count == 1
+    assert sum(1 for e in protocol.events_received() if isinstance(e, BadBytes)) == 1
+
+
+# ------------------------------------------------------------------ issue 12 finding 4: ASCII digits only
+@pytest.mark.parametrize("text,digits", [("0", True), ("321", True), ("²", False), ("٣", False), ("1²", False),
+                                         ("", False), (" 1", False), ("+1", False)])
+def test_is_digits_takes_ascii_digits_only(text, digits):
+    from drivers.at.parse import is_digits
+    assert is_digits(text) is digits
+
+
+def test_parsers_raise_only_their_own_error_on_non_ascii_digits():
+    from drivers.at.parse import (AtParseError, parse_cmgl, parse_cmgr, parse_cmti, parse_cpms, parse_creg,
+                                  parse_csq, parse_cusd)
+    errors: list[str] = []
+    listing = parse_cmgl(("+CMGL: ²,1,,32", "00AA", "+CMGL: 2,0,,23", "00BB"), errors)
+    assert [(s.index, s.pdu_hex) for s in listing] == [(2, "00BB")] and errors == ["bad +CMGL header '+CMGL: ²,1,,32'"]
+    for call in (lambda: parse_cmti('"SM",²'), lambda: parse_cmgr(("+CMGR: ²,,23", "00")),
+                 lambda: parse_cpms("+CPMS: ²,30"), lambda: parse_creg("+CREG: ²"),
+                 lambda: parse_csq("+CSQ: ²,99"), lambda: parse_cusd("+CUSD: ²")):
+        with pytest.raises(AtParseError):
+            call()
+
+
+def test_cfun_query_and_the_zte_test_form():
+    from drivers.at.parse import parse_cfun
+    assert parse_cfun("+CFUN: 1") == 1 and parse_cfun("+CFUN: 4") == 4 and parse_cfun("+CFUN: 0,0") == 0
+    assert parse_cfun("+CFUN: (0-1,4-7),(0-1)") is None  # python-gsmmodem fakemodems.py ZteK3565Z
+
+
+@pytest.mark.parametrize("answer,imei", [
+    ("356938035643809", "356938035643809"), ('"356938035643809"', "356938035643809"),
+    ("IMEI356938030000000", "356938030000000"),  # Gammu atgen.c strips an IMEI label (Motorola)
+    ("IMEI: 356938030000000", "356938030000000"),
+    ("356938030000000,NL2A62Z0N5", "356938030000000"),  # ModemManager test-modem-helpers.c "IMEI + serial number"
+    ("+CSQ: 17,99", ""), ("SMS DONE", ""), ("12345", ""),
+])
+def test_imei_shape_takes_the_imei_out_of_its_labels(answer, imei):
+    from drivers.at.answers import IMEI
+    assert IMEI.extract(answer) == imei and IMEI.accepts(answer) is bool(imei)
+
+
+def test_imei_with_label_over_the_core():
+    protocol = AtProtocol()
+    protocol.send(Command("AT+CGSN"))
+    protocol.receive_data(b"\r\n+CGSN: IMEI356938030000000\r\n\r\nOK\r\n")
+    (response,) = protocol.events_received()
+    assert response.lines == ("+CGSN: IMEI356938030000000",)

@@ -116,4 +116,41 @@ TRANSCRIPTS: list[tuple[str, list[tuple[str, tuple[str, ...]]], bytes, list[tupl
         b"AT+CSQ\r\r\n\x00+CSQ: 31,99\r\n\xc3\x28\xa0\r\n\r\nOK\r\n",
         [("G",), ("R", "AT+CSQ", "OK", ("+CSQ: 31,99",))],
     ),
+    # Issue 11 failure 4: unsolicited codes inside an identity answer are never the answer.
+    (
+        "huawei ^HWNAT inside the manufacturer answer (ModemManager huawei plugin: unsolicited ^ codes)",
+        [("AT+CGMI", ())],
+        b"\r\n^HWNAT:06\r\n\r\nhuawei\r\n\r\nOK\r\n",
+        [("U", "^HWNAT:", "^HWNAT:06", None), ("R", "AT+CGMI", "OK", ("huawei",))],
+    ),
+    (
+        "huawei ^ECCLIST inside the IMSI answer",
+        [("AT+CIMI", ())],
+        b"\r\n^ECCLIST: 112,911\r\n250991234567890\r\n\r\nOK\r\n",
+        [("U", "^ECCLIST:", "^ECCLIST: 112,911", None), ("R", "AT+CIMI", "OK", ("250991234567890",))],
+    ),
+    (
+        "zte MF626 unsolicited +CSQ inside the IMEI answer",
+        [("AT+CGSN", ())],
+        b"\r\n+CSQ: 17,99\r\n\r\n357812012345678\r\n\r\nOK\r\n",
+        [("U", "+CSQ:", "+CSQ: 17,99", None), ("R", "AT+CGSN", "OK", ("357812012345678",))],
+    ),
+    (
+        "simcom SIM7600 bare SMS DONE inside the model answer (ModemManager simtech plugin)",
+        [("AT+CGMM", ())],
+        b"\r\nSMS DONE\r\n\r\nSIMCOM_SIM7600E-H\r\n\r\nOK\r\n",
+        [("U", "SMS DONE", "SMS DONE", None), ("R", "AT+CGMM", "OK", ("SIMCOM_SIM7600E-H",))],
+    ),
+    (
+        "a bare line without the IMEI's shape is stray, not the IMEI",
+        [("AT+CGSN", ())],
+        b"\r\nModem booting\r\n+CGSN: 356938035643809\r\n\r\nOK\r\n",
+        [("S", "Modem booting"), ("R", "AT+CGSN", "OK", ("+CGSN: 356938035643809",))],
+    ),
+    (
+        "verbose CMEE=2 error (27.005 3.2.5: 321 invalid memory index)",
+        [("AT+CMGR=5", ())],
+        b"\r\n+CMS ERROR: invalid memory index\r\n",
+        [("R", "AT+CMGR=5", "+CMS ERROR: invalid memory index", ())],
+    ),
 ]
