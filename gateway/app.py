@@ -88,6 +88,11 @@ class Gateway:
                                                       health_interval=u.health_interval),
                                        self, outbox_changed=self.outbox_changed,
                                        inventory_changed=self.inventory_changed, fresh_outbox=self._fresh_outbox)
+        self.hub = None  # selling through an SMSHub-compatible marketplace too ([smshub])
+        if config.smshub is not None:
+            from gateway.smshub.service import HubService
+
+            self.hub = HubService(config, self.core, self.call, self._after_hub_decision)
 
     def _hand_to_uplink(self, rows: list[tuple[int, str, dict]]) -> None:
         """(core thread) Committed outbox rows, for the uplink to send without a store round trip;
@@ -112,6 +117,8 @@ class Gateway:
         self.supervisor.start("ingest", self._ingest_loop)
         if self.uplink is not None:
             self.supervisor.start("uplink", self.uplink.run)
+        if self.hub is not None:
+            await self.hub.start(self.supervisor.start)
         routes = ControlRoutes(self, mono=self._mono, wall=self._wall)
         self.control = ControlServer(routes, listen=self.config.control_listen, socket_path=self.control_socket,
                                      link_from=None if self.config.control_socket else self.config.state_dir)
@@ -143,6 +150,8 @@ class Gateway:
             self._rescan()
 
     async def stop(self) -> None:
+        if self.hub is not None:
+            await self.hub.stop()
         if self.switcher is not None:  # bounded: a switch that swallows its cancel must not hang the stop
             switcher = asyncio.ensure_future(self.switcher.stop())
             if not (await asyncio.wait({switcher}, timeout=STOP_TIMEOUT))[0]:
@@ -168,7 +177,8 @@ class Gateway:
         needs_restart = [name for name, changed in (
             ("modems", new.modems != old.modems), ("gateway.state_dir", new.state_dir != old.state_dir),
             ("gateway.id", new.gateway_id != old.gateway_id), ("control", (new.control_listen, new.control_socket) != (old.control_listen, old.control_socket)),
-            ("uplink", new.uplink != old.uplink), ("numbers", new.numbers != old.numbers)) if changed]
+            ("uplink", new.uplink != old.uplink), ("numbers", new.numbers != old.numbers),
+            ("smshub", new.smshub != old.smshub)) if changed]
         await self.call(self.core.set_lease_config, new.leases)
         logs.configure(json_lines={"json": True, "console": False}.get(new.log_format), level=new.log_level,
                        redact=new.redact)
@@ -262,6 +272,12 @@ class Gateway:
         self.outbox_changed.set()
         self.inventory_changed.set()
         await self._dispatch_switches()
+
+    async def _after_hub_decision(self) -> None:
+        """A hub's GET_NUMBER or FINISH_ACTIVATION committed: switches, deadlines, the other market."""
+        await self._dispatch_switches()
+        self._wake.set()
+        self.inventory_changed.set()
 
     async def _dispatch_switches(self, orders: list[SwitchOrder] | None = None) -> None:
         """Hand the switcher what committed transactions decided."""

@@ -205,6 +205,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     for key, why in config_warnings(config):
         print(f"simgw: warning: {config.path}: {key}: {why}", file=sys.stderr)
     banks = f", {len(config.banks)} SIM bank(s) of {sum(b.slots for b in config.banks)} slots" if config.banks else ""
+    if config.smshub is not None:  # selling through an SMSHub-compatible marketplace too
+        hub = config.smshub
+        banks += f", {hub.flavour.value} agent on {hub.listen[0]}:{hub.listen[1]} ({len(hub.names.services)} services)"
     host, port = config.control_listen
     print(f"{config.path}: ok ({len(config.modems)} modem(s){banks}, database {config.database}, "
           f"control socket {socket_path(config.control_socket, config.state_dir)}, read-only status on {host}:{port})")
@@ -379,6 +382,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     if args.log_level == "info":  # the demo's own lines are the show; logs only for trouble
         logs.configure(json_lines=True if args.log_json else None, level="warning", redact=not args.no_redact)
+    if args.marketplace == "smshub":
+        from gateway.smshub.hubdemo import run_hub_demo
+
+        return asyncio.run(_until_signal(lambda stop: run_hub_demo(stop, modems=args.modems, duration=args.duration)))
     return asyncio.run(_until_signal(lambda stop: run_demo(stop, modems=args.modems, duration=args.duration)))
 
 
@@ -401,6 +408,22 @@ def cmd_market(args: argparse.Namespace) -> int:
     tls = (args.tls_cert, args.tls_key) if args.tls_cert else None
     return asyncio.run(_until_signal(lambda stop: run_market(stop, listen=args.listen, token=token, db_path=args.db,
                                                               control=args.control, tls=tls)))
+
+
+def cmd_hub(args: argparse.Namespace) -> int:
+    """A reference SMSHub-compatible hub, to try a supplier's [smshub] setup (gateway/smshub/refhub.py)."""
+    from gateway.config import read_token_file
+    from gateway.smshub.protocol import Flavour
+    from gateway.smshub.refhub import run_hub
+
+    key = read_token_file(args.key_file, "simgw hub", "--key-file") if args.key_file else \
+        os.environ.get("SIMGW_HUB_KEY", "")
+    if not key:
+        print("simgw: hub needs --key-file FILE (mode 0600) or $SIMGW_HUB_KEY: the agent's protocol key", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return asyncio.run(_until_signal(lambda stop: run_hub(stop, agent_url=args.agent, key=key, listen=args.listen,
+                                                          control=args.control, flavour=Flavour(args.flavour),
+                                                          poll=args.poll or None)))
 
 
 # -------------------------------------------------------------------------------------- parser
@@ -454,6 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run simulated modems and show SMS arriving (no hardware needed)")
     demo.add_argument("--modems", type=int, default=8)
     demo.add_argument("--duration", type=float, default=None, help="stop by itself after this many seconds")
+    demo.add_argument("--marketplace", choices=("simgw", "smshub"), default="simgw",
+                      help="simgw: the simgw.v1 reference marketplace; smshub: a reference SMSHub-compatible hub")
     demo.set_defaults(func=cmd_demo)
 
     market = sub.add_parser("market", help="run the reference marketplace (WebSocket + HTTP control API)")
@@ -467,6 +492,17 @@ def build_parser() -> argparse.ArgumentParser:
     market.add_argument("--tls-cert", default=None)
     market.add_argument("--tls-key", default=None)
     market.set_defaults(func=cmd_market)
+
+    hub = sub.add_parser("hub", help="run a reference SMSHub-compatible hub against an agent ([smshub])")
+    hub.add_argument("--agent", required=True, metavar="URL", help="the agent's URL, e.g. http://127.0.0.1:8780/")
+    hub.add_argument("--listen", type=_host_port, default=("127.0.0.1", 8781), metavar="HOST:PORT",
+                     help="where PUSH_SMS arrive (the agent's push_url: http://HOST:PORT/agent/api/sms)")
+    hub.add_argument("--control", type=_host_port, default=None, metavar="HOST:PORT",
+                     help="HTTP+JSON control API: GET /state, POST /buy, POST /finish, POST /mode")
+    hub.add_argument("--key-file", default=None, metavar="FILE", help="the protocol key (or $SIMGW_HUB_KEY)")
+    hub.add_argument("--flavour", choices=("smshub", "onlinesim"), default="smshub")
+    hub.add_argument("--poll", type=float, default=15.0, help="GET_SERVICES every SECONDS (0: never)")
+    hub.set_defaults(func=cmd_hub)
 
     sim = sub.add_parser("simulate", help="run simulated modems on pseudo-terminals until Ctrl-C")
     sim.add_argument("--modems", type=int, default=8)

@@ -13,12 +13,15 @@ import re
 import stat
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from drivers.bank import PRESETS, SwitchStyle, SwitchTiming
 from gateway.leases import Policy
 from gateway.uplink.url import is_loopback, redact_urls, url_problem
+
+if TYPE_CHECKING:
+    from gateway.smshub.settings import SmshubConfig
 
 DEFAULT_PATH = "/etc/simgw/simgw.toml"
 _DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -118,6 +121,7 @@ class Config:
     uplink: UplinkConfig | None = None
     banks: tuple[BankConfig, ...] = ()
     ussd_numbers: tuple[UssdNumber, ...] = ()
+    smshub: SmshubConfig | None = None  # selling through an SMSHub-compatible marketplace too
 
     @property
     def database(self) -> str:
@@ -255,10 +259,10 @@ def load(path: str, *, read_secrets: bool = True) -> Config:
     uplink = raw.get("uplink")
     if not read_secrets and isinstance(uplink, dict) and "token_file" in uplink and "token" not in uplink:
         raw["uplink"] = {**{k: v for k, v in uplink.items() if k != "token_file"}, "token": UNREAD_TOKEN}
-    return from_dict(raw, path)
+    return from_dict(raw, path, read_secrets=read_secrets)
 
 
-def from_dict(raw: dict[str, Any], path: str = "<config>") -> Config:
+def from_dict(raw: dict[str, Any], path: str = "<config>", *, read_secrets: bool = True) -> Config:
     top = _Reader(path, "", raw)
     gateway = _Reader(path, "gateway", top.get("gateway", {}))
     gateway_id = gateway.string("id", "simgw")
@@ -280,9 +284,16 @@ def from_dict(raw: dict[str, Any], path: str = "<config>") -> Config:
     uplink = _uplink(path, top.get("uplink")) if "uplink" in raw else None
     banks = _banks(path, top.get("banks", []), modems)
     ussd = _ussd_numbers(path, top.get("ussd_numbers", []))
+    smshub = _smshub(path, top.get("smshub"), read_secrets) if "smshub" in raw else None
     top.finish()
     return Config(path, gateway_id, state_dir, log_level, log_format, redact, modems, numbers, leases, listen,
-                  control_socket, uplink, banks, ussd)
+                  control_socket, uplink, banks, ussd, smshub)
+
+
+def _smshub(path: str, raw: object, read_secrets: bool) -> SmshubConfig:
+    from gateway.smshub.settings import parse  # the hub's section is read where the hub lives
+
+    return parse(path, raw, read_secrets=read_secrets)
 
 
 def _banks(path: str, raw: object, modems: tuple[ModemConfig, ...]) -> tuple[BankConfig, ...]:

@@ -81,6 +81,9 @@ class GatewayCore:
         self.banks = Banks(banks)
         self._boot_id = boot_id  # given when ``mono`` is the system's monotonic clock (same across restarts)
         self.due_at: float | None = None  # the engine's next deadline, kept for readers on other threads
+        # A held lease's SMS (an SMSHub activation) goes to its hub, not to the simgw.v1 outbox:
+        # called inside the transaction that stores it (gateway.smshub.desk queues the push there).
+        self.on_held_sms: Callable[[StoredLease, MessageRow], None] | None = None
 
     def _stored_activation(self, number: str, service: str) -> float | None:
         """The store's answer, in engine time, for what the engine's bounded memory dropped."""
@@ -301,15 +304,17 @@ class GatewayCore:
                                                          wait_window=wait_window))
 
     def open_step(self, lease_id: str, number: str, service: str, now: float, *, category: str | None = None,
-                  wait_window: float | None = None) -> list[Decision]:
+                  wait_window: float | None = None, hold: float | None = None) -> list[Decision]:
         """Open a lease inside the caller's transaction. A number in a SIM bank needs a radio: on
         air already, it opens WAITING; otherwise PREPARING while its SIM is switched in (or
         waits for a channel); with no channel and a full queue it is refused ``no_channel``."""
         where = self.banks.locate(number)
         if where is None:
-            return self.engine.open(lease_id, number, service, now, category=category, wait_window=wait_window)
+            return self.engine.open(lease_id, number, service, now, category=category, wait_window=wait_window,
+                                    hold=hold)
         decisions: list[Decision] = self.engine.tick(now)
-        refusal = self.engine.open_refusal(lease_id, number, service, now, category=category, wait_window=wait_window)
+        refusal = self.engine.open_refusal(lease_id, number, service, now, category=category,
+                                           wait_window=None if hold is not None else wait_window)
         if refusal is not None:
             return [*decisions, Refused(refusal, lease_id)]
         bank, slot = where
@@ -319,7 +324,7 @@ class GatewayCore:
         if placement.switch is not None:
             self.banks.order(bank, placement.switch)
         return [*decisions, *self.engine.open(lease_id, number, service, now, category=category, wait_window=wait_window,
-                                              preparing=placement.outcome is not Outcome.ON_AIR)]
+                                              preparing=placement.outcome is not Outcome.ON_AIR, hold=hold)]
 
     # ----------------------------------------------------------------------------- SIM banks
     def take_switch_orders(self) -> list[SwitchOrder]:
@@ -437,6 +442,10 @@ class GatewayCore:
     def cancel(self, lease_id: str) -> list[Decision]:
         return self._transact(lambda now: self.engine.cancel(lease_id, now))
 
+    def run_step(self, step: Callable[[float], list[Decision]]) -> list[Decision]:
+        """``step(now)`` as one transaction: for another marketplace's adapter (gateway.smshub)."""
+        return self._transact(step)
+
     def tick(self) -> list[Decision]:
         """End what is due; nothing due costs no transaction (no fsync on an SD card)."""
         due = self.engine.next_deadline()
@@ -500,6 +509,16 @@ class GatewayCore:
         lease for it now. A radio counts once per key however many idle SIMs it reaches, so no
         count ever exceeds the radios; a radio whose SIM is leased, or that a lease waits for,
         counts for nothing."""
+        numbers, radios = self.radio_candidates()
+        wall, cooldown = self._wall(), self.config.policy.reuse_cooldown
+        by_service = count_by_service(radios, self.used.services(), lambda number: {  # in reuse cool-down
+            s for s, at in self.used.of(number).items() if cooldown is None or wall - at < cooldown})
+        return {"full": True, "numbers": numbers, "capacity": count_radios(radios), "capacity_by_service": by_service,
+                "radios": len(radios)}
+
+    def radio_candidates(self) -> tuple[list[dict[str, object]], list[list[tuple[str, str]]]]:
+        """Every number with its state, and per radio the ``("CC/operator", number)`` of each SIM
+        it could serve a lease on now (its own SIM, or an idle bank SIM behind it)."""
         numbers: list[dict[str, object]] = []
         radios: list[list[tuple[str, str]]] = []  # per radio: (key, number) of the SIMs it could serve now
 
@@ -537,11 +556,7 @@ class GatewayCore:
                     if leasable and not busy and not spoken_for:
                         free.append((key(row.msisdn, row.operator, row.imsi), row.msisdn))
                 radios.append(free)
-        wall, cooldown = self._wall(), self.config.policy.reuse_cooldown
-        by_service = count_by_service(radios, self.used.services(), lambda number: {  # in reuse cool-down
-            s for s, at in self.used.of(number).items() if cooldown is None or wall - at < cooldown})
-        return {"full": True, "numbers": numbers, "capacity": count_radios(radios), "capacity_by_service": by_service,
-                "radios": len(radios)}
+        return numbers, radios
 
     def _note_due(self) -> None:
         self.due_at = self.engine.next_deadline()
@@ -569,7 +584,7 @@ class GatewayCore:
         return StoredLease(lease.id, lease.number, lease.service, lease.category, lease.state,
                            self._to_wall(lease.opened_at), self._to_wall(lease.deadline), lease.wait_window,
                            lease.sms_count, self._to_wall(lease.last_sms_at), self._to_wall(lease.ended_at),
-                           self._to_wall(lease.not_before), self._wall() - self._mono())
+                           self._to_wall(lease.not_before), self._wall() - self._mono(), lease.held)
 
     def _persist(self, decisions: list[Decision], *, message: MessageRow | None = None) -> None:
         for decision in decisions:
@@ -585,6 +600,8 @@ class GatewayCore:
                     self._note_wait(decision)
                 stored = self._stored(decision.lease)
                 at = self._to_wall(decision.at)
+                if decision.detail == "activation cap":  # the hub never finished it: the safety net
+                    log.warning("lease.activation_cap", lease=stored.id, sms=stored.sms_count)
                 self.store.save_lease(stored)
                 if decision.trigger.value != "sms":
                     detail = {"trigger": decision.trigger.value}
@@ -592,12 +609,16 @@ class GatewayCore:
                         detail["reason"] = decision.detail
                     self.store.audit(stored.id, at, stored.state.value, detail)
                     self._enqueue_lease(stored, decision.trigger.value, reason=decision.detail)
-                if stored.state is LeaseState.FINISHED and stored.sms_count > 0:
+                if stored.state is LeaseState.FINISHED and stored.sms_count > 0 and not stored.held:
                     self.store.record_activation(stored.number, stored.service, at)
                     self.used.record(stored.number, stored.service, at)
             elif isinstance(decision, Deliver) and message is not None:
                 lease = self._stored(decision.lease)
                 self.store.audit(lease.id, message.received_at, "sms", {"msg_id": message.id, "parts": message.parts})
+                if lease.held:
+                    if self.on_held_sms is not None:
+                        self.on_held_sms(lease, message)
+                    continue
                 self.store.enqueue("sms", _sms_payload(message, lease.id), message.received_at,
                                    lease_id=lease.id, message_id=message.id)
                 self._enqueue_lease(lease, "sms")
@@ -611,6 +632,8 @@ class GatewayCore:
 
     def _enqueue_lease(self, lease: StoredLease, event: str, *, reason: str | None = None) -> None:
         """A ``lease`` frame's payload: the lease's own state, and the ``event`` that moved it."""
+        if lease.held:
+            return  # a hub's activation: the simgw.v1 marketplace neither made nor sees it
         payload = frames.lease_payload(
             lease_id=lease.id, state=lease.state.value, event=event, at=self._wall(), number=lease.number,
             service=lease.service, opened_at=lease.opened_at, deadline=lease.deadline, ended_at=lease.ended_at,

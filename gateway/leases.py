@@ -13,6 +13,10 @@ Every rule of the marketplace's published policy lives in this file, the transit
 * PREPARING (SIM banks): the SIM is being brought onto a radio. The buyer's window has not started;
   it starts at READY (the SIM registered). A SIM that cannot be brought in, or not within
   ``prepare_timeout``, ends the lease FAILED (nothing to pay);
+* a HELD lease (an activation an SMSHub-compatible hub controls) has no wait window and no
+  auto-finish: its one deadline is the supplier's ``activation_cap``, SMS do not move it, and it
+  ends when the hub RELEASEs it (FINISHED if it had an SMS, CANCELLED if not); the hub's status,
+  not the engine, decides the number x service history;
 * an SMS sent before the lease opened (``not_before``, with ``held_sms_tolerance`` for clock
   skew) is not the buyer's, even if it is read during the lease (held by the network for a SIM
   off air, or left on the SIM by a lost ``+CMTI``): it goes to quarantine.
@@ -57,6 +61,7 @@ class Trigger(enum.Enum):
     DEADLINE = "deadline"
     READY = "ready"  # the lease's SIM is registered on a radio
     SIM_FAILED = "sim_failed"  # the SIM could not be brought onto a radio
+    RELEASE = "release"  # the hub ended a held lease (FINISH_ACTIVATION), whatever it had received
 
 
 # The whole state machine at a glance: (state, trigger) -> next state. Anything absent is refused.
@@ -76,6 +81,10 @@ TRANSITIONS: dict[tuple[LeaseState, Trigger], LeaseState] = {
     (LeaseState.REPEAT_WAITING, Trigger.SMS): LeaseState.RECEIVED,
     (LeaseState.REPEAT_WAITING, Trigger.FINISH): LeaseState.FINISHED,
     (LeaseState.REPEAT_WAITING, Trigger.DEADLINE): LeaseState.FINISHED,
+    (LeaseState.PREPARING, Trigger.RELEASE): LeaseState.CANCELLED,
+    (LeaseState.WAITING, Trigger.RELEASE): LeaseState.CANCELLED,
+    (LeaseState.RECEIVED, Trigger.RELEASE): LeaseState.FINISHED,
+    (LeaseState.REPEAT_WAITING, Trigger.RELEASE): LeaseState.FINISHED,
 }
 
 
@@ -95,6 +104,8 @@ class Refusal(enum.Enum):
     DUPLICATE_LEASE = ("duplicate_lease", "a lease with this id already exists")
     WINDOW_OUT_OF_POLICY = ("window_out_of_policy", "the wait window is outside the policy bounds")
     NO_CHANNEL = ("no_channel", "every radio that reaches the SIM is busy and the wait queue is full")
+    NOT_HELD = ("not_held", "only a hub's held lease is released; finish or cancel this one")
+    HELD_BY_HUB = ("held_by_hub", "an SMSHub activation: only the hub's FINISH_ACTIVATION ends it")
 
     @property
     def code(self) -> str:
@@ -136,6 +147,7 @@ class Lease:
     last_sms_at: float | None = None
     ended_at: float | None = None
     not_before: float | None = None  # SMS sent before this (engine time) are not this lease's
+    held: bool = False  # a hub's activation: deadline = the activation cap, ended by release()
 
 
 # ------------------------------------------------------------------------------------ decisions
@@ -253,17 +265,19 @@ class LeaseEngine:
 
     # ----------------------------------------------------------------------------- commands
     def open(self, lease_id: str, number: str, service: str, now: float, *, category: str | None = None,
-             wait_window: float | None = None, preparing: bool = False) -> list[Decision]:
-        """Open a lease; ``preparing`` when its SIM must first be brought onto a radio."""
+             wait_window: float | None = None, preparing: bool = False, hold: float | None = None) -> list[Decision]:
+        """Open a lease; ``preparing`` when its SIM must first be brought onto a radio; ``hold``
+        (seconds, the activation cap) opens a held lease, outside the wait-window bounds."""
         decisions: list[Decision] = self.tick(now)
-        refusal = self.open_refusal(lease_id, number, service, now, category=category, wait_window=wait_window)
+        refusal = self.open_refusal(lease_id, number, service, now, category=category,
+                                    wait_window=None if hold is not None else wait_window)
         if refusal is not None:
             return [*decisions, Refused(refusal, lease_id)]
-        window = wait_window if wait_window is not None else self.policy.wait_window
+        window = hold if hold is not None else wait_window if wait_window is not None else self.policy.wait_window
         state, deadline = (LeaseState.PREPARING, now + self.policy.prepare_timeout) if preparing \
             else (LeaseState.WAITING, now + window)
         lease = Lease(lease_id, number, service, category, state, now, deadline, window,
-                      not_before=now - self.policy.held_sms_tolerance)
+                      not_before=now - self.policy.held_sms_tolerance, held=hold is not None)
         self._active[lease_id] = lease
         self._by_number[number] = lease_id
         return [*decisions, Opened(lease)]
@@ -294,6 +308,10 @@ class LeaseEngine:
     def cancel(self, lease_id: str, now: float) -> list[Decision]:
         return self._command(lease_id, Trigger.CANCEL, now, Refusal.NOT_CANCELLABLE)
 
+    def release(self, lease_id: str, now: float) -> list[Decision]:
+        """The hub ends its held lease, in any active state (FINISH_ACTIVATION)."""
+        return self._command(lease_id, Trigger.RELEASE, now, Refusal.NOT_HELD)
+
     def sim_ready(self, lease_id: str, now: float) -> list[Decision]:
         """The lease's SIM registered: a PREPARING lease starts its wait window now."""
         return self._sim_news(lease_id, Trigger.READY, now)
@@ -316,6 +334,8 @@ class LeaseEngine:
         if lease is None:
             reason = Refusal.LEASE_ENDED if lease_id in self._ended else Refusal.UNKNOWN_LEASE
             return [*decisions, Refused(reason, lease_id)]
+        if lease.held != (trigger is Trigger.RELEASE):
+            return [*decisions, Refused(Refusal.HELD_BY_HUB if lease.held else Refusal.NOT_HELD, lease_id)]
         if (lease.state, trigger) not in TRANSITIONS:
             return [*decisions, Refused(refusal, lease_id)]
         return [*decisions, self._apply(lease, trigger, now)]
@@ -339,7 +359,7 @@ class LeaseEngine:
     def tick(self, now: float) -> list[Decision]:
         """End every lease whose deadline is at or before ``now``, earliest first."""
         due = sorted((lease for lease in self._active.values() if lease.deadline <= now), key=lambda l: l.deadline)
-        return [self._apply(lease, Trigger.DEADLINE, lease.deadline,
+        return [self._apply(lease, Trigger.DEADLINE, lease.deadline, "activation cap" if lease.held else
                             "no radio in time" if lease.state is LeaseState.PREPARING else None) for lease in due]
 
     # ---------------------------------------------------------------------------- internals
@@ -348,7 +368,9 @@ class LeaseEngine:
         updated = replace(lease, state=target)
         if trigger is Trigger.SMS:
             updated = replace(updated, sms_count=lease.sms_count + 1, last_sms_at=at,
-                              deadline=at + self.policy.finish_after)
+                              deadline=lease.deadline if lease.held else at + self.policy.finish_after)
+        elif lease.held and trigger is Trigger.READY:
+            updated = replace(updated, deadline=lease.opened_at + lease.wait_window)  # the cap, from the opening
         elif trigger in (Trigger.REPEAT, Trigger.READY):
             updated = replace(updated, deadline=at + lease.wait_window)
         if not target.active:
@@ -356,7 +378,7 @@ class LeaseEngine:
             del self._active[lease.id]
             del self._by_number[lease.number]
             self._remember_ended(updated)
-            if target is LeaseState.FINISHED and updated.sms_count > 0:
+            if target is LeaseState.FINISHED and updated.sms_count > 0 and not lease.held:
                 self._activated.record(lease.number, lease.service, at, cooldown=self.policy.reuse_cooldown)
         else:
             self._active[lease.id] = updated

@@ -76,6 +76,24 @@ MIGRATIONS: tuple[str, ...] = (
     UPDATE outbox SET payload = json_remove(payload, '$.text', '$.sender') WHERE kind = 'sms';
     CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created_at);
     """,
+    # 5 (smshub): a lease may be HELD by an SMSHub-compatible hub (gateway/smshub): its activation
+    #    has a numeric id from a sequence; its SMS are pushed from hub_push (smsId = the row's
+    #    sequence number), texts read from messages at send time; status-4 cancellations counted
+    """
+    ALTER TABLE leases ADD COLUMN held INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE hub_activations (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, lease_id TEXT NOT NULL UNIQUE, number TEXT NOT NULL,
+        service TEXT NOT NULL, hub_service TEXT NOT NULL, opened_at REAL NOT NULL, status INTEGER,
+        finished_at REAL);
+    CREATE INDEX hub_activations_finished ON hub_activations (finished_at);
+    CREATE TABLE hub_push (
+        sms_id INTEGER PRIMARY KEY AUTOINCREMENT, message_id TEXT NOT NULL UNIQUE, activation_id INTEGER NOT NULL,
+        number TEXT NOT NULL, created_at REAL NOT NULL, next_at REAL NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+        done_at REAL, outcome TEXT);
+    CREATE INDEX hub_push_due ON hub_push (done_at, next_at);
+    CREATE TABLE hub_cancels (number TEXT NOT NULL, service TEXT NOT NULL, count INTEGER NOT NULL,
+        PRIMARY KEY (number, service));
+    """,
 )
 
 
@@ -112,6 +130,7 @@ class StoredLease:
     ended_at: float | None
     not_before: float | None = None
     clock_offset: float | None = None  # wall - monotonic when written
+    held: bool = False  # an SMSHub activation (gateway.leases: HELD)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,13 +327,13 @@ class Store:
     def save_lease(self, lease: StoredLease) -> None:
         self.db.execute(
             "INSERT INTO leases (id, number, service, category, state, opened_at, deadline, wait_window, sms_count,"
-            " last_sms_at, ended_at, not_before, clock_offset) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id)"
+            " last_sms_at, ended_at, not_before, clock_offset, held) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(id)"
             " DO UPDATE SET state=excluded.state, deadline=excluded.deadline, sms_count=excluded.sms_count,"
             " last_sms_at=excluded.last_sms_at, ended_at=excluded.ended_at, opened_at=excluded.opened_at,"
             " not_before=excluded.not_before, clock_offset=excluded.clock_offset",
             (lease.id, lease.number, lease.service, lease.category, lease.state.value, lease.opened_at, lease.deadline,
              lease.wait_window, lease.sms_count, lease.last_sms_at, lease.ended_at, lease.not_before,
-             lease.clock_offset))
+             lease.clock_offset, int(lease.held)))
 
     def leases(self, *, active_only: bool = False) -> list[StoredLease]:
         if active_only:
@@ -446,7 +465,7 @@ _FROM_MESSAGES = ("text", "sender")  # SMS event fields read from ``messages`` w
 def _lease(row: sqlite3.Row) -> StoredLease:
     return StoredLease(row["id"], row["number"], row["service"], row["category"], LeaseState(row["state"]),
                        row["opened_at"], row["deadline"], row["wait_window"], row["sms_count"], row["last_sms_at"],
-                       row["ended_at"], row["not_before"], row["clock_offset"])
+                       row["ended_at"], row["not_before"], row["clock_offset"], bool(row["held"]))
 
 
 def _message(row: sqlite3.Row) -> MessageRow:
@@ -467,11 +486,13 @@ def engine_lease(stored: StoredLease, *, wall_now: float, mono_now: float, max_r
         deadline = stored.deadline + offset
     else:
         offset = mono_now - wall_now
-        deadline = mono_now + min(stored.deadline - wall_now, max_remaining)
+        deadline = mono_now + min(stored.deadline - wall_now,
+                                  max(max_remaining, stored.wait_window) if stored.held else max_remaining)
 
     def to_engine(wall: float | None) -> float | None:
         return None if wall is None else wall + offset
 
     return Lease(stored.id, stored.number, stored.service, stored.category, stored.state,
                  stored.opened_at + offset, deadline, stored.wait_window, stored.sms_count,
-                 to_engine(stored.last_sms_at), to_engine(stored.ended_at), to_engine(stored.not_before))
+                 to_engine(stored.last_sms_at), to_engine(stored.ended_at), to_engine(stored.not_before),
+                 stored.held)

@@ -64,6 +64,7 @@ def status_json(gateway: Gateway) -> dict[str, object]:
         "uplink": None if uplink is None else {"connected": uplink.connected.is_set(), "attempts": uplink.attempts,
                                                "last_error": uplink.last_error},
         "modems": modems_json(gateway),
+        "smshub": None if gateway.hub is None else gateway.hub.status(),
     }
 
 
@@ -90,6 +91,8 @@ class GatewayCollector:
                                            "connection attempts to the marketplace")
             attempts.add_metric([], float(gateway.uplink.attempts))
             yield attempts
+        if gateway.hub is not None:
+            yield from gateway.hub.metrics()
 
     def _modems(self) -> Iterator[Metric]:
         modems = self._gateway.modems

@@ -377,16 +377,19 @@ def test_after_a_purge_no_purged_text_is_in_the_database_its_wal_or_its_shm(db):
     assert sms[4]["text"] is None and sms[4]["sender"] is None and sms[4]["msg_id"]
 
 
-def test_migration_4_takes_texts_out_of_stored_outbox_events(db):
+def test_migration_4_takes_texts_out_of_stored_outbox_events(db, monkeypatch):
     import json
 
+    import gateway.store as store_module
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:3])  # a database as version 3 left it
     store = Store(db)
     store.open()
     with store.transaction():
         store.db.execute("INSERT INTO outbox (kind, message_id, payload, created_at) VALUES ('sms', 'm1', ?, 1)",
                          (json.dumps({"msg_id": "m1", "text": "OLD-SECRET", "sender": "+7916"}),))
-        store.db.execute("PRAGMA user_version = 3")
     store.close()
+    monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS)
     store.open()
     assert store.schema_version() == len(MIGRATIONS) >= 4
     (payload,) = [row[0] for row in store.db.execute("SELECT payload FROM outbox")]
