@@ -383,7 +383,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.log_level == "info":  # the demo's own lines are the show; logs only for trouble
         logs.configure(json_lines=True if args.log_json else None, level="warning", redact=not args.no_redact)
     if args.marketplace == "smshub":
-        from gateway.smshub.hubdemo import run_hub_demo
+        from gateway.tools.hubdemo import run_hub_demo
 
         return asyncio.run(_until_signal(lambda stop: run_hub_demo(stop, modems=args.modems, duration=args.duration)))
     return asyncio.run(_until_signal(lambda stop: run_demo(stop, modems=args.modems, duration=args.duration)))
@@ -411,10 +411,10 @@ def cmd_market(args: argparse.Namespace) -> int:
 
 
 def cmd_hub(args: argparse.Namespace) -> int:
-    """A reference SMSHub-compatible hub, to try a supplier's [smshub] setup (gateway/smshub/refhub.py)."""
+    """A reference SMSHub-compatible hub, to try a supplier's [smshub] setup (gateway/tools/hub.py)."""
     from gateway.config import read_token_file
     from gateway.smshub.protocol import Flavour
-    from gateway.smshub.refhub import run_hub
+    from gateway.tools.hub import run_hub
 
     key = read_token_file(args.key_file, "simgw hub", "--key-file") if args.key_file else \
         os.environ.get("SIMGW_HUB_KEY", "")

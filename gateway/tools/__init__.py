@@ -1,5 +1,6 @@
-"""Tools that are not the daemon: the reference marketplace, the demo, ``simgw listen``,
-``simgw sims scan`` and the SMS JSON views of ``simgw pdu decode``.
+"""Tools that are not the daemon: the reference marketplace (simgw.v1) and the reference SMSHub
+hub, the demos of both, ``simgw listen``, ``simgw sims scan`` and the SMS JSON views of
+``simgw pdu decode``.
 
 They use the daemon's packages; the daemon never uses them: ``simgw run`` imports nothing from
 here (``tests/test_import_boundaries.py`` runs the daemon and checks), and ``gateway/cli.py``
