@@ -64,12 +64,18 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from drivers.simulator.control import farm_handler
     from drivers.simulator.farm import ModemFarm
 
+    if args.list_quirks:
+        return _list_quirks()
     if args.bank:
         return _simulate_bank(args)
+    try:
+        farm = ModemFarm(args.modems, profile=args.profile, directory=args.dir, baud=args.baud,
+                         capacity=args.capacity, quirks=args.quirk or ())
+    except ValueError as exc:  # an unknown profile, an unknown quirk, or two quirks that clash
+        print(f"simgw simulate: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
 
     async def main(stop: asyncio.Event) -> int:
-        farm = ModemFarm(args.modems, profile=args.profile, directory=args.dir, baud=args.baud,
-                         capacity=args.capacity)
         await farm.start()
         server = None
         if args.control:
@@ -84,6 +90,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     return asyncio.run(_until_signal(main))
+
+
+def _list_quirks() -> int:
+    from drivers.simulator.catalogue import load_catalogue
+
+    for entry in load_catalogue():
+        print(json.dumps({"key": entry.key, "profile": entry.profile, "family": entry.family, "does": entry.does,
+                          "sources": [s.url or s.ref for s in entry.sources]}, ensure_ascii=False))
+    return EXIT_OK
 
 
 def _simulate_bank(args: argparse.Namespace) -> int:
@@ -506,7 +521,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="run simulated modems on pseudo-terminals until Ctrl-C")
     sim.add_argument("--modems", type=int, default=8)
-    sim.add_argument("--profile", default="mixed", help="mixed, generic, huawei, simcom, quectel, zte, sierra, cinterion")
+    sim.add_argument("--profile", default="mixed", help="mixed, generic, huawei, simcom, sim7600, quectel, zte, sierra, "
+                     "wavecom, qualcomm, telit, cinterion")
+    sim.add_argument("--quirk", action="append", metavar="KEY",
+                     help="play this catalogue quirk on every modem (repeatable; --list-quirks shows them)")
+    sim.add_argument("--list-quirks", action="store_true", help="print the quirk catalogue as JSON lines and exit")
     sim.add_argument("--control", type=_host_port, default=None, metavar="HOST:PORT", help="HTTP+JSON control API")
     sim.add_argument("--baud", type=int, default=None, help="pace output at this line rate")
     sim.add_argument("--capacity", type=int, default=30, help="SIM storage slots per modem")

@@ -2,7 +2,9 @@
 
 ``GET /modems``; ``POST /modems/{id}/sms`` with ``{"sender", "text"}`` or ``{"pdu"}`` (201);
 ``POST /modems/{id}/fault`` with ``{"kind", "seconds"?, "data_hex"?}`` (202);
-``GET /modems/{id}`` for storage and held counts.
+``GET /modems/{id}`` for storage and held counts; ``GET /quirks`` lists the quirk catalogue;
+``POST /modems/{id}/quirks`` with ``{"keys": [...]}`` gives a modem another set of catalogue quirks
+(it restarts to play them from boot; 202), ``[]`` clears them.
 """
 
 from __future__ import annotations
@@ -10,10 +12,12 @@ from __future__ import annotations
 import re
 
 from drivers.httpjson import Handler, HttpError, HttpRequest
+from drivers.simulator.catalogue import load_catalogue
 from drivers.simulator.farm import FaultError, ModemFarm
+from drivers.simulator.quirks import QuirkError
 from drivers.sms.pdu import PduError, SmsDeliver, decode_pdu
 
-_MODEM_RE = re.compile(r"^/modems/(\d+)(?:/(sms|fault))?$")
+_MODEM_RE = re.compile(r"^/modems/(\d+)(?:/(sms|fault|quirks))?$")
 
 
 def farm_handler(farm: ModemFarm) -> Handler:
@@ -22,6 +26,11 @@ def farm_handler(farm: ModemFarm) -> Handler:
             if request.method != "GET":
                 raise HttpError(405, "use GET")
             return 200, [info.as_json() for info in farm.info()]
+        if request.path == "/quirks":
+            if request.method != "GET":
+                raise HttpError(405, "use GET")
+            return 200, [{"key": e.key, "profile": e.profile, "family": e.family, "does": e.does,
+                          "sources": [s.url or s.ref for s in e.sources]} for e in farm.catalogue or load_catalogue()]
         match = _MODEM_RE.match(request.path)
         if match is None:
             raise HttpError(404, f"no route {request.path}")
@@ -41,6 +50,8 @@ def farm_handler(farm: ModemFarm) -> Handler:
             raise HttpError(400, "body must be a JSON object")
         if action == "sms":
             return 201, _inject_sms(farm, modem_id, body)
+        if action == "quirks":
+            return 202, _set_quirks(farm, modem_id, body)
         kind = body.get("kind")
         if not isinstance(kind, str):
             raise HttpError(400, "fault needs a string 'kind'")
@@ -60,6 +71,17 @@ def farm_handler(farm: ModemFarm) -> Handler:
         return 202, {"modem": modem_id, "fault": kind}
 
     return handle
+
+
+def _set_quirks(farm: ModemFarm, modem_id: int, body: dict) -> dict[str, object]:
+    keys = body.get("keys")
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise HttpError(400, "give {'keys': [catalogue quirk keys]} ([] clears them)")
+    try:
+        farm.set_quirks(modem_id, keys)
+    except QuirkError as exc:
+        raise HttpError(400, str(exc)) from None
+    return {"modem": modem_id, "quirks": keys}
 
 
 def _inject_sms(farm: ModemFarm, modem_id: int, body: dict) -> dict[str, object]:

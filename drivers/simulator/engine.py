@@ -10,16 +10,22 @@ from __future__ import annotations
 
 import random
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from drivers.simulator.profiles import SimProfile
+from drivers.simulator.quirks import QuirkPlayer
+from drivers.simulator.general_commands import GeneralCommands
+from drivers.simulator.sms_commands import SmsCommands, tpdu_length
 
 CR = b"\r"
 CTRL_Z = 0x1A
 ESC = 0x1B
 MAX_COMMAND = 1024
+RESET_LINES = frozenset({"AT+CFUN=1,1", "AT+CFUN=16", "AT^RESET", "AT!RESET", "AT+ZRST", "AT+CFUN=4,1", "AT+CFUN=0,1",
+                         "AT+QPOWD", "AT+QPOWD=1", "AT+CPOF", "AT^SMSO"})
+"""Command lines that restart (or power off) a modem of some vendor, counted whether this one knows them."""
 
 
 @dataclass(slots=True)
@@ -52,16 +58,6 @@ class Settings:
     receive_storage: str = "SM"  # <mem3>: where new messages go
 
 
-def _swap(digits: str) -> str:
-    digits = digits + "F" * (len(digits) % 2)
-    return "".join(digits[i + 1] + digits[i] for i in range(0, len(digits), 2))
-
-
-def tpdu_length(pdu_hex: str) -> int:
-    smsc_octets = int(pdu_hex[:2], 16) + 1
-    return len(pdu_hex) // 2 - smsc_octets
-
-
 _TEST_ANSWERS: dict[str, tuple[str, ...]] = {
     "+CSCS=?": ('+CSCS: ("IRA","GSM","UCS2")',),
     "+CMGD=?": ("+CMGD: (1-30),(0-4)",),
@@ -78,7 +74,7 @@ _TEST_ANSWERS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(slots=True)
-class SimModem:
+class SimModem(GeneralCommands, SmsCommands):
     profile: SimProfile
     sim: SimCard | None
     imei: str = "356938035643809"
@@ -103,6 +99,10 @@ class SimModem:
     _chain_failed: bool = False
     _rng: random.Random = field(default_factory=random.Random)
     slot_select: Callable[[int], bool] | None = None  # an on-modem SIM switch (Cinterion, Quectel dual SIM)
+    quirks: QuirkPlayer | None = None  # catalogue quirks this unit plays (drivers/simulator/quirks.toml)
+    resets: int = 0  # reset commands executed: a driver should send none that the modem did not call for
+    reset_attempts: int = 0  # reset command lines received, known to this firmware or not
+    commands: Counter[str] = field(default_factory=Counter)  # command names received ("AT+CMGR"), for tests
 
     def __post_init__(self) -> None:
         self._rng.seed(self.seed)
@@ -137,7 +137,8 @@ class SimModem:
     # --------------------------------------------------------------------------- network side
     def deliver(self, pdu_hex: str) -> bool:
         """The network delivers one PDU. Returns False if it had to hold it (storage full)."""
-        if self.sim is None or not self.sim.registered or self.booting:
+        if self.sim is None or not self.sim.registered or self.booting or \
+                (self.quirks is not None and not self.quirks.accepting_sms()):
             self.network_queue.append(pdu_hex)
             return False
         mode, mt = self.settings.cnmi[0], self.settings.cnmi[1]
@@ -164,7 +165,8 @@ class SimModem:
     def release_held(self) -> int:
         """The network retries what it held (a slot freed, or the SIM registered)."""
         released = 0
-        while self.network_queue and self.sim is not None and self.sim.registered and not self.booting:
+        while self.network_queue and self.sim is not None and self.sim.registered and not self.booting and \
+                (self.quirks is None or self.quirks.accepting_sms()):
             if self._free_index(self._memory(self.settings.receive_storage)) is None and self.settings.cnmi[1] != 2:
                 break
             self.deliver(self.network_queue.popleft())
@@ -177,6 +179,32 @@ class SimModem:
 
     def emit_garbage(self, data: bytes) -> None:
         self._out += data
+
+    # ---------------------------------------------------------------------------------- quirks
+    def power_on(self) -> None:
+        """The unit is switched on: quirks that shape the boot (radio off, SIM busy) start now."""
+        if self.quirks is not None:
+            self.quirks.on_boot(self, announce=False)
+
+    def quirk_tick(self) -> None:
+        if self.quirks is not None:
+            self.quirks.tick(self)
+
+    def stale_index(self) -> int:
+        """The highest free index of the receiving storage (an announcement there finds nothing)."""
+        memory = self._memory(self.settings.receive_storage)
+        first = self._first_index
+        return next((i for i in range(first + self.capacity - 1, first - 1, -1) if i not in memory), first)
+
+    def emit_urc(self, line: str) -> None:
+        self._urc(line)
+
+    def raw_line(self, line: str) -> None:
+        """An answer line exactly as a quirk spells it (a final result too, if it is one)."""
+        self._line(line)
+
+    def final_line(self, text: str) -> None:
+        self._final(text)
 
     # ---------------------------------------------------------------------------------- faults
     def start_reboot(self) -> None:
@@ -191,6 +219,8 @@ class SimModem:
         self.booting = False
         for urc in self.profile.boot_urcs:
             self._urc(urc)
+        if self.quirks is not None:
+            self.quirks.on_boot(self)
         self.release_held()
 
     def pull_sim(self) -> None:
@@ -229,22 +259,34 @@ class SimModem:
                 self.storage[index] = (0, pdu)
 
     # -------------------------------------------------------------------------------- internals
+    @property
+    def _first_index(self) -> int:
+        return self.quirks.behaviour.first_index if self.quirks is not None else 1
+
     def _valid_index(self, index: int) -> bool:
-        return 1 <= index <= self.capacity  # SIM record numbers start at 1, as on most modems
+        first = self._first_index  # SIM record numbers start at 1 on most modems, at 0 on some Huawei
+        return first <= index < first + self.capacity
 
     def _memory(self, name: str) -> dict[int, tuple[int, str]]:
         return self.me_storage if name == "ME" else self.storage  # "MT" reads the SIM first
 
     def _free_index(self, memory: dict[int, tuple[int, str]]) -> int | None:
-        for index in range(1, self.capacity + 1):
+        for index in range(self._first_index, self._first_index + self.capacity):
             if index not in memory:
+                if index == self._first_index != 1 and self.quirks is not None:
+                    self.quirks.fired["first_index"] += 1
                 return index
         return None
 
     def _line(self, line: str) -> None:
-        self._out += b"\r\n" + line.encode() + b"\r\n"
+        eol = b"\r\n"
+        if self.quirks is not None and self.quirks.behaviour.info_eol != "\r\n":
+            eol = self.quirks.behaviour.info_eol.encode()
+            self.quirks.fired["info_eol"] += 1
+        self._out += b"\r\n" + line.encode() + eol
 
-    _urc = _line  # an unsolicited code is framed on the wire exactly like an information line
+    def _urc(self, line: str) -> None:
+        self._out += b"\r\n" + line.encode() + b"\r\n"
 
     def _final(self, text: str) -> None:
         if self._chained:
@@ -252,6 +294,8 @@ class SimModem:
                 return
             self._chained = False
             self._chain_failed = True
+        if self.quirks is not None:
+            text = self.quirks.final(self, text)
         if self.drop_terminator_once:
             self.drop_terminator_once = False
             self._out += b"\r\n" + text.encode()
@@ -275,7 +319,10 @@ class SimModem:
         self._final(f"+CMS ERROR: {code}" if self.settings.cmee else "ERROR")
 
     def _unsupported(self) -> None:
-        self._final(self.profile.unsupported_reply)
+        reply = self.quirks.behaviour.unsupported_reply if self.quirks is not None else None
+        if reply:
+            self.quirks.fired["unsupported_reply"] += 1
+        self._final(reply or self.profile.unsupported_reply)
 
     def _on_prompt_byte(self, byte: int) -> None:
         if byte == CTRL_Z:
@@ -294,11 +341,16 @@ class SimModem:
     # --------------------------------------------------------------------------------- commands
     def _execute(self, line: str) -> None:
         upper = line.upper()
+        self.commands[re.split(r"[=?;]", upper, maxsplit=1)[0]] += 1
+        if upper in RESET_LINES or upper in self.profile.reset_commands:
+            self.reset_attempts += 1
         if not upper.startswith("AT"):
             self._final("ERROR")
             return
         if self.wedged and upper not in ("AT", *self.profile.reset_commands) and not upper.startswith("AT+CFUN=1,1"):
             return  # hung firmware: answers AT, swallows everything else until reset
+        if self.quirks is not None and self.quirks.intercept(self, upper):
+            return
         if self.profile.urc_before_response and self.profile.periodic_urc and upper.startswith(("AT+CMGR", "AT+CMGL")):
             self.periodic()  # Huawei: ^RSSI lands between the command and its answer
         bodies = [b.strip() for b in upper[2:].split(";")]  # "AT+CMEE=1;+CREG=2": V.250 chaining
@@ -362,278 +414,3 @@ class SimModem:
         if body.startswith(vendor_ok) if vendor_ok else False:
             return self._noop
         return None
-
-    def _noop(self, raw: str, body: str) -> None:
-        self._ok()
-
-    def _echo(self, raw: str, body: str) -> None:
-        self.settings.echo = body == "E1"
-        self._ok()
-
-    def _reset_settings(self, raw: str, body: str) -> None:
-        self.settings = Settings()
-        self._ok()
-
-    def _ati(self, raw: str, body: str) -> None:
-        self._ok(self.profile.manufacturer, self.profile.model, f"Revision: {self.profile.revision}")
-
-    def _cgmi(self, raw: str, body: str) -> None:
-        self._ok(self.profile.manufacturer)
-
-    def _cgmm(self, raw: str, body: str) -> None:
-        self._ok(self.profile.model)
-
-    def _cgmr(self, raw: str, body: str) -> None:
-        self._ok(self.profile.revision)
-
-    def _cgsn(self, raw: str, body: str) -> None:
-        self._ok(self.imei)
-
-    def _need_sim(self) -> bool:
-        if self.sim is None:
-            self._cme(10, "SIM not inserted")
-            return False
-        return True
-
-    def _cimi(self, raw: str, body: str) -> None:
-        if self._need_sim():
-            self._ok(self.sim.imsi)
-
-    def _iccid(self, raw: str, body: str) -> None:
-        if self._need_sim():
-            self._ok(self.profile.iccid_format.format(iccid=self.sim.iccid))
-
-    def _crsm(self, raw: str, body: str) -> None:
-        if body.startswith("+CRSM=176,12258") and self._need_sim():
-            self._ok(f'+CRSM: 144,0,"{_swap(self.sim.iccid)}"')
-        elif self.sim is not None:
-            self._ok("+CRSM: 106,130")
-
-    def _cnum(self, raw: str, body: str) -> None:
-        if self._need_sim():
-            if self.sim.number_on_sim:
-                self._ok(f'+CNUM: "","{self.sim.msisdn}",145')
-            else:
-                self._ok()
-
-    def _cusd(self, raw: str, body: str) -> None:
-        """``AT+CUSD=1,"*111*0887#",15``: OK now, the network's answer later as ``+CUSD:``."""
-        match = re.fullmatch(r'\+CUSD=1,"([0-9*#]+)"(?:,\d+)?', body)
-        if match is None:
-            self._final("ERROR")
-            return
-        if not self._need_sim():
-            return
-        self._ok()
-        sim = self.sim
-        if not sim.registered:
-            self._urc("+CUSD: 4")  # the network is not there to ask
-        elif sim.ussd_number_reply is not None:
-            self._urc(f'+CUSD: 0,"{sim.ussd_number_reply.format(msisdn=sim.msisdn)}",15')
-        else:
-            self._urc('+CUSD: 0,"Unknown request",15')
-
-    def _select_slot(self, raw: str, body: str) -> None:
-        """Cinterion ``AT^SCFG="SIM/CS","0"|"3"`` (or "SIM1"/"SIM3"), Quectel ``AT+QUIMSLOT=1|2``."""
-        value = body.rsplit(",", 1)[-1] if body.startswith("^SCFG") else body.split("=", 1)[1]
-        value = value.strip().strip('"')
-        slot = {"0": 1, "SIM1": 1, "3": 2, "SIM3": 2}.get(value) if body.startswith("^SCFG") else \
-            (int(value) if value in ("1", "2") else None)
-        if slot is None or self.slot_select is None or not self.slot_select(slot):
-            self._cme(3, "operation not allowed")
-            return
-        self._ok()
-
-    def _cpin(self, raw: str, body: str) -> None:
-        if self._need_sim():
-            self._ok("+CPIN: READY")
-
-    def _csq(self, raw: str, body: str) -> None:
-        self._ok(f"+CSQ: {self.rssi if self.sim else 99},99")
-
-    def _creg_query(self, raw: str, body: str) -> None:
-        stat = 1 if self.sim is not None and self.sim.registered else 0
-        self._ok(f"+CREG: {self.settings.creg_n},{stat}")
-
-    def _cops(self, raw: str, body: str) -> None:
-        if self.sim is not None and self.sim.registered:
-            self._ok(f'+COPS: 0,0,"{self.sim.operator}",2')
-        else:
-            self._ok("+COPS: 0")
-
-    def _cfun_query(self, raw: str, body: str) -> None:
-        self._ok("+CFUN: 1")
-
-    def _cfun(self, raw: str, body: str) -> None:
-        if body.startswith("+CFUN=1,1"):
-            self._reboot_command(raw, body)
-        else:
-            self._ok()
-
-    def _reboot_command(self, raw: str, body: str) -> None:
-        self._ok()
-        self.start_reboot()
-        self.reboot_requested = True
-
-    def _cmee(self, raw: str, body: str) -> None:
-        value = body[6:]
-        if value in ("0", "1", "2"):
-            self.settings.cmee = int(value)
-            self._ok()
-        else:
-            self._final("ERROR")
-
-    def _cmgf(self, raw: str, body: str) -> None:
-        value = body[6:]
-        if value in ("0", "1"):
-            self.settings.cmgf = int(value)
-            self._ok()
-        else:
-            self._final("ERROR")
-
-    def _cmgf_query(self, raw: str, body: str) -> None:
-        self._ok(f"+CMGF: {self.settings.cmgf}")
-
-    def _counts(self, name: str) -> str:
-        return f"{len(self._memory(name))},{self.capacity}"
-
-    def _cpms(self, raw: str, body: str) -> None:
-        mems = [m.strip().strip('"') for m in body[6:].split(",") if m.strip()]
-        if not mems or len(mems) > 3 or any(m not in self.profile.storages for m in mems):
-            self._cms(302)
-            return
-        self.settings.storage = mems[0]
-        if len(mems) == 3:
-            self.settings.receive_storage = mems[2]
-        write = mems[1] if len(mems) > 1 else mems[0]
-        self._ok(f"+CPMS: {self._counts(mems[0])},{self._counts(write)},{self._counts(self.settings.receive_storage)}")
-
-    def _cpms_query(self, raw: str, body: str) -> None:
-        read, receive = self.settings.storage, self.settings.receive_storage
-        self._ok(f'+CPMS: "{read}",{self._counts(read)},"{read}",{self._counts(read)},'
-                 f'"{receive}",{self._counts(receive)}')
-
-    def _cpms_test(self, raw: str, body: str) -> None:
-        mems = ",".join(f'"{m}"' for m in self.profile.storages)
-        self._ok(f"+CPMS: ({mems}),({mems}),({mems})")
-
-    def _cnmi(self, raw: str, body: str) -> None:
-        form = body[6:]
-        if form in self.profile.cnmi_rejected:
-            self._final("ERROR")
-            return
-        fields = form.split(",")
-        if not fields or not all(f.isdigit() for f in fields if f) or len(fields) > 5:
-            self._final("ERROR")
-            return
-        values = [int(f) if f else 0 for f in fields] + [0] * (5 - len(fields))
-        self.settings.cnmi = tuple(values)
-        self._ok()
-        self.release_held()
-
-    def _cnmi_query(self, raw: str, body: str) -> None:
-        self._ok("+CNMI: " + ",".join(str(v) for v in self.settings.cnmi))
-
-    def _cnmi_test(self, raw: str, body: str) -> None:
-        self._ok("+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)")
-
-    def _csms(self, raw: str, body: str) -> None:
-        value = body[6:]
-        if value in ("0", "1"):
-            self.settings.csms = int(value)
-            self._ok("+CSMS: 1,1,1")
-        else:
-            self._cms(303)
-
-    def _csms_query(self, raw: str, body: str) -> None:
-        self._ok(f"+CSMS: {self.settings.csms},1,1,1")
-
-    def _cnma(self, raw: str, body: str) -> None:
-        if self._unacked_cmt:
-            self._unacked_cmt -= 1
-            self._ok()
-        else:
-            self._cms(340)
-
-    def _csca(self, raw: str, body: str) -> None:
-        self._ok('+CSCA: "+79168999100",145')
-
-    def _index_arg(self, body: str, prefix_len: int) -> int | None:
-        arg = body[prefix_len:].split(",")[0]
-        return int(arg) if arg.isdigit() else None
-
-    def _cmgr(self, raw: str, body: str) -> None:
-        if not self._need_sim():
-            return
-        index = self._index_arg(body, 6)
-        if index is None or not self._valid_index(index):
-            self._cms(321)
-            return
-        if self.settings.cmgf != 0:
-            self._cms(302)
-            return
-        if index in self._fresh:
-            self._fresh.discard(index)
-            self._ok()  # announced but not yet readable
-            return
-        memory = self._memory(self.settings.storage)
-        entry = memory.get(index)
-        if entry is None:
-            self._cms(321)
-            return
-        stat, pdu = entry
-        memory[index] = (1 if stat == 0 else stat, pdu)
-        self._ok(f"+CMGR: {stat},,{tpdu_length(pdu)}", pdu)
-
-    def _cmgl(self, raw: str, body: str) -> None:
-        if not self._need_sim():
-            return
-        arg = body[6:] if body.startswith("+CMGL=") else "0"
-        if self.settings.cmgf != 0 or not arg.isdigit() or int(arg) > 4:
-            self._cms(302) if self.settings.cmgf == 0 else self._final("ERROR")
-            return
-        wanted = int(arg)
-        lines: list[str] = []
-        memory = self._memory(self.settings.storage)
-        for index in sorted(memory):
-            stat, pdu = memory[index]
-            if wanted == 4 or stat == wanted:
-                lines += [f"+CMGL: {index},{stat},,{tpdu_length(pdu)}", pdu]
-                if stat == 0:
-                    memory[index] = (1, pdu)
-                self._fresh.discard(index)
-        self._ok(*lines)
-
-    def _cmgl_test(self, raw: str, body: str) -> None:
-        self._ok("+CMGL: (0-4)")
-
-    def _cmgd(self, raw: str, body: str) -> None:
-        if not self._need_sim():
-            return
-        args = body[6:].split(",")
-        if not args[0].isdigit():
-            self._final("ERROR")
-            return
-        index, flag = int(args[0]), int(args[1]) if len(args) > 1 and args[1].isdigit() else 0
-        if not self._valid_index(index) and flag == 0:
-            self._cms(321)
-            return
-        memory = self._memory(self.settings.storage)
-        if flag >= 1:
-            keep_unread = flag in (1, 2, 3)
-            for i in list(memory):
-                if flag == 4 or (keep_unread and memory[i][0] == 1):
-                    del memory[i]
-        else:
-            memory.pop(index, None)
-        self._fresh.discard(index)
-        self._ok()
-        self.release_held()
-
-    def _cmgs(self, raw: str, body: str) -> None:
-        if not re.fullmatch(r"\+CMGS=\d+", body):
-            self._final("ERROR")
-            return
-        self._prompt = True
-        self._in.clear()
-        self._out += b"\r\n> "

@@ -10,9 +10,11 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from drivers.simulator.catalogue import Catalogue, load_catalogue
 from drivers.simulator.engine import SimCard, SimModem
 from drivers.simulator.profiles import MIXED_ORDER, SIM_PROFILES
 from drivers.simulator.pty import PtyModem
@@ -51,10 +53,12 @@ class ModemInfo:
     iccid: str
     imsi: str
     msisdn: str
+    imei: str = ""
+    quirks: tuple[str, ...] = ()
 
     def as_json(self) -> dict[str, object]:
         return {"id": self.id, "port": self.port, "profile": self.profile, "iccid": self.iccid,
-                "imsi": self.imsi, "msisdn": self.msisdn}
+                "imsi": self.imsi, "msisdn": self.msisdn, "imei": self.imei, "quirks": list(self.quirks)}
 
 
 class ModemFarm:
@@ -70,18 +74,32 @@ class ModemFarm:
         periodic_interval: float | None = 5.0,
         seed: int = 1,
         first_sim: int = 1,
+        quirks: Sequence[str] = (),
+        plan: Sequence[tuple[str, Sequence[str]]] | None = None,
+        catalogue: Catalogue | None = None,
     ) -> None:
+        """``quirks``: catalogue keys every modem plays; ``plan``: (profile, quirk keys) per modem,
+        overriding ``count``, ``profile`` and ``quirks``. Unknown or clashing quirks raise
+        :class:`~drivers.simulator.quirks.QuirkError` (a ValueError)."""
         if profile != "mixed" and profile not in SIM_PROFILES:
             raise ValueError(f"unknown simulator profile {profile!r}; choose mixed or one of {sorted(SIM_PROFILES)}")
+        if plan is None:
+            plan = [(MIXED_ORDER[i % len(MIXED_ORDER)] if profile == "mixed" else profile, quirks) for i in range(count)]
+        for name, _ in plan:
+            if name not in SIM_PROFILES:
+                raise ValueError(f"unknown simulator profile {name!r}; choose one of {sorted(SIM_PROFILES)}")
+        self.catalogue = catalogue if catalogue is not None else (load_catalogue() if any(q for _, q in plan) else None)
         self.directory = directory or tempfile.mkdtemp(prefix="simgw-sim-")
         os.makedirs(self.directory, exist_ok=True)
         self._rng = random.Random(seed)
         self._refs = random.Random(seed + 1)
         self.modems: list[PtyModem] = []
-        for i in range(count):
-            name = MIXED_ORDER[i % len(MIXED_ORDER)] if profile == "mixed" else profile
+        for i, (name, keys) in enumerate(plan):
             engine = SimModem(SIM_PROFILES[name], sim_identity(first_sim + i), imei=f"35693803{i:06d}" + "0",
                               capacity=capacity, seed=seed + i)
+            if keys:
+                assert self.catalogue is not None
+                engine.quirks = self.catalogue.player(keys)
             link = os.path.join(self.directory, f"modem{i:03d}")
             self.modems.append(PtyModem(engine, link, baud=baud, time_scale=time_scale,
                                         periodic_interval=periodic_interval if engine.profile.periodic_urc else None))
@@ -99,13 +117,34 @@ class ModemFarm:
         out = []
         for i, modem in enumerate(self.modems):
             sim = modem.engine.sim or self._original_sims[i]
-            out.append(ModemInfo(i, modem.link_path, modem.engine.profile.name, sim.iccid, sim.imsi, sim.msisdn))
+            quirks = modem.engine.quirks.keys if modem.engine.quirks is not None else ()
+            out.append(ModemInfo(i, modem.link_path, modem.engine.profile.name, sim.iccid, sim.imsi, sim.msisdn,
+                                 modem.engine.imei, quirks))
         return out
 
     def modem(self, modem_id: int) -> PtyModem:
         if not 0 <= modem_id < len(self.modems):
             raise KeyError(f"no simulated modem {modem_id} (have 0..{len(self.modems) - 1})")
         return self.modems[modem_id]
+
+    def set_quirks(self, modem_id: int, keys: Sequence[str], *, boot_seconds: float = 1.0) -> None:
+        """Give a running modem another set of catalogue quirks; it restarts to play them from boot."""
+        modem = self.modem(modem_id)
+        if self.catalogue is None:
+            self.catalogue = load_catalogue()
+        player = self.catalogue.player(keys) if keys else None  # raises before anything changes
+        modem.engine.quirks = player
+        modem.ensure_quirk_ticks()
+        modem.reboot(boot_seconds)
+
+    def stale_announcement(self, modem_id: int) -> int:
+        """Announce an index that holds nothing, as a modem does when another reader (a sweep,
+        a second program) emptied the slot between the store and the ``+CMTI``. Returns it."""
+        modem = self.modem(modem_id)
+        index = modem.engine.stale_index()
+        modem.engine.emit_urc(f'+CMTI: "{modem.engine.settings.receive_storage}",{index}')
+        modem.flush()
+        return index
 
     # ------------------------------------------------------------------------------------- SMS
     def next_ref(self, bits: int = 8) -> int:

@@ -62,6 +62,21 @@ SIM_PROFILES: dict[str, SimProfile] = {p.name: p for p in (
         reset_commands=("AT!RESET", "AT+CFUN=1,1"),
     ),
     SimProfile(
+        "wavecom", "WAVECOM MODEM", "MULTIBAND  900E  1800", "651b09gg.Q2406B", "AT+CCID", '+CCID: "{iccid}"',
+        storages=("SM",), boot_urcs=("+WIND: 3", "+WIND: 4"), reset_commands=("AT+CFUN=1,1",),
+    ),
+    SimProfile(  # python-gsmmodem test/fakemodems.py QualcommM6280 (sold as ZTE-made dongles)
+        "qualcomm", "QUALCOMM INCORPORATED", "M6280", "M6280_V1.0.0 M6280_V1.0.0 1 [Sep 4 2008 12:00:00]",
+        "AT+CCID", "+CCID: {iccid}",
+    ),
+    SimProfile(
+        "sim7600", "SIMCOM INCORPORATED", "SIMCOM_SIM7600E-H", "LE20B04SIM7600M22", "AT+CICCID", "+ICCID: {iccid}",
+        storages=("SM", "ME"), boot_urcs=("RDY", "+CPIN: READY", "SMS DONE", "PB DONE"),
+    ),
+    SimProfile(  # Telit's ICCID command is AT#CCID (Telit AT reference), which no driver profile knows: +CRSM must do
+        "telit", "Telit", "HE910", "12.00.024", "AT#CCID", "#CCID: {iccid}",
+    ),
+    SimProfile(
         "cinterion", "Cinterion", "EHS6", "REVISION 03.001", "AT^SCID", "^SCID: {iccid}",
         storages=("SM", "ME", "MT"), boot_urcs=("^SYSSTART",),
     ),

@@ -44,6 +44,7 @@ class PtyModem:
         self.delay = 0.0
         self._out_queue: asyncio.Queue[bytes] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._quirk_task: asyncio.Task[None] | None = None
         self.bytes_to_host = 0
         self.on_boot: Callable[[], None] | None = None  # e.g. a bank's SIM registers some time after boot
 
@@ -53,11 +54,13 @@ class PtyModem:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.engine.power_on()  # quirks that shape the boot (radio off, SIM busy) start their clock now
         self._plug()
         self._out_queue = asyncio.Queue()
         self._tasks.append(asyncio.create_task(self._writer(), name=f"sim-writer:{self.link_path}"))
         if self.periodic_interval:
             self._tasks.append(asyncio.create_task(self._periodic(), name=f"sim-periodic:{self.link_path}"))
+        self.ensure_quirk_ticks()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -68,6 +71,7 @@ class PtyModem:
             except asyncio.CancelledError:
                 pass
         self._tasks.clear()
+        self._quirk_task = None
         self._unplug()
         try:
             os.unlink(self.link_path)
@@ -208,6 +212,20 @@ class PtyModem:
         self.bytes_to_host += len(data)
         if self._on_wire is not None:
             self._on_wire(data.decode("ascii", errors="replace"), time.monotonic())
+
+    def ensure_quirk_ticks(self) -> None:
+        """Start the quirk clock once the engine has quirks (at start, or when given them later)."""
+        if self.engine.quirks is not None and self._quirk_task is None and self._loop is not None:
+            self._quirk_task = asyncio.create_task(self._quirk_ticks(), name=f"sim-quirks:{self.link_path}")
+            self._tasks.append(self._quirk_task)
+
+    async def _quirk_ticks(self) -> None:
+        """Catalogue quirks with a clock (chatter, a SIM or SMS stack that needs time) get a tick."""
+        while True:
+            await asyncio.sleep(0.1)
+            if self._master is not None:
+                self.engine.quirk_tick()
+                self.flush()
 
     async def _periodic(self) -> None:
         assert self.periodic_interval is not None

@@ -76,7 +76,7 @@ def test_simulate_and_listen_deliver_an_injected_sms_to_the_console():
         assert ready["simulator"] == "ready"
         status, modems = http("GET", f"http://127.0.0.1:{port}/modems")
         assert status == 200 and [m["id"] for m in modems] == [0, 1]
-        assert set(modems[0]) == {"id", "port", "profile", "iccid", "imsi", "msisdn"}
+        assert set(modems[0]) == {"id", "port", "profile", "iccid", "imsi", "msisdn", "imei", "quirks"}
         listen = subprocess.Popen([*SIMGW, "listen", "--port", modems[0]["port"], "--port", modems[1]["port"]],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(1.5)  # let the listener initialise the modems
