@@ -15,6 +15,8 @@ from drivers.sms.pdu import PduError, decode_pdu
 from gateway.config import ConfigError, from_dict
 from gateway.uplink.protocol import Acked, FrameRejected, LeaseAction, OpenLease, UplinkSession, Welcomed
 
+pytestmark = pytest.mark.slow  # hypothesis runs of 1-4 s of CPU each: deselect with -m "not slow"
+
 EXAMPLES = int(os.environ.get("SIMGW_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -41,7 +43,6 @@ def test_uplink_codec_never_raises(data):
         assert json.loads(event.frame)["type"] == "error"
 
 
-@pytest.mark.slow
 @FUZZ
 @given(st.lists(frame_like.map(json.dumps), max_size=10))
 def test_uplink_session_sequences_never_raise(frames):
