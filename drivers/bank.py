@@ -15,6 +15,7 @@ import enum
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import ClassVar
 
 import structlog
 
@@ -27,27 +28,59 @@ log = structlog.get_logger("drivers.bank")
 
 @dataclass(frozen=True, slots=True)
 class SwitchStyle:
-    """How a bank is told to connect a slot. The template may use ``{channel}`` (1-based),
-    ``{slot}`` (1-based, bank-wide), ``{local}`` (1-based within the channel) and ``{value}``
-    (``values[local - 1]``, for firmware that numbers its SIM interfaces oddly)."""
+    """How a bank is told to connect a slot: one subclass per switching kind, which knows where
+    the command goes (:meth:`send`) and how its channels reach the slots. The template may use
+    ``{channel}`` (1-based), ``{slot}`` (1-based, bank-wide), ``{local}`` (1-based within the
+    channel) and ``{value}`` (``values[local - 1]``, for firmware that numbers its SIM
+    interfaces oddly). A new kind of bank is a new subclass, not a string checked elsewhere."""
 
     name: str
-    kind: str  # "controller": the bank's own port; "on_modem": sent on the channel's modem
     template: str
     expect_ok: bool = True
     values: tuple[str, ...] = ()
+
+    needs_controller: ClassVar[bool] = False  # the bank has a port of its own the config must name
+    slots_consecutive: ClassVar[bool] = False  # channel c holds a run of slots (else every n-th, interleaved)
 
     def command(self, channel: int, slot: int, local: int) -> str:
         value = self.values[local - 1] if 0 < local <= len(self.values) else str(local)
         return self.template.format(channel=channel, slot=slot, local=local, value=value)
 
+    async def send(self, command: str, modem: Modem, controller: BankController | None, timing: SwitchTiming) -> None:
+        """Tell the bank to connect the slot; raises :class:`SwitchRefused` when it says no."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class ControllerStyle(SwitchStyle):
+    """A bank with its own controller port: the command goes there, for any of its radios."""
+
+    needs_controller: ClassVar[bool] = True
+
+    async def send(self, command: str, modem: Modem, controller: BankController | None, timing: SwitchTiming) -> None:
+        if controller is None:
+            raise SwitchRefused(f"{self.name}: no controller port to send {command} to")
+        await controller.send(command, expect_ok=self.expect_ok, timeout=timing.ok_timeout)
+
+
+@dataclass(frozen=True, slots=True)
+class OnModemStyle(SwitchStyle):
+    """A multi-SIM modem that switches its own SIM interface: the command goes to the modem."""
+
+    slots_consecutive: ClassVar[bool] = True
+
+    async def send(self, command: str, modem: Modem, controller: BankController | None, timing: SwitchTiming) -> None:
+        response = await modem.command(command, timeout=timing.ok_timeout, check=False)
+        if self.expect_ok and not response.result.ok:
+            raise SwitchRefused(f"{modem.path}: {command}: {response.result.text}")
+
 
 PRESETS: dict[str, SwitchStyle] = {s.name: s for s in (
     # The widely used open-source rotator; many controllers switch without a word back.
-    SwitchStyle("swit", "controller", "AT+SWIT{channel:02d}-{slot:04d}", expect_ok=False),
+    ControllerStyle("swit", "AT+SWIT{channel:02d}-{slot:04d}", expect_ok=False),
     # Cinterion dual-SIM: interface 0 is SIM 1, interface 3 is SIM 2 (AT^SCFG="SIM/DualMode" on).
-    SwitchStyle("cinterion", "on_modem", 'AT^SCFG="SIM/CS","{value}"', values=("0", "3")),
-    SwitchStyle("quectel", "on_modem", "AT+QUIMSLOT={local}"),
+    OnModemStyle("cinterion", 'AT^SCFG="SIM/CS","{value}"', values=("0", "3")),
+    OnModemStyle("quectel", "AT+QUIMSLOT={local}"),
 )}
 
 
@@ -130,13 +163,7 @@ def selector(style: SwitchStyle, controller: BankController | None, timing: Swit
     command = style.command(channel, slot, local)
 
     async def select(modem: Modem) -> None:
-        if style.kind == "controller":
-            assert controller is not None
-            await controller.send(command, expect_ok=style.expect_ok, timeout=timing.ok_timeout)
-        else:
-            response = await modem.command(command, timeout=timing.ok_timeout, check=False)
-            if style.expect_ok and not response.result.ok:
-                raise SwitchRefused(f"{modem.path}: {command}: {response.result.text}")
+        await style.send(command, modem, controller, timing)
         await asyncio.sleep(timing.switch_time)
 
     return select

@@ -19,6 +19,8 @@ import structlog
 
 from gateway import __version__, logs
 from gateway.printable import escape, json_line
+from gateway.tables import table as _table
+from gateway.tables import when as _when
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 DEFAULT_CONFIG = "/etc/simgw/simgw.toml"
@@ -129,7 +131,7 @@ def _simulate_bank(args: argparse.Namespace) -> int:
 def cmd_sims(args: argparse.Namespace) -> int:
     if getattr(args, "sims_command", None) == "scan":
         return _sims_scan(args)
-    from gateway.core import country_of, country_of_imsi
+    from gateway.domain.numbering import country_of, country_of_imsi
 
     store = _open_store(args)
     rows = [(r.bank, r.slot + 1, r.status, r.iccid or "-", r.imsi or "-",
@@ -224,13 +226,15 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         hub = config.smshub
         banks += f", {hub.flavour.value} agent on {hub.listen[0]}:{hub.listen[1]} ({len(hub.names.services)} services)"
     host, port = config.control_listen
+    locked = ", password required" if config.control_password_file else ""
     print(f"{config.path}: ok ({len(config.modems)} modem(s){banks}, database {config.database}, "
-          f"control socket {socket_path(config.control_socket, config.state_dir)}, read-only status on {host}:{port})")
+          f"control socket {socket_path(config.control_socket, config.state_dir)}, read-only status and dashboard "
+          f"on http://{host}:{port}/{locked})")
     return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gateway.app import run_daemon
+    from gateway.runtime.daemon import run_daemon
     from gateway.config import config_warnings
 
     config = _config(args, read_secrets=True)
@@ -323,12 +327,6 @@ def _open_store(args: argparse.Namespace):
     return store
 
 
-def _when(ts: float | None) -> str:
-    import datetime as _dt
-
-    return "-" if ts is None else _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _lease_show(args: argparse.Namespace) -> int:
     store = _open_store(args)
     lease = store.lease(args.lease_id)
@@ -341,15 +339,6 @@ def _lease_show(args: argparse.Namespace) -> int:
         extra = " ".join(f"{k}={v}" for k, v in detail.items())
         print(f"  {_when(at)} UTC  {escape(kind):<10} {escape(extra)}")
     return EXIT_OK
-
-
-def _table(columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Aligned columns; every cell escaped (lease ids, services, SMS texts and modem replies come
-    from outside, and a terminal would act on their control characters)."""
-    cells = [tuple(escape(x) for x in row) for row in (columns, *rows)]
-    widths = [max(len(x) for x in col) for col in zip(*cells)]
-    for row in cells:
-        print("  ".join(x.ljust(w) for x, w in zip(row, widths)).rstrip())
 
 
 def cmd_leases(args: argparse.Namespace) -> int:
@@ -378,7 +367,7 @@ def cmd_messages(args: argparse.Namespace) -> int:
 def cmd_purge(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from gateway import retention
+    from gateway.store import retention
     from gateway.store import Store
 
     config = _config(args)
@@ -451,15 +440,26 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", default=os.environ.get("SIMGW_CONFIG", DEFAULT_CONFIG),
                         help=f"configuration file (default: $SIMGW_CONFIG or {DEFAULT_CONFIG})")
     sub = parser.add_subparsers(dest="command", required=True)
+    _daemon_commands(sub)
+    _tool_commands(sub)
+    return parser
 
-    def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--config", default=argparse.SUPPRESS, help="configuration file")
-        return p
 
+def _with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--config", default=argparse.SUPPRESS, help="configuration file")
+    return p
+
+
+def _daemon_commands(sub: argparse._SubParsersAction) -> None:
+    """The daemon and what works on its state: run, check, status, leases, messages, purge, sims."""
+    with_config = _with_config
     run = with_config(sub.add_parser("run", help="run the gateway daemon"))
     run.set_defaults(func=cmd_run)
     check = with_config(sub.add_parser("check-config", help="validate the configuration and exit (2 on any error)"))
     check.set_defaults(func=cmd_check_config)
+    from gateway.dashboard import command as dashboard_command
+
+    dashboard_command.add_parser(sub)
 
     status = with_config(sub.add_parser("status", help="modems and SIMs of the running daemon, as a table"))
     status.add_argument("--watch", type=float, nargs="?", const=2.0, default=None, metavar="SECONDS",
@@ -489,6 +489,17 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--now", action="store_true")
     purge.set_defaults(func=cmd_purge)
 
+    sims = with_config(sub.add_parser("sims", help="the SIM inventory of the banks, as a table"))
+    sims.set_defaults(func=cmd_sims)
+    sims_sub = sims.add_subparsers(dest="sims_command")
+    sims_scan = with_config(sims_sub.add_parser(
+        "scan", help="walk every bank slot: ICCID, IMSI, operator, number; resumable (the daemon must be stopped)"))
+    sims_scan.add_argument("--restart", action="store_true", help="scan every slot again instead of resuming")
+    sims_scan.set_defaults(func=cmd_sims)
+
+
+def _market_commands(sub: argparse._SubParsersAction) -> None:
+    """Reference marketplaces to try a setup against: the demo, the simgw.v1 market, an SMSHub hub."""
     demo = sub.add_parser("demo", help="run simulated modems and show SMS arriving (no hardware needed)")
     demo.add_argument("--modems", type=int, default=8)
     demo.add_argument("--duration", type=float, default=None, help="stop by itself after this many seconds")
@@ -519,6 +530,10 @@ def build_parser() -> argparse.ArgumentParser:
     hub.add_argument("--poll", type=float, default=15.0, help="GET_SERVICES every SECONDS (0: never)")
     hub.set_defaults(func=cmd_hub)
 
+
+def _tool_commands(sub: argparse._SubParsersAction) -> None:
+    """What is not the daemon: reference marketplaces, the simulator, listen, scan, pdu."""
+    _market_commands(sub)
     sim = sub.add_parser("simulate", help="run simulated modems on pseudo-terminals until Ctrl-C")
     sim.add_argument("--modems", type=int, default=8)
     sim.add_argument("--profile", default="mixed", help="mixed, generic, huawei, simcom, sim7600, quectel, zte, sierra, "
@@ -535,14 +550,6 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--bank-style", choices=("controller", "on_modem"), default="controller")
     sim.add_argument("--time-scale", type=float, default=1.0, help="multiply the bank's switch and boot times")
     sim.set_defaults(func=cmd_simulate)
-
-    sims = with_config(sub.add_parser("sims", help="the SIM inventory of the banks, as a table"))
-    sims.set_defaults(func=cmd_sims)
-    sims_sub = sims.add_subparsers(dest="sims_command")
-    sims_scan = with_config(sims_sub.add_parser(
-        "scan", help="walk every bank slot: ICCID, IMSI, operator, number; resumable (the daemon must be stopped)"))
-    sims_scan.add_argument("--restart", action="store_true", help="scan every slot again instead of resuming")
-    sims_scan.set_defaults(func=cmd_sims)
 
     listen = sub.add_parser("listen", help="drive modems and print each complete SMS as a JSON line")
     listen.add_argument("--port", action="append", required=True, metavar="PATH")
@@ -562,7 +569,6 @@ def build_parser() -> argparse.ArgumentParser:
     decode = pdu_sub.add_parser("decode", help="decode SMS PDUs (hex, SMSC first); '-' reads one per line from stdin")
     decode.add_argument("pdus", nargs="+", metavar="HEX")
     decode.set_defaults(func=cmd_pdu_decode)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,12 +12,14 @@ import os
 import re
 import stat
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from drivers.bank import PRESETS, SwitchStyle, SwitchTiming
-from gateway.leases import Policy
+from gateway.domain.banks import BankLayout
+from gateway.domain.leases import LeaseConfig, Policy
+from gateway.domain.numbering import UssdNumber
 from gateway.uplink.url import is_loopback, redact_urls, url_problem
 
 if TYPE_CHECKING:
@@ -66,31 +68,14 @@ class BankConfig:
     queue: int = 16  # leases that may wait for a channel; 0 refuses with no_channel at once
     reset_wait: float | None = None  # the radios' boot time after a reset (None: their vendor's figure)
 
+    @property
+    def layout(self) -> BankLayout:
+        """What the scheduler and the inventory need of this bank, without the driver's types."""
+        return BankLayout(self.name, self.channels, self.slots, consecutive=self.switch.slots_consecutive,
+                          rotation=self.rotation, queue=self.queue)
+
     def reach(self) -> dict[str, tuple[int, ...]]:
-        """Channel port -> the slots (0-based) it can hold: interleaved behind a controller
-        (channel c of n reaches c, c+n, ...), consecutive inside multi-SIM modems."""
-        n = len(self.channels)
-        if self.switch.kind == "on_modem":
-            per = self.slots // n
-            return {port: tuple(range(i * per, (i + 1) * per)) for i, port in enumerate(self.channels)}
-        return {port: tuple(range(i, self.slots, n)) for i, port in enumerate(self.channels)}
-
-
-@dataclass(frozen=True, slots=True)
-class UssdNumber:
-    """How an operator tells a SIM its own number: a USSD code and a pattern for the answer."""
-
-    operator: str  # as AT+COPS names it, or the IMSI's MCC+MNC prefix
-    code: str
-    pattern: str  # a regular expression; group 1 (or the whole match) is the number
-
-
-@dataclass(frozen=True, slots=True)
-class LeaseConfig:
-    policy: Policy = field(default_factory=Policy)
-    quarantine_retention: float = 24 * 3600.0
-    message_retention: float = 7 * 24 * 3600.0
-    claim_window: float = 7 * 24 * 3600.0
+        return self.layout.reach()
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +107,8 @@ class Config:
     banks: tuple[BankConfig, ...] = ()
     ussd_numbers: tuple[UssdNumber, ...] = ()
     smshub: SmshubConfig | None = None  # selling through an SMSHub-compatible marketplace too
+    control_show_numbers: bool = False  # the dashboard and /status on the TCP listener mask numbers unless set
+    control_password_file: str | None = None  # HTTP Basic on the TCP listener; required for a non-loopback listen
 
     @property
     def database(self) -> str:
@@ -223,18 +210,45 @@ def _host_port(path: str, key: str, value: object) -> tuple[str, int]:
     raise ConfigError(path, key, "HOST:PORT, e.g. '127.0.0.1:8765'", value)
 
 
-def _loopback(path: str, key: str, address: tuple[str, int]) -> tuple[str, int]:
+def _loopback(path: str, key: str, address: tuple[str, int], password_file: str | None) -> tuple[str, int]:
     """The TCP listener is read-only and still personal (which modems, which numbers): it binds to
-    a loopback address (or ``localhost``) only; lease commands never travel over TCP."""
+    a loopback address (or ``localhost``); another address only behind a password (``[control]
+    password_file``). Lease commands never travel over TCP."""
     host = address[0]
     try:
-        loopback = ipaddress.ip_address(host).is_loopback
+        ip = ipaddress.ip_address(host)
     except ValueError:
-        loopback = host == "localhost"
-    if not loopback:
-        raise ConfigError(path, key, "a loopback address (127.0.0.1:PORT or [::1]:PORT); the lease commands "
-                                     "use the control socket", f"{host}:{address[1]}")
+        ip = None
+    loopback = ip.is_loopback if ip is not None else host == "localhost"
+    if not loopback and password_file is None:
+        raise ConfigError(path, key, "a loopback address (127.0.0.1:PORT or [::1]:PORT), or [control] password_file "
+                                     "set for a LAN address (prefer an SSH tunnel or a TLS reverse proxy); the "
+                                     "lease commands use the control socket", f"{host}:{address[1]}")
+    if not loopback and (ip is None or ip.is_unspecified):
+        # The Host rule (DNS rebinding) lets browsers in only by the address configured here.
+        raise ConfigError(path, key, "the Pi's LAN IP address that browsers will use, e.g. '192.168.1.20:8765' "
+                                     "(not 0.0.0.0, :: or a name)", f"{host}:{address[1]}")
     return address
+
+
+def _password_file(path: str, control: _Reader, read_secrets: bool) -> str | None:
+    """``[control] password_file``: an absolute path to a hash made by ``simgw dashboard-password``,
+    checked by reading it unless ``read_secrets`` is False (like the token file)."""
+    from gateway.dashboard.password import PasswordFileError, read_file
+
+    value = control.string("password_file", None)
+    if value is None:
+        return None
+    if not os.path.isabs(value):
+        raise ConfigError(path, "control.password_file", "an absolute path like '/etc/simgw/dashboard.pass'", value)
+    if not read_secrets:
+        return value
+    try:
+        read_file(value)
+    except PasswordFileError as exc:
+        raise ConfigError(path, "control.password_file", "a file made by 'simgw dashboard-password'",
+                          f"{value}: {exc}") from None
+    return value
 
 
 # -------------------------------------------------------------------------------------- loading
@@ -276,7 +290,10 @@ def from_dict(raw: dict[str, Any], path: str = "<config>", *, read_secrets: bool
     numbers = _numbers(path, top.get("numbers", {}))
     leases = _leases(path, top.get("leases", {}))
     control = _Reader(path, "control", top.get("control", {}))
-    listen = _loopback(path, "control.listen", _host_port(path, "control.listen", control.get("listen", "127.0.0.1:8765")))
+    password_file = _password_file(path, control, read_secrets)
+    listen = _loopback(path, "control.listen", _host_port(path, "control.listen", control.get("listen", "127.0.0.1:8765")),
+                       password_file)
+    show_numbers = control.boolean("show_numbers", False)
     control_socket = control.string("socket", None)
     if control_socket is not None and not os.path.isabs(control_socket):
         raise ConfigError(path, "control.socket", "an absolute path like '/run/simgw/control.sock'", control_socket)
@@ -287,7 +304,8 @@ def from_dict(raw: dict[str, Any], path: str = "<config>", *, read_secrets: bool
     smshub = _smshub(path, top.get("smshub"), read_secrets) if "smshub" in raw else None
     top.finish()
     return Config(path, gateway_id, state_dir, log_level, log_format, redact, modems, numbers, leases, listen,
-                  control_socket, uplink, banks, ussd, smshub)
+                  control_socket, uplink, banks, ussd, smshub, control_show_numbers=show_numbers,
+                  control_password_file=password_file)
 
 
 def _smshub(path: str, raw: object, read_secrets: bool) -> SmshubConfig:
@@ -324,11 +342,11 @@ def _banks(path: str, raw: object, modems: tuple[ModemConfig, ...]) -> tuple[Ban
                 raise ConfigError(path, f"banks[{i}].channels", f"a port not already a channel of {used[port]}", port)
             used[port] = name
         slots = reader.integer("slots", len(channels), len(channels), 4096)
-        if preset.kind == "on_modem" and slots % len(channels):
+        if preset.slots_consecutive and slots % len(channels):
             raise ConfigError(path, f"banks[{i}].slots", f"a multiple of the {len(channels)} channels (SIMs per modem)",
                               slots)
         controller = reader.string("controller", None)
-        if preset.kind == "controller" and controller is None:
+        if preset.needs_controller and controller is None:
             raise ConfigError(path, f"banks[{i}].controller", "the bank controller's serial port", "nothing")
         default = SwitchTiming()
         timing = SwitchTiming(
@@ -338,8 +356,7 @@ def _banks(path: str, raw: object, modems: tuple[ModemConfig, ...]) -> tuple[Ban
             sim_timeout=reader.duration("sim_timeout", default.sim_timeout, 0.1, 600),
             register_timeout=reader.duration("register_timeout", default.register_timeout, 0.1, 900),
             poll=reader.duration("poll", default.poll, 0.01, 60), retries=reader.integer("retries", default.retries, 0, 10))
-        switch = SwitchStyle(preset.name, preset.kind, command, reader.boolean("expect_ok", preset.expect_ok),
-                             preset.values)
+        switch = replace(preset, template=command, expect_ok=reader.boolean("expect_ok", preset.expect_ok))
         bank = BankConfig(name, switch, channels, slots, timing, controller,
                           reader.integer("controller_baud", 115200, 1200, 4_000_000),
                           reader.duration("rotation", 15 * 60.0, 1, 7 * 86400, allow_never=True),
@@ -439,6 +456,12 @@ def config_warnings(config: Config) -> list[tuple[str, str]]:
         if mode & 0o077:
             out.append(("uplink.token", f"written in {config.path}, which others can read (mode 0{mode:o}): move it to "
                         "a token_file only the daemon's user can read"))
+    host, port = config.control_listen
+    if not is_loopback(host):
+        out.append(("control.listen", f"{host}:{port} is reachable from the network over plain HTTP: the dashboard "
+                    "password and every page travel unencrypted; prefer an SSH tunnel or a TLS reverse proxy"))
+    if config.control_show_numbers:
+        out.append(("control.show_numbers", "set: the dashboard and /status over TCP show full phone numbers"))
     return out
 
 

@@ -25,14 +25,8 @@ from tests.conftest import run, wait_until
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# The I/O-free cores. A package here stands for every module inside it. When gateway/domain/
-# lands, it replaces the gateway.* entries below (house: update this one constant).
-# gateway.msisdn is not here: its discover() awaits a Modem and it imports gateway.config.
-IO_FREE_MODULES = (
-    "gateway.leases", "gateway.simbank", "gateway.capacity", "gateway.countries", "gateway.journal",
-    "gateway.activations", "gateway.uplink.protocol",
-    "drivers.at", "drivers.sms",
-)
+# The I/O-free cores. A package here stands for every module inside it.
+IO_FREE_MODULES = ("gateway.domain", "gateway.uplink.protocol", "drivers.at", "drivers.sms")
 FORBIDDEN_IN_CORES = ("asyncio", "sqlite3", "serial", "websockets", "gateway.config")
 
 # What the daemon must never load: the tools package (reference marketplace, demo, listen, sims
@@ -83,9 +77,9 @@ def test_the_io_free_cores_import_no_io_and_no_config():
 
 def test_the_core_check_sees_a_forbidden_import():
     """The check above can fail: a module that does import config and asyncio is caught, and named."""
-    result = forbidden_imports(("gateway.leases", "gateway.msisdn"), FORBIDDEN_IN_CORES)
+    result = forbidden_imports(("gateway.domain.leases", "gateway.runtime.gateway"), FORBIDDEN_IN_CORES)
     assert "gateway.config" in result["loaded"] and "asyncio" in result["loaded"]
-    assert result["culprits"]["gateway.config"] == "gateway.msisdn"
+    assert result["culprits"]["gateway.config"] == "gateway.runtime.gateway"
 
 
 def test_gsmmodem_is_whole_after_the_sms_core_took_only_its_pdu_module():
@@ -191,6 +185,6 @@ def test_simgw_run_never_imports_the_tools(tmp_path):
     run(scenario(), 120)
     imported = modules_imported(stderr_path.read_text())
     # the reading is of the daemon that ran: its composition root, drivers, store and uplink
-    assert {"gateway.app", "gateway.cli", "drivers.modem", "sqlite3", "websockets"} <= imported, \
+    assert {"gateway.runtime.gateway", "gateway.cli", "drivers.modem", "sqlite3", "websockets"} <= imported, \
         sorted(imported)[:40]
     assert not_the_daemon(imported) == [], f"simgw run imported tools: {not_the_daemon(imported)}"

@@ -48,8 +48,13 @@ class ControllerEngine:
     _in: bytearray | None = None
     _out: bytearray | None = None
 
+    quirks: None = None  # the pty plays modem quirks; a controller has none
+
     def __post_init__(self) -> None:
         self._in, self._out = bytearray(), bytearray()
+
+    def power_on(self) -> None:
+        """The pty calls this at start for modems' boot quirks; a controller has no radio or SIM."""
 
     def receive_data(self, data: bytes) -> None:
         for byte in data:

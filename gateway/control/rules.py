@@ -91,14 +91,28 @@ def is_loopback_host(authority: str) -> bool:
         return False
 
 
-def tcp_refusal(method: str, host: str | None, origin: str | None, fetch_site: str | None) -> Refusal | None:
+def is_listen_host(authority: str, listen_host: str | None) -> bool:
+    """``authority`` names the configured non-loopback listen address (``192.168.1.20`` or
+    ``192.168.1.20:8765``), the one other Host a LAN listener answers to."""
+    if not listen_host:
+        return False
+    host = authority.strip().lower()
+    name = f"[{listen_host.lower()}]" if ":" in listen_host else listen_host.lower()
+    return host == name or bool(re.fullmatch(re.escape(name) + r":[0-9]{1,5}", host))
+
+
+def tcp_refusal(method: str, host: str | None, origin: str | None, fetch_site: str | None,
+                listen_host: str | None = None) -> Refusal | None:
     """Why the read-only TCP listener refuses a request, or None. A browser always sends ``Host``
-    and, across sites, ``Origin`` or ``Sec-Fetch-Site``: those are refused before anything is read."""
-    if host is None or not is_loopback_host(host):
-        return Refusal(421, "this listener answers only to a loopback Host (localhost, 127.0.0.1, [::1])")
+    and, across sites, ``Origin`` or ``Sec-Fetch-Site``: those are refused before anything is read.
+    ``listen_host``: a non-loopback ``[control] listen`` address, allowed as a Host too."""
+    allowed = lambda authority: is_loopback_host(authority) or is_listen_host(authority, listen_host)  # noqa: E731
+    if host is None or not allowed(host):
+        return Refusal(421, "this listener answers only to a loopback Host (localhost, 127.0.0.1, [::1])"
+                       + (f" or {listen_host}" if listen_host else ""))
     if origin is not None:
         parts = urlsplit(origin.strip())
-        if parts.scheme not in ("http", "https") or not is_loopback_host(parts.netloc) or \
+        if parts.scheme not in ("http", "https") or not allowed(parts.netloc) or \
                 parts.netloc.lower() != host.strip().lower():
             return Refusal(403, "cross-origin requests are refused")
     if fetch_site is not None and fetch_site.strip().lower() not in ("same-origin", "none"):

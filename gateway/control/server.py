@@ -3,8 +3,9 @@
 * The control socket (Unix, 0660): ``GET /status``, ``GET /metrics``, ``GET /leases``,
   ``POST /leases`` and ``POST /leases/{id}/repeat|finish|cancel``. Reaching the socket is the
   authentication: only the daemon's user and group can.
-* The TCP listener (``[control] listen``, loopback only): ``GET``/``HEAD`` of ``/status`` and
-  ``/metrics`` and nothing else. Any local process can reach a loopback port, a web page in a
+* The TCP listener (``[control] listen``, loopback unless a password file is set): ``GET``/``HEAD``
+  of ``/status``, ``/metrics`` and the dashboard (:mod:`gateway.dashboard.web`) and nothing else;
+  phone numbers masked unless ``[control] show_numbers``. Any local process can reach a loopback port, a web page in a
   browser included, so it refuses a Host that is not a loopback name (DNS rebinding), any
   cross-origin request, and every method but GET/HEAD; it sends no CORS headers.
 
@@ -24,14 +25,18 @@ from aiohttp import web
 
 from gateway.control import rules, unix, views
 from gateway.control.limits import AcceptErrorLog, ConnectionCap, HttpLimits
+from gateway.dashboard import password
+from gateway.dashboard.snapshot import Snapshots, mask_number
+from gateway.dashboard.web import DashboardRoutes, basic_auth_middleware
 from gateway.store import StoreError
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.runtime.gateway import Gateway
 
 log = structlog.get_logger("gateway.control")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 CAP_KEY = web.AppKey("cap", ConnectionCap)
+LISTEN_HOST_KEY = web.AppKey("listen_host", str)  # a non-loopback [control] listen address, or ""
 
 
 def _error(status: int, message: str, **headers: str) -> web.Response:
@@ -46,8 +51,9 @@ async def _bounded(request: web.Request, handler: Handler) -> web.StreamResponse
     cap = request.app[CAP_KEY]
     cap.request_started(request.transport)
     response = await _answer(request, handler, cap.limits)
-    await response.prepare(request)
-    await response.write_eof()
+    if not response.prepared:  # a stream (the dashboard's events) has written and ended itself
+        await response.prepare(request)
+        await response.write_eof()
     cap.request_done(request.transport)  # a kept-alive connection waits for its next head like a new one
     return response
 
@@ -79,7 +85,7 @@ async def _answer(request: web.Request, handler: Handler, limits: HttpLimits) ->
 @web.middleware
 async def _loopback_reads_only(request: web.Request, handler: Handler) -> web.StreamResponse:
     refusal = rules.tcp_refusal(request.method, request.headers.get("Host"), request.headers.get("Origin"),
-                                request.headers.get("Sec-Fetch-Site"))
+                                request.headers.get("Sec-Fetch-Site"), request.app[LISTEN_HOST_KEY] or None)
     if refusal is not None:
         allow = {"Allow": "GET, HEAD"} if refusal.status == 405 else {}
         return _error(refusal.status, refusal.message, **allow)
@@ -101,9 +107,25 @@ class ControlRoutes:
         self.gateway = gateway
         self._mono, self._wall = mono, wall
         self._registry = views.metrics_registry(gateway)
+        config = gateway.config
+        self.dashboard = DashboardRoutes(Snapshots(gateway, gateway.sampler, show_numbers=config.control_show_numbers,
+                                                   mono=mono, wall=wall))
+        try:
+            stored = password.read_file(config.control_password_file) if config.control_password_file else None
+        except password.PasswordFileError as exc:
+            raise unix.ControlSocketError(f"[control] password_file {config.control_password_file}: {exc}") from None
+        self._auth = password.BasicAuth(stored) if stored is not None else None
 
     async def status(self, request: web.Request) -> web.Response:
         return web.json_response(views.status_json(self.gateway))
+
+    async def tcp_status(self, request: web.Request) -> web.Response:
+        """``/status`` as a browser may read it: numbers masked unless ``show_numbers``."""
+        body = views.status_json(self.gateway)
+        if not self.gateway.config.control_show_numbers:
+            for modem in body["modems"]:  # type: ignore[union-attr]
+                modem["number"] = mask_number(modem["number"])
+        return web.json_response(body)
 
     async def metrics(self, request: web.Request) -> web.Response:
         return web.Response(body=views.metrics_text(self._registry),
@@ -111,7 +133,7 @@ class ControlRoutes:
 
     async def leases(self, request: web.Request) -> web.Response:
         now = self._mono()
-        return web.json_response([views.lease_json(lease, now) for lease in self.gateway.core.engine.active()])
+        return web.json_response([views.lease_json(lease, now) for lease in self.gateway.core.snapshot.leases])
 
     async def open_lease(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -136,7 +158,9 @@ class ControlRoutes:
         refusal = rules.lease_id(lease_id)
         if refusal is not None:
             return _error(refusal.status, refusal.message)
-        result = await asyncio.shield(self.gateway.local_command(getattr(self.gateway.core, action), lease_id))
+        core = self.gateway.core
+        step = {"repeat": core.repeat, "finish": core.finish, "cancel": core.cancel}[action]  # the route's three
+        result = await asyncio.shield(self.gateway.local_command(step, lease_id))
         return web.json_response(result, status=200 if result["ok"] else 409)
 
     def socket_app(self, limits: HttpLimits) -> web.Application:
@@ -149,9 +173,15 @@ class ControlRoutes:
         return app
 
     def tcp_app(self, limits: HttpLimits) -> web.Application:
-        app = web.Application(middlewares=[_bounded, _loopback_reads_only], client_max_size=limits.max_body)
-        app.router.add_get("/status", self.status)
+        middlewares = [_bounded, _loopback_reads_only]
+        if self._auth is not None:
+            middlewares.append(basic_auth_middleware(self._auth))
+        app = web.Application(middlewares=middlewares, client_max_size=limits.max_body)
+        host = self.gateway.config.control_listen[0]
+        app[LISTEN_HOST_KEY] = "" if rules.is_loopback_host(host) or host == "localhost" else host
+        app.router.add_get("/status", self.tcp_status)
         app.router.add_get("/metrics", self.metrics)
+        self.dashboard.add_to(app)
         return app
 
 

@@ -1,8 +1,9 @@
 """What the control API shows: ``/status`` and ``/leases`` as JSON, ``/metrics`` through
 prometheus_client.
 
-The views read the gateway's published state on the event loop (modem health, the lease engine's
-active leases, bank schedulers); they never write. Metrics are a custom collector on a private
+The views read, on the event loop, the modems' health and the core's last published snapshot
+(:class:`~gateway.core.CoreSnapshot`: active leases, bank channels), never the core's own state;
+they never write. Metrics are a custom collector on a private
 registry: the metric families are built from the gateway's state at scrape time, so nothing is
 counted twice and no process-global registry is touched."""
 
@@ -14,10 +15,10 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 
-from drivers.modem import ModemState
+from drivers.modem import Modem, ModemState
 
 if TYPE_CHECKING:
-    from gateway.app import Gateway
+    from gateway.runtime.gateway import Gateway
 
 METRICS_CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
 
@@ -30,29 +31,21 @@ def lease_json(lease, now: float) -> dict[str, object]:
 def banks_json(gateway: Gateway) -> list[dict[str, object]]:
     """Per bank: what each radio holds, the wait queue, slot states, switch outcomes."""
     out = []
-    banks, switcher = gateway.core.banks, gateway.switcher
-    for name, scheduler in banks.schedulers.items():
-        slots: dict[str, int] = {}
-        for (bank, _), row in list(banks.rows.items()):
-            if bank == name:
-                slots[row.status] = slots.get(row.status, 0) + 1
-        counts = dict(switcher.counts) if switcher else {}
-        switches = {outcome: n for (bank, outcome), n in counts.items() if bank == name}
-        channels = []
-        for port in scheduler.channels:
-            slot = scheduler.active_slot(port)
-            channels.append({"port": port, "slot": None if slot is None else slot + 1,
-                             "switching": scheduler.is_switching(port),
-                             "lease": scheduler.lease_on(slot) if slot is not None else None})
-        out.append({"name": name, "channels": channels, "queued": len(scheduler.queued), "slots": slots,
-                    "switches": switches, "lease_wait": banks.wait_summary(name)})
+    switcher = gateway.switcher
+    counts = dict(switcher.counts) if switcher else {}
+    for bank in gateway.core.snapshot.banks:
+        switches = {outcome: n for (name, outcome), n in counts.items() if name == bank.name}
+        channels = [{"port": c.port, "slot": c.slot, "switching": c.switching, "lease": c.lease}
+                    for c in bank.channels]
+        out.append({"name": bank.name, "channels": channels, "queued": bank.queued, "slots": dict(bank.slots),
+                    "switches": switches, "lease_wait": bank.wait_summary()})
     return out
 
 
-def modems_json(gateway: Gateway) -> list[dict[str, object]]:
+def modems_json(modems: list[Modem]) -> list[dict[str, object]]:
     return [{"port": m.path, "state": m.health.state.value, "number": m.identity.msisdn or None,
              "signal_dbm": m.health.signal_dbm, "operator": m.health.operator, "sms_received": m.health.sms_received}
-            for m in gateway.modems]
+            for m in modems]
 
 
 def status_json(gateway: Gateway) -> dict[str, object]:
@@ -60,10 +53,10 @@ def status_json(gateway: Gateway) -> dict[str, object]:
     return {
         "gateway": gateway.config.gateway_id,
         "banks": banks_json(gateway),
-        "leases_active": len(gateway.core.engine.active()),
+        "leases_active": len(gateway.core.snapshot.leases),
         "uplink": None if uplink is None else {"connected": uplink.connected.is_set(), "attempts": uplink.attempts,
                                                "last_error": uplink.last_error},
-        "modems": modems_json(gateway),
+        "modems": modems_json(gateway.modems),
         "smshub": None if gateway.hub is None else gateway.hub.status(),
     }
 
@@ -79,10 +72,11 @@ class GatewayCollector:
         gateway = self._gateway
         commits = CounterMetricFamily("simgw_store_commits_total",
                                       "SQLite write transactions committed (the SD card's wear)")
-        commits.add_metric([], float(gateway.store.writes))
+        commits.add_metric([], float(gateway.core.snapshot.store_writes))
         yield commits
+        yield from self._alerting()
         yield GaugeMetricFamily("simgw_leases_active", "leases waiting or receiving",
-                                value=float(len(gateway.core.engine.active())))
+                                value=float(len(gateway.core.snapshot.leases)))
         yield from self._banks()
         if gateway.uplink is not None:
             yield GaugeMetricFamily("simgw_uplink_connected", "1 while the marketplace session is up",
@@ -93,6 +87,26 @@ class GatewayCollector:
             yield attempts
         if gateway.hub is not None:
             yield from gateway.hub.metrics()
+
+    def _alerting(self) -> Iterator[Metric]:
+        """What config/alerts.yml watches beyond the modems: outbox backlog, disk, commit
+        failures, the daemon's start time (restarts); read from the dashboard's sampler."""
+        gateway, sampler = self._gateway, self._gateway.sampler
+        failures = CounterMetricFamily("simgw_store_commit_failures_total",
+                                       "write transactions the disk refused (full, read-only, I/O error)")
+        failures.add_metric([], float(gateway.store.commit_failures))
+        yield failures
+        yield GaugeMetricFamily("simgw_start_time_seconds", "when this daemon process started (Unix time)",
+                                value=sampler.started_wall)
+        if sampler.outbox_depth is not None:
+            yield GaugeMetricFamily("simgw_outbox_depth", "events not yet acknowledged by the marketplace",
+                                    value=float(sampler.outbox_depth))
+            yield GaugeMetricFamily("simgw_outbox_oldest_unacked_age_seconds",
+                                    "age of the oldest event the marketplace has not acknowledged (0: none)",
+                                    value=sampler.outbox_oldest_age())
+        if sampler.pi.disk_free_ratio is not None:
+            yield GaugeMetricFamily("simgw_disk_free_ratio", "free space on the state directory's file system, 0..1",
+                                    value=sampler.pi.disk_free_ratio)
 
     def _modems(self) -> Iterator[Metric]:
         modems = self._gateway.modems
@@ -118,7 +132,7 @@ class GatewayCollector:
                                       ("garbage", "garbage", "undecodable byte runs dropped by the framer")):
             family = CounterMetricFamily(f"simgw_modem_{name}_total", help_text, labels=["port"])
             for m in modems:
-                family.add_metric([m.path], float(self._gateway.port_counters.totals(m.path, m.channel)[attr]))
+                family.add_metric([m.path], float(self._gateway.ports.counters.totals(m.path, m.channel)[attr]))
             yield family
 
     def _banks(self) -> Iterator[Metric]:

@@ -1,6 +1,6 @@
 """The hub's requests decided on the core thread, through the same engine and store as simgw.v1.
 
-A number sold to the hub is a HELD lease of the one lease engine (gateway.leases): while it is
+A number sold to the hub is a HELD lease of the one lease engine (gateway.domain.leases): while it is
 active, neither marketplace can lease the number again, and GET_SERVICES stops counting its
 radio, exactly as the simgw.v1 inventory does (both count with GatewayCore.radio_candidates).
 Each method is one transaction (GatewayCore.run_step): the lease, the activation row, the
@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 import structlog
 
-from gateway.core import GatewayCore, country_of
-from gateway.leases import Decision, Opened, Refusal, Refused
+from gateway.core import GatewayCore
+from gateway.domain.leases import Decision, Opened, Refusal, Refused
+from gateway.domain.numbering import country_of
 from gateway.smshub import protocol, records
 from gateway.smshub.names import ANY, Names
 from gateway.store import MessageRow, StoredLease
@@ -34,14 +35,14 @@ class HubDesk:
         self.cap = activation_cap
         self._mono, self._wall = mono, wall  # the core's clocks: engine time and wall time
         self.on_push_queued: Callable[[], None] | None = None  # wakes the pusher (thread-safe callable)
-        core.on_held_sms = self._queue_push
+        core.ledger.on_held_sms = self._queue_push
 
     # ------------------------------------------------------------------------- GET_SERVICES
     def services(self) -> dict:
         """Per country, operator and service: the radios that could take a lease for it now. A
         radio counts once per key however many idle SIMs it reaches (a 512-slot bank with 60
         radios reports at most 60); a denied service counts 0."""
-        numbers, radios = self.core.radio_candidates()
+        numbers, radios = self.core.catalog.radio_candidates()
         engine, now = self.core.engine, self._mono()
         per_radio = [[(self._country(number), self._operator(key), number) for key, number in radio] for radio in radios]
         unknown = {c for radio in per_radio for c, op, _ in radio if c and op is None}  # Appendix 2: then "any"
@@ -112,7 +113,7 @@ class HubDesk:
 
     def _candidates(self, service: str, request: protocol.GetNumber, now: float) -> list[str]:
         """Numbers of free radios fitting the request, SIMs on air before bank SIMs needing a switch."""
-        _, radios = self.core.radio_candidates()
+        _, radios = self.core.catalog.radio_candidates()
         engine, banks = self.core.engine, self.core.banks
         wanted_operator = None if request.operator == ANY else request.operator
         out = []

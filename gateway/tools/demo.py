@@ -22,7 +22,7 @@ import time
 from drivers.httpjson import HttpError
 from drivers.modem import ModemOptions
 from drivers.simulator.farm import ModemFarm
-from gateway.app import Gateway
+from gateway.runtime.gateway import Gateway
 from gateway.config import Config, LeaseConfig, ModemConfig, UplinkConfig
 from gateway.tools.market import Arrival, Market
 from gateway.printable import escape
@@ -139,6 +139,8 @@ async def run_demo(stop: asyncio.Event, *, modems: int = 8, duration: float | No
     await demo.start()
     try:
         gateway = demo.gateway
+        host, port = gateway.control_address or ("127.0.0.1", 0)
+        print(f"dashboard: http://{host}:{port}/  (live; numbers masked)", file=out, flush=True)
         deadline = time.monotonic() + 30
         while len(gateway.core.engine._online) < modems or not gateway.uplink.connected.is_set():
             if time.monotonic() > deadline or stop.is_set():

@@ -18,7 +18,7 @@ import time
 
 from drivers.modem import ModemOptions
 from drivers.simulator.farm import ModemFarm
-from gateway.app import Gateway
+from gateway.runtime.gateway import Gateway
 from gateway.config import Config, LeaseConfig, ModemConfig
 from gateway.printable import escape
 from gateway.smshub.names import Names

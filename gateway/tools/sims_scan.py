@@ -22,11 +22,12 @@ import structlog
 
 from drivers.bank import BankController, bring_in, selector
 from drivers.modem import Modem, ModemOptions, ReceivedPart, stop_modems
-from gateway.banks import LEASABLE
+from gateway.domain.banks import LEASABLE, SimStatus
 from gateway.config import BankConfig, Config
 from gateway.core import GatewayCore
-from gateway.msisdn import discover
-from gateway.store import SimRow, Store, StoreError
+from gateway.runtime.msisdn import discover
+from gateway.domain.banks import SimRow
+from gateway.store import Store, StoreError
 
 log = structlog.get_logger("gateway.tools.sims_scan")
 RUN_KEY, FINISHED_KEY = "scan_run", "scan_finished"
@@ -128,7 +129,7 @@ async def scan(config: Config, *, restart: bool = False, out: TextIO = sys.stder
         walkers = []
         for bank in config.banks:
             controller = BankController(bank.controller, baudrate=bank.controller_baud) \
-                if bank.switch.kind == "controller" and bank.controller else None
+                if bank.switch.needs_controller and bank.controller else None
             if controller is not None:
                 controllers.append(controller)
             for port, slots in bank.reach().items():
@@ -177,7 +178,7 @@ async def _walk(bank: BankConfig, port: str, slots: list[int], modem: Modem, con
             row = SimRow(bank.name, slot, LEASABLE, report.iccid, report.imsi, report.operator, msisdn, source,
                          None if msisdn else "number unknown: no CNUM, USSD rule or config entry", run_id, time.time())
         else:
-            status = report.failure.value if report.failure else "unknown"
+            status = SimStatus(report.failure.value) if report.failure else SimStatus.UNKNOWN
             row = SimRow(bank.name, slot, status, report.iccid or None, None, None, None, None, report.detail, run_id,
                          time.time())
         try:

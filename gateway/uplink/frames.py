@@ -13,7 +13,7 @@ from collections.abc import Mapping
 PROTOCOL_VERSION = 1
 
 # The `lease` frame's `event`: what happened to the lease. Its `state` is always the lease's
-# state, the same word a `result` gives (gateway.leases.LeaseState).
+# state, the same word a `result` gives (gateway.domain.leases.LeaseState).
 LEASE_EVENTS = ("opened", "ready", "sms", "repeat", "finish", "cancel", "deadline", "sim_failed")
 
 

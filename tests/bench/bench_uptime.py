@@ -19,7 +19,7 @@ What is compressed, and how:
   timestamp with when the lease opened, through wall time, and at this speed the 0.1 s between
   sending and reading an SMS is an hour; stamped ahead, every SMS counts as sent after its lease
   opened (that rule has its own tests; this benchmark measures cost).
-* Purges: the daemon purges once an hour of its monotonic clock (``gateway.app.PURGE_INTERVAL``),
+* Purges: the daemon purges once an hour of its monotonic clock (``gateway.runtime.timers.PURGE_INTERVAL``),
   which no hook compresses; the daemon is started through a two-line wrapper that sets that
   interval to one compressed hour, so its own timer runs its own purge ``--days`` x 24 times.
 * Rotation: at the config's minimum (1 s per idle channel) the bank is limited by how fast a
@@ -69,8 +69,8 @@ from gateway import logs  # noqa: E402
 
 SCALE = 0.01  # the simulated bank's 10 s switch and 5 s registration take 0.1 s and 0.05 s
 STAMP_AHEAD = 30.0  # real seconds: how far ahead of the compressed clock the network stamps an SMS
-DAEMON = ("import sys, gateway.app as app; assert hasattr(app, 'PURGE_INTERVAL'); "
-          "app.PURGE_INTERVAL = float(sys.argv[1]); from gateway.cli import main; sys.exit(main(sys.argv[2:]))")
+DAEMON = ("import sys, gateway.runtime.timers as timers; assert hasattr(timers, 'PURGE_INTERVAL'); "
+          "timers.PURGE_INTERVAL = float(sys.argv[1]); from gateway.cli import main; sys.exit(main(sys.argv[2:]))")
 
 
 def post(port: int, path: str, body: dict) -> dict:
@@ -138,14 +138,15 @@ def write_config(path: str, *, state: str, control: int, ws_port: int, bank: dic
 
 def prefill_inventory(database: str, cards: list[tuple[str, str, str, str]]) -> None:
     """The inventory as ``simgw sims scan`` leaves it (the scan has its own test)."""
-    from gateway.store import SimRow, Store
+    from gateway.domain.banks import SimRow, SimStatus
+    from gateway.store import Store
 
     store = Store(database)
     store.open()
     try:
         with store.transaction():
             for slot, (iccid, imsi, operator, msisdn) in enumerate(cards):
-                store.save_sim(SimRow("bank1", slot, "ok", iccid, imsi, operator, msisdn, "cnum", None, None,
+                store.save_sim(SimRow("bank1", slot, SimStatus.OK, iccid, imsi, operator, msisdn, "cnum", None, None,
                                       time.time()))
     finally:
         store.close()

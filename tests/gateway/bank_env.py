@@ -8,11 +8,12 @@ from dataclasses import replace
 
 from drivers.bank import PRESETS, SwitchTiming
 from drivers.simulator.bank import USSD_CODE, SimBank
-from gateway.app import Gateway
+from gateway.runtime.gateway import Gateway
 from gateway.control.client import request
 from gateway.config import BankConfig, Config, LeaseConfig, ModemConfig, UssdNumber
-from gateway.leases import Policy
-from gateway.store import SimRow, Store
+from gateway.domain.leases import Policy
+from gateway.domain.banks import SimRow, SimStatus
+from gateway.store import Store
 from tests.conftest import FAST, wait_until
 
 BANK_OPTIONS = replace(FAST, reset_wait=0.05)
@@ -52,7 +53,7 @@ def prefill_inventory(bank: SimBank, config: Config) -> None:
         with store.transaction():
             for slot, card in enumerate(bank.cards):
                 if card is not None:
-                    store.save_sim(SimRow("bank1", slot, "ok", card.iccid, card.imsi, card.operator, card.msisdn,
+                    store.save_sim(SimRow("bank1", slot, SimStatus.OK, card.iccid, card.imsi, card.operator, card.msisdn,
                                           "cnum", None, None, time.time()))
     finally:
         store.close()

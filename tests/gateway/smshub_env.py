@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 
 from drivers.simulator.farm import ModemFarm
-from gateway.app import Gateway
+from gateway.runtime.gateway import Gateway
 from gateway.config import Config, LeaseConfig, ModemConfig, UplinkConfig
 from gateway.tools.market import Market
 from gateway.smshub.names import Names
@@ -92,7 +92,7 @@ class HubRig:
     async def jump(self, seconds: float) -> None:
         """Move the daemon's clocks ``seconds`` ahead and let its timers see it."""
         self.skew += seconds
-        self.gateway._wake.set()
+        self.gateway.nudges.timers.set()
         await asyncio.sleep(0.3)
 
     def pushes(self) -> list[tuple]:

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from gateway.config import ConfigError, from_dict
-from gateway.notify import Notifier
+from gateway.runtime.notify import Notifier
 
 SIMGW = [sys.executable, "-m", "gateway.cli"]
 

@@ -16,11 +16,11 @@ import pytest
 
 from drivers.bank import PRESETS, Failure, SwitchReport
 from drivers.simulator.bank import SimBank
-from gateway.banks import SwitchOrder
+from gateway.domain.banks import SwitchOrder
 from gateway.config import BankConfig
-from gateway.leases import Policy
-from gateway.simbank import Switch
-from gateway.switcher import RECENT_SWITCHES, Switcher
+from gateway.domain.leases import Policy
+from gateway.domain.scheduler import Switch
+from gateway.runtime.switcher import RECENT_SWITCHES, Switcher
 from gateway.store import Store
 from tests.conftest import run, wait_until
 from tests.gateway.bank_env import SCALE, BankRig, prefill_inventory, rig_config
@@ -127,7 +127,7 @@ def test_100_leases_on_a_4x32_bank_exactly_once_and_no_leased_sim_switched_out(t
 
     async def watch_inventory(rig: BankRig, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            frame = await rig.gateway.inventory()
+            frame = await rig.gateway.uplink_port.inventory()
             capacity_seen.append(frame)
             await asyncio.sleep(0.05)
 
@@ -417,7 +417,7 @@ def test_rotation_collects_held_sms_and_never_moves_a_leased_sim_even_across_a_r
         try:
             gateway = None
             for life in range(2):  # the daemon's first life, then a restart on the same database
-                from gateway.app import Gateway
+                from gateway.runtime.gateway import Gateway
                 from tests.gateway.bank_env import BANK_OPTIONS
 
                 gateway = Gateway(config, modem_options=BANK_OPTIONS)

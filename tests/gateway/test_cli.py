@@ -9,6 +9,7 @@ import queue
 import shutil
 import signal
 import socket
+import re
 import subprocess
 import sys
 import tempfile
@@ -133,6 +134,7 @@ def test_demo_runs_and_ends_by_itself():
                             timeout=90)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "all modems ready, marketplace connected" in result.stdout
+    assert re.search(r"^dashboard: http://127\.0\.0\.1:[0-9]+/ ", result.stdout, re.M)
     assert "LEASE deal-1" in result.stdout and "opened" in result.stdout
     assert "SMS  -> marketplace" in result.stdout
     assert "reached the marketplace; latency from +CMTI median" in result.stdout

@@ -19,7 +19,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from drivers.simulator.farm import ModemFarm
-from gateway.app import Gateway
+from gateway.runtime.gateway import Gateway
 from gateway.config import Config, LeaseConfig, ModemConfig
 from gateway.control import rules
 from gateway.control.client import request
@@ -554,7 +554,7 @@ def test_a_taken_status_port_stops_the_daemon_with_one_line(tmp_path):
 def test_a_full_disk_answers_503_and_the_retry_succeeds(tmp_path):
     """A commit that fails (SQLite's own 'database or disk is full', injected) is a 503 with
     Retry-After, not a 500 and a traceback; once the disk has room the same request works."""
-    from gateway.faults import FaultFiles
+    from gateway.runtime.faults import FaultFiles
 
     async def scenario():
         faults = tmp_path / "faults"

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from drivers.simulator.farm import ModemFarm
-from gateway.app import Gateway
+from gateway.runtime.gateway import Gateway
 from gateway.config import Config, LeaseConfig, ModemConfig
 from tests.conftest import FAST, run, wait_until
 from gateway.control.client import request

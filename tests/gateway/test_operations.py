@@ -22,7 +22,7 @@ from gateway.control.client import request
 from tests.gateway.test_cli import free_port, http
 from tests.gateway.test_daemon import write_toml
 from drivers.simulator.farm import ModemFarm
-from gateway.app import Gateway
+from gateway.runtime.gateway import Gateway
 from gateway.config import Config, LeaseConfig, ModemConfig
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")

@@ -15,8 +15,8 @@ from dataclasses import replace
 import pytest
 
 from drivers.simulator.bank import SimBank
-from gateway.app import Gateway
-from gateway.leases import LeaseState, Refused
+from gateway.runtime.gateway import Gateway
+from gateway.domain.leases import LeaseState, Refused
 from gateway.smshub.names import Names
 from gateway.smshub.protocol import Flavour
 from gateway.smshub.settings import SmshubConfig

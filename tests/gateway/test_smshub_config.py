@@ -84,7 +84,7 @@ def test_simgw_run_never_imports_the_reference_hub_or_its_demo(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from gateway.config import from_dict; from gateway.app import Gateway; "
+    code = ("import sys; from gateway.config import from_dict; from gateway.runtime.gateway import Gateway; "
             f"c = from_dict({{'gateway': {{'state_dir': {str(tmp_path)!r}}}, 'smshub': {{'push_url': "
             "'http://127.0.0.1:9/x', 'key': 'k', 'services': {'vk': 'vk'}}}); g = Gateway(c); "
             "assert g.hub is not None; "

@@ -9,7 +9,7 @@ from gateway.smshub import protocol
 from gateway.smshub.desk import HubDesk
 from gateway.smshub.names import Names
 from gateway.store import Store
-from tests.gateway.test_core import Clocks
+from tests.gateway.core.test_core import Clocks
 
 SIMS = [("/dev/a", "8970100000000000011", "+79000000011", "Beeline"),
         ("/dev/b", "8970100000000000012", "+79000000012", "MTS RUS"),

@@ -14,7 +14,7 @@ import aiohttp
 
 import pytest
 
-from gateway.leases import LeaseState
+from gateway.domain.leases import LeaseState
 from gateway.smshub import records
 from tests.conftest import run, wait_until
 from tests.gateway.smshub_env import KEY, HubRig

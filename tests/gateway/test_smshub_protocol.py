@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.leases import LeaseEngine, LeaseState, Policy, Refused
+from gateway.domain.leases import LeaseEngine, LeaseState, Policy, Refused
 from gateway.smshub import protocol as p
 from gateway.smshub.agent import TokenBucket
 from gateway.smshub.names import Names

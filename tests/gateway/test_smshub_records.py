@@ -63,8 +63,8 @@ def test_activation_ids_are_never_reused_and_a_taken_id_is_skipped(tmp_path):
 
 
 def test_migration_5_keeps_a_version_4_databases_leases_as_they_were(tmp_path, monkeypatch):
-    import gateway.store as store_module
-    from gateway.leases import LeaseState
+    import gateway.store.connection as store_module  # where the migrations are run from
+    from gateway.domain.leases import LeaseState
     from gateway.store import MIGRATIONS, StoredLease
 
     monkeypatch.setattr(store_module, "MIGRATIONS", MIGRATIONS[:4])  # a database as version 4 left it

@@ -8,12 +8,13 @@ import os
 
 import pytest
 
-from gateway.app import Gateway
+from gateway.runtime.gateway import Gateway
 from gateway.config import Config, LeaseConfig
-from gateway.faults import FaultFiles
-from gateway.leases import LeaseState
+from gateway.runtime.faults import FaultFiles
+from gateway.domain.messages import IngestStatus
+from gateway.domain.leases import LeaseState
 from tests.conftest import run
-from tests.gateway.test_core import ICCID_A, ICCID_B, NUMBER_A, NUMBER_B, part, pdus
+from tests.gateway.core.test_core import ICCID_A, ICCID_B, NUMBER_A, NUMBER_B, part, pdus
 
 
 class FakeClocks:
@@ -61,7 +62,7 @@ def test_a_minute_of_failed_commits_delays_deadlines_by_seconds_and_stops_nothin
             # an SMS on a number with no lease (purged at +120), and half of one that never completes
             assert (await gateway.call(gateway.core.ingest, part(ICCID_B, pdus("nobody's")[0], "/dev/ttyUSB1"))).quarantined
             assert (await gateway.call(gateway.core.ingest, part(ICCID_B, pdus("half " * 80, ref=9)[0],
-                                                                 "/dev/ttyUSB1"))).status == "pending"
+                                                                 "/dev/ttyUSB1"))).status is IngestStatus.PENDING
             await advance_to(10, 1.0)
             (fault_dir / "disk_full").touch()  # from +10 to +70 every commit fails
             await advance_to(70, 1.0)
@@ -146,7 +147,7 @@ def test_a_task_failing_over_and_over_stops_the_watchdog_and_exits_non_zero(tmp_
 
 def test_supervisor_restarts_a_failed_task_retries_transient_failures_forever_and_gives_up_on_the_rest():
     from gateway.store import StoreError
-    from gateway.supervisor import SupervisionPolicy, Supervisor
+    from gateway.runtime.supervisor import SupervisionPolicy, Supervisor
 
     async def scenario():
         supervisor = Supervisor(SupervisionPolicy(max_failures=3, window=60.0, backoff_initial=0.01, backoff_max=0.02),
@@ -180,7 +181,7 @@ def test_supervisor_restarts_a_failed_task_retries_transient_failures_forever_an
 
 @pytest.mark.slow
 def test_stopping_is_bounded_even_when_a_task_swallows_its_cancellation():
-    from gateway.supervisor import Supervisor
+    from gateway.runtime.supervisor import Supervisor
 
     async def scenario():
         supervisor = Supervisor()
@@ -219,7 +220,7 @@ def test_the_timer_loop_stops_when_cancelled_just_as_it_is_woken(tmp_path):
             for ticks in range(4):  # the cancel lands 0..3 loop iterations after the wake-up
                 task = asyncio.get_running_loop().create_task(gateway.timers.run())
                 await asyncio.sleep(0.05)  # waiting for its next wake-up
-                gateway._wake.set()
+                gateway.nudges.timers.set()
                 for _ in range(ticks):
                     await asyncio.sleep(0)
                 task.cancel()

@@ -14,7 +14,7 @@ import sys
 import pytest
 from structlog.testing import capture_logs
 
-from gateway.notify import BOOT_ID_ENV, boot_id
+from gateway.runtime.notify import BOOT_ID_ENV, boot_id
 
 UNIT = os.path.join(os.path.dirname(__file__), "..", "..", "systemd", "simgw.service")
 PROC_BOOT_ID = "/proc/sys/kernel/random/boot_id"
@@ -92,10 +92,11 @@ def test_no_boot_id_is_a_loud_warning_not_silence(tmp_path, env):
                     reason="hiding /proc/sys needs root and unshare(1)")
 def test_the_daemons_boot_id_with_proc_sys_really_hidden():
     """What ProcSubset=pid does to the daemon, done for real: a private mount namespace with an
-    empty tmpfs over /proc/sys, and the daemon's own reader (gateway.app._boot_id)."""
+    empty tmpfs over /proc/sys, and the daemon's own reader (gateway.runtime.notify.boot_id)."""
     with open(PROC_BOOT_ID) as fh:
         real = fh.read().strip()
-    script = "import gateway.app, gateway.logs; gateway.logs.configure(json_lines=True); print(gateway.app._boot_id())"
+    script = ("import gateway.runtime.notify, gateway.logs; gateway.logs.configure(json_lines=True); "
+              "print(gateway.runtime.notify.boot_id())")
     command = ["unshare", "--mount", "sh", "-c",
                f'mount -t tmpfs none /proc/sys && test ! -e {PROC_BOOT_ID} && exec "$0" -c "$1"', sys.executable, script]
     root = os.path.join(os.path.dirname(__file__), "..", "..")

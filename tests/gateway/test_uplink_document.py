@@ -17,11 +17,12 @@ from websockets.exceptions import ConnectionClosed
 
 from drivers.sms.encode import DeliverSpec, encode_deliver
 from gateway.core import decisions_json
-from gateway.leases import LeaseState, Policy, Trigger
+from gateway.domain.leases import LeaseState, Policy, Trigger
+from gateway.domain.messages import IngestStatus
 from gateway.uplink.frames import LEASE_EVENTS
 from gateway.uplink.protocol import CAPABILITIES, SUBPROTOCOL, ErrorReason, FrameRejected, OpenLease, parse
 from tests.conftest import run, wait_until
-from tests.gateway.test_core import ICCID_A, NUMBER_A, Clocks, make_core, part, pdus
+from tests.gateway.core.test_core import ICCID_A, NUMBER_A, Clocks, make_core, part, pdus
 from tests.gateway.uplink_env import TOKEN, Rig, schemas, validate_frames
 
 
@@ -46,7 +47,7 @@ def test_a_lease_frame_says_the_lease_state_the_result_gives_and_each_sms_moves_
     finish_after = Policy().finish_after
     for n, second in enumerate((5, 9), start=1):
         clocks.advance(30)
-        assert core.ingest(part(ICCID_A, _sms(f"code {n}", second))).status == "routed"
+        assert core.ingest(part(ICCID_A, _sms(f"code {n}", second))).status is IngestStatus.ROUTED
         after_sms = _lease_frames(core, "L1")[-1]
         assert (after_sms["state"], after_sms["event"], after_sms["sms_count"]) == ("received", "sms", n)
         assert after_sms["deadline"] == pytest.approx(clocks.wall + finish_after)  # the auto-finish time
@@ -60,7 +61,7 @@ def test_a_lease_frame_says_the_lease_state_the_result_gives_and_each_sms_moves_
 
 
 def test_an_expired_lease_frame_keeps_the_deadline_that_passed(db):
-    from tests.gateway.test_core import NUMBER_B
+    from tests.gateway.core.test_core import NUMBER_B
 
     clocks = Clocks()
     core = make_core(db, clocks)
@@ -81,7 +82,7 @@ def test_two_identical_sms_in_the_same_second_are_one_message_and_a_second_apart
     first = core.ingest(part(ICCID_A, _sms("code 4242", 7)))
     same_second = core.ingest(part(ICCID_A, _sms("code 4242", 7)))
     next_second = core.ingest(part(ICCID_A, _sms("code 4242", 8)))
-    assert first.status == "routed" and same_second.status == "duplicate"
+    assert first.status is IngestStatus.ROUTED and same_second.status is IngestStatus.DUPLICATE
     assert first.message_id != next_second.message_id
     assert [row[4]["text"] for row in core.store.outbox() if row[1] == "sms"] == ["code 4242", "code 4242"]
 
@@ -107,8 +108,8 @@ def test_a_number_not_on_the_gateway_is_number_offline_and_no_number_is_for_crit
     clocks = Clocks()
     core = make_core(db, clocks)
     assert decisions_json(core.open_lease("L1", "+10000000000", "telegram"))["reason"] == "number_offline"
-    assert core.choose_number("telegram", country="ru", operator=None) is not None  # either case
-    assert core.choose_number("telegram", country="DE", operator=None) is None  # -> no_number, see app
+    assert core.catalog.choose_number("telegram", clocks.mono, country="ru", operator=None) is not None  # either case
+    assert core.catalog.choose_number("telegram", clocks.mono, country="DE", operator=None) is None  # -> no_number, see app
 
 
 @pytest.mark.parametrize("number, ok", [("+79161234567", True), ("79161234567", True), ("+7 916 123", False),

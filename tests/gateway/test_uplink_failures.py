@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 import trustme
 
-from gateway.app import Gateway
+from gateway.runtime.gateway import Gateway
 from gateway.uplink.client import UplinkConfigError, UplinkSettings, check_url
 from tests.conftest import FAST, run, wait_until
 from tests.gateway.uplink_env import Rig
@@ -116,7 +116,7 @@ def test_marketplace_down_for_a_while_then_back(tmp_path):
             # the queued SMS wait on disk only (under the retention purge), not as texts in memory
             stored = rig.gateway.read(lambda store: store.outbox())
             assert sum(kind == "sms" for _, kind, *_ in stored) == 5
-            assert not any(payload.get("text") for _, _, payload in rig.gateway._fresh_outbox)
+            assert not any(payload.get("text") for _, _, payload in rig.gateway.fresh_outbox)
             await rig.restart_market()
             await wait_until(lambda: len(rig.market.sms("deal-down")) == 5, 10, "the queued SMS after recovery")
             assert rig.gateway.uplink.last_error is None

@@ -26,7 +26,7 @@ def test_frame_size_is_counted_in_utf8_bytes_not_characters():
 
 
 def test_the_result_schema_lists_every_refusal_the_gateway_can_give():
-    from gateway.leases import Refusal
+    from gateway.domain.leases import Refusal
     from tests.gateway.uplink_env import schemas
 
     reasons = set(schemas()["result"]["properties"]["reason"]["enum"])

@@ -11,7 +11,7 @@ from dataclasses import replace
 import jsonschema
 
 from drivers.simulator.farm import ModemFarm
-from gateway.app import Gateway
+from gateway.runtime.gateway import Gateway
 from gateway.config import Config, LeaseConfig, ModemConfig, UplinkConfig
 from gateway.tools.market import Market
 from tests.conftest import FAST, wait_until

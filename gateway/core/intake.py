@@ -1,0 +1,126 @@
+"""Parts in, messages out: each received part made durable, and each whole message routed to the
+lease of its number or to quarantine. Runs on the core thread inside the service's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from drivers.modem import ReceivedPart
+from drivers.sms.assembly import AssembledSms, assemble
+from drivers.sms.pdu import PduError, SmsDeliver, decode_pdu
+from gateway.domain.leases import Decision, Deliver, LeaseEngine, Quarantine
+from gateway.domain.messages import (IngestStatus, Ingested, concat_part_key, message_id, raw_message_id,
+                                     single_part_key)
+from gateway.store import MessageRow, Store
+
+PLAUSIBLE_CLOCK_SKEW = 15 * 60.0  # a network timestamp further from our clock is not trusted for routing
+
+
+class Decide(Protocol):
+    def __call__(self, decisions: list[Decision], *, message: MessageRow | None = None) -> None: ...
+
+
+class Intake:
+    def __init__(self, store: Store, engine: LeaseEngine, *, number_for: Callable[[str], str | None],
+                 in_bank: Callable[[str], bool], decide: Decide, mono: Callable[[], float],
+                 wall: Callable[[], float]) -> None:
+        self.store, self.engine = store, engine
+        self._number_for, self._in_bank, self._decide = number_for, in_bank, decide
+        self._mono, self._wall = mono, wall
+
+    def part(self, part: ReceivedPart) -> Ingested:
+        """Store one part; route its message if it is now whole."""
+        iccid = part.identity.iccid or f"port:{part.port}"
+        sms = part.sms
+        now_wall = self._wall()
+        if not isinstance(sms, SmsDeliver):
+            return self._unroutable(part, iccid, now_wall)
+        concat = sms.concat
+        if concat is None or concat.total <= 1:
+            key, number, total = single_part_key(iccid, part.pdu_hex), 1, 1
+        else:
+            key = concat_part_key(iccid, sms.sender, concat.ref_bits, concat.ref, concat.total)
+            number, total = concat.part, concat.total
+        outcome = self.store.insert_part(key, number, total, iccid, part.port, part.pdu_hex, now_wall)
+        if outcome == "duplicate":
+            return Ingested(IngestStatus.DUPLICATE)
+        if outcome == "conflict":
+            # A new message reuses the reference of one still incomplete: the old one will not
+            # complete now; route what it has, marked incomplete, and start the new one.
+            waiting = self.store.parts(key)
+            self.route(key, waiting, waiting[0]["total"])
+            self.store.insert_part(key, number, total, iccid, part.port, part.pdu_hex, now_wall)
+        rows = self.store.parts(key)
+        if len(rows) < total:
+            return Ingested(IngestStatus.PENDING)
+        return self.route(key, rows, total, part.identity.msisdn or None, part)
+
+    def _unroutable(self, part: ReceivedPart, iccid: str, now_wall: float) -> Ingested:
+        """A PDU that did not decode, or a status report: kept on the Pi, never forwarded."""
+        msg_id = raw_message_id(iccid, part.pdu_hex)
+        if self.store.has_message(msg_id):
+            return Ingested(IngestStatus.DUPLICATE, msg_id)
+        kind = "undecodable" if part.sms is None else "status-report"
+        row = MessageRow(msg_id, iccid, self._number_for(iccid), part.port, None, None, kind, 1, False, None,
+                         now_wall, None, True, None)
+        self.store.insert_message(row, [part.pdu_hex])
+        return Ingested(IngestStatus.ROUTED, msg_id, None, True)
+
+    def route(self, key: str, rows: list, total: int, msisdn: str | None = None,
+              known: ReceivedPart | None = None) -> Ingested:
+        """Assemble the parts held under ``key`` (incomplete if some never came) and route them."""
+        parts = []
+        for row in rows:
+            if known is not None and row["pdu"] == known.pdu_hex:
+                decoded = known.sms  # the driver decoded this one already
+            else:
+                try:
+                    decoded = decode_pdu(row["pdu"])
+                except PduError:
+                    continue  # cannot happen for rows we decoded on the way in; kept defensive
+            if isinstance(decoded, SmsDeliver):
+                parts.append(decoded)
+        first = rows[0]
+        message = assemble(first["port"], parts, total)
+        result = self._store_message(first["iccid"], first["port"], message, msisdn)
+        self.store.mark_parts_routed(key, result.message_id or "")
+        return result
+
+    def _store_message(self, iccid: str, port: str, message: AssembledSms, msisdn: str | None) -> Ingested:
+        scts = message.timestamp.isoformat()
+        msg_id = message_id(iccid, message.sender, scts, message.concat_ref, message.text)
+        if self.store.has_message(msg_id):
+            return Ingested(IngestStatus.DUPLICATE, msg_id)
+        # The number comes with the part (the modem read it from the SIM or the config gave it), so
+        # routing never depends on whether the modem's state change has been seen yet.
+        number = msisdn or self._number_for(iccid)
+        now = self._mono()
+        if number is None:
+            decisions: list[Decision] = [*self.engine.tick(now), Quarantine(msg_id, "", "the SIM's number is unknown")]
+        else:
+            decisions = self.engine.sms_arrived(msg_id, number, now, sent_at=self._sent_at(message, number, now))
+        deliver = next((d for d in decisions if isinstance(d, Deliver)), None)
+        row = MessageRow(msg_id, iccid, number, port, message.sender, message.text, message.encoding.value,
+                         message.parts, message.complete, scts, self._wall(), deliver.lease.id if deliver else None,
+                         deliver is None, None)
+        self.store.insert_message(row, list(message.pdus))
+        self._decide(decisions, message=row)
+        return Ingested(IngestStatus.ROUTED, msg_id, row.lease_id, row.quarantined)
+
+    def _sent_at(self, message: AssembledSms, number: str, now: float) -> float | None:
+        """When the network says the SMS was sent, in engine time, for telling an SMS that reached
+        the SIM before a lease opened (read late: a lost +CMTI, a held SMS) from the lease's own.
+        Used only where the network's clock can be trusted: within PLAUSIBLE_CLOCK_SKEW of ours;
+        for bank SIMs always, since SMS held for days are exactly what it must keep from a buyer.
+        The timestamp has whole seconds, so the SMS left up to a second later: that benefit of
+        the doubt goes to the lease."""
+        sent_wall = message.timestamp.timestamp() + 1.0
+        wall = self._wall()
+        if abs(wall - sent_wall) > PLAUSIBLE_CLOCK_SKEW and not self._in_bank(number):
+            return None
+        return sent_wall - wall + now
+
+    def stale_keys(self, part_timeout: float) -> list[str]:
+        return self.store.stale_part_keys(self._wall() - part_timeout)
