@@ -224,6 +224,7 @@ def test_switch_not_acknowledged_fails_the_lease_then_the_bank_keeps_serving(tmp
     run(scenario(), 60)
 
 
+@pytest.mark.slow
 def test_wrong_sim_after_a_switch_is_retried_and_a_persistently_wrong_slot_is_taken_out(tmp_path):
     bank, config = _fault_rig(tmp_path, retries=1)
 

@@ -104,6 +104,7 @@ def test_simulate_and_listen_deliver_an_injected_sms_to_the_console():
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_scan_recommends_the_port_that_carries_urcs():
     """A Huawei stick exposes a modem port (answers AT, never a URC) and a PC UI port (^RSSI)."""
 
