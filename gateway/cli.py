@@ -45,7 +45,7 @@ async def _until_signal(main: Callable[[asyncio.Event], Awaitable[int]]) -> int:
 # ---------------------------------------------------------------------------------- pdu decode
 def cmd_pdu_decode(args: argparse.Namespace) -> int:
     from drivers.sms.pdu import PduError, decode_pdu
-    from gateway.smsjson import decoded_json
+    from gateway.tools.smsjson import decoded_json
 
     items = args.pdus
     if items == ["-"]:
@@ -142,7 +142,7 @@ def cmd_sims(args: argparse.Namespace) -> int:
 
 
 def _sims_scan(args: argparse.Namespace) -> int:
-    from gateway.scan import ScanRefused, scan
+    from gateway.tools.sims_scan import ScanRefused, scan
 
     config = _config(args)
     if args.log_level == "info":  # the progress bar is the show
@@ -163,8 +163,8 @@ def _sims_scan(args: argparse.Namespace) -> int:
 # -------------------------------------------------------------------------------------- listen
 def cmd_listen(args: argparse.Namespace) -> int:
     from drivers.modem import ModemOptions, ReceiveMode
-    from gateway.listener import Arrival, Listener
-    from gateway.smsjson import assembled_json
+    from gateway.tools.listener import Arrival, Listener
+    from gateway.tools.smsjson import assembled_json
 
     def on_sms(arrival: Arrival) -> None:
         print(json_line(assembled_json(arrival.sms, port=arrival.port, iccid=arrival.iccid)), flush=True)
@@ -382,19 +382,19 @@ def cmd_purge(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gateway.demo import run_demo
+    from gateway.tools.demo import run_demo
 
     if args.log_level == "info":  # the demo's own lines are the show; logs only for trouble
         logs.configure(json_lines=True if args.log_json else None, level="warning", redact=not args.no_redact)
     if args.marketplace == "smshub":
-        from gateway.smshub.hubdemo import run_hub_demo
+        from gateway.tools.hubdemo import run_hub_demo
 
         return asyncio.run(_until_signal(lambda stop: run_hub_demo(stop, modems=args.modems, duration=args.duration)))
     return asyncio.run(_until_signal(lambda stop: run_demo(stop, modems=args.modems, duration=args.duration)))
 
 
 def cmd_market(args: argparse.Namespace) -> int:
-    from gateway.market import run_market
+    from gateway.tools.market import run_market
 
     from gateway.config import read_token_file
 
@@ -415,10 +415,10 @@ def cmd_market(args: argparse.Namespace) -> int:
 
 
 def cmd_hub(args: argparse.Namespace) -> int:
-    """A reference SMSHub-compatible hub, to try a supplier's [smshub] setup (gateway/smshub/refhub.py)."""
+    """A reference SMSHub-compatible hub, to try a supplier's [smshub] setup (gateway/tools/hub.py)."""
     from gateway.config import read_token_file
     from gateway.smshub.protocol import Flavour
-    from gateway.smshub.refhub import run_hub
+    from gateway.tools.hub import run_hub
 
     key = read_token_file(args.key_file, "simgw hub", "--key-file") if args.key_file else \
         os.environ.get("SIMGW_HUB_KEY", "")

@@ -11,9 +11,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
-from gsmmodem.pdu import _encodeTimestamp, encodeSemiOctets
-
 from drivers.sms.gsm7 import ESCAPE, can_encode, encode_septets, pack_septets
+from drivers.sms.gsmmodem_pdu import encodeSemiOctets, encodeTimestamp as _encodeTimestamp
 from drivers.sms.pdu import Encoding
 
 

@@ -24,9 +24,8 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from gsmmodem.pdu import Concatenation, InformationElement, SmsPduTzInfo, decodeSemiOctets
-
 from drivers.sms.gsm7 import decode_septets, unpack_septets
+from drivers.sms.gsmmodem_pdu import Concatenation, InformationElement, SmsPduTzInfo, decodeSemiOctets
 
 
 class PduError(ValueError):

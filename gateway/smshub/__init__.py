@@ -3,5 +3,6 @@
 
 protocol (I/O-free codec), names (country/operator/service names), settings ([smshub] config),
 records (its store tables), desk (core-thread decisions), agent (the HTTP endpoint), push (the
-PUSH_SMS sender), refhub (a reference hub for tests and trials; never imported by ``simgw run``).
+PUSH_SMS sender). The reference hub and its demo are tools, not the daemon: gateway/tools/hub.py
+and gateway/tools/hubdemo.py.
 """

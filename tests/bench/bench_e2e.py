@@ -1,7 +1,7 @@
 """Benchmark: +CMTI at the simulator -> the ``sms`` frame at the reference marketplace.
 
     .venv/bin/python tests/bench/bench_e2e.py [--modems 1 16 64] [--rate 3.6] [--seconds 10] [--baud 115200]
-                                              [--burst]
+                                              [--burst] [--count FILE] [--py-spy FILE]
 
 Four processes: the simulated modems (real ptys), the daemon under test exactly as in production
 (``simgw run`` with a config file: drivers, SQLite with synchronous=FULL, uplink), the reference
@@ -11,7 +11,10 @@ stored; both read CLOCK_MONOTONIC, which Linux shares between processes. CPU (us
 peak RSS are the daemon process's own, from /proc, as the other daemons are measured; its modem
 drivers run with production settings (health probes every 30 s, sweeps every 60 s); idle CPU is
 measured over ``--idle`` seconds with leases open and no SMS; commits come from its /metrics.
-Steady load: Poisson arrivals at ``--rate`` SMS/s per modem. ``--burst``:
+CPU per SMS is the daemon's CPU over the load window divided by the SMS sent. ``--count`` runs the
+daemon under ``daemon_counters.py`` and prints, per SMS, its event-loop wake-ups, thread hand-offs
+and tasks; ``--py-spy`` samples every thread of the daemon over the load window (``pip install
+py-spy``; ``spy_summary.py`` reads the file). Steady load: Poisson arrivals at ``--rate`` SMS/s per modem. ``--burst``:
 every modem receives a 3-part SMS at the same instant, every 2 s. Prints a table, writes JSON.
 """
 
@@ -85,7 +88,7 @@ def simulator_process(modems: int, baud: int | None, directory: str, commands: m
 # ----------------------------------------------------------------------------- market process
 def market_process(db: str, reports: mp.Queue, ports: mp.Queue) -> None:
     from drivers.httpjson import serve_json
-    from gateway.market import Arrival, Market
+    from gateway.tools.market import Arrival, Market
 
     logs.configure(json_lines=True, level="error")
 
@@ -149,6 +152,26 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
+def _thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """utime + stime of each thread of ``pid`` (the event loop's thread is the one whose id is the pid)."""
+    out = {}
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            fields = open(f"/proc/{pid}/task/{tid}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended
+        out[int(tid)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def _split_by_thread(pid: int, before: dict[int, float], after: dict[int, float], sent: int) -> dict[str, float]:
+    """CPU ms per SMS of the event loop's thread and of all the others (the core thread, executors)."""
+    spent = {tid: after[tid] - before.get(tid, 0.0) for tid in after}
+    loop = spent.pop(pid, 0.0)
+    return {"loop_thread_ms_per_sms": loop / max(1, sent) * 1000,
+            "other_threads_ms_per_sms": sum(spent.values()) / max(1, sent) * 1000}
+
+
 def _peak_rss_mb(pid: int) -> float:
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmHWM:"):
@@ -156,8 +179,33 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def _counter_snapshots(path: str, want: int) -> list[dict]:
+    """The daemon_counters lines written so far (a SIGUSR1 is answered within a loop iteration)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if os.path.exists(path):
+            with open(path) as fh:
+                lines = [json.loads(line) for line in fh if line.strip()]
+            if len(lines) >= want:
+                return lines
+        time.sleep(0.02)
+    raise RuntimeError(f"the daemon wrote no counters to {path}")
+
+
+def _per_sms(before: dict, after: dict, sent: int) -> dict[str, float]:
+    return {key: (after.get(key, 0) - before.get(key, 0)) / max(1, sent)
+            for key in sorted(set(before) | set(after)) if key != "at"}
+
+
+def _start_py_spy(path: str, pid: int, seconds: float) -> subprocess.Popen:
+    spy = os.path.join(os.path.dirname(sys.executable), "py-spy")
+    return subprocess.Popen([spy if os.path.exists(spy) else "py-spy", "record", "--pid", str(pid), "--rate", "1000",
+                             "--nonblocking", "--threads", "--format", "raw", "--output", path,
+                             "--duration", str(int(seconds + 1))], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 async def bench(modems: int, rate: float, seconds: float, baud: int | None, burst: bool, idle: float = 31.0,
-                profile: str | None = None) -> dict:
+                profile: str | None = None, count: str | None = None, py_spy: str | None = None) -> dict:
     tmp = tempfile.mkdtemp(prefix="simgw-bench-")
     ctx = mp.get_context("spawn")
     commands, reports, ports = ctx.Queue(), ctx.Queue(), ctx.Queue()
@@ -179,6 +227,8 @@ async def bench(modems: int, rate: float, seconds: float, baud: int | None, burs
     command = [sys.executable, "-m", "gateway.cli", "--log-json", "--log-level", "warning", "--config", conf, "run"]
     if profile:
         command[1:1] = ["-m", "cProfile", "-o", profile]
+    if count:
+        command[1:3] = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "daemon_counters.py"), count]
     t_start = time.monotonic()
     daemon = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "daemon.log"), "wb"))
     while not _all_ready(control, modems):
@@ -194,9 +244,13 @@ async def bench(modems: int, rate: float, seconds: float, baud: int | None, burs
     await asyncio.sleep(idle)  # 31 s: a whole health-probe cycle of every modem falls inside
     idle_cpu = (_cpu_seconds(daemon.pid) - idle_cpu0) / (time.monotonic() - idle_t0) if idle else float("nan")
     commits0 = _commits(control)
+    if count:
+        os.kill(daemon.pid, signal.SIGUSR1)
+    spy = _start_py_spy(py_spy, daemon.pid, seconds) if py_spy else None
 
     rng = random.Random(3)
     cpu0, t0, sent = _cpu_seconds(daemon.pid), time.monotonic(), 0
+    threads0 = _thread_cpu_seconds(daemon.pid)
     if burst:
         for r in range(max(1, int(seconds // 2))):
             for m in range(modems):
@@ -235,8 +289,16 @@ async def bench(modems: int, rate: float, seconds: float, baud: int | None, burs
             stored[text] = at
         else:
             arrived[text] = at
-    load_cpu = (_cpu_seconds(daemon.pid) - cpu0) / (time.monotonic() - t0)
+    load_cpu_s = _cpu_seconds(daemon.pid) - cpu0
+    by_thread = _split_by_thread(daemon.pid, threads0, _thread_cpu_seconds(daemon.pid), sent)
+    load_cpu = load_cpu_s / (time.monotonic() - t0)
     writes = _commits(control) - commits0
+    counted = {}
+    if count:
+        os.kill(daemon.pid, signal.SIGUSR1)
+        counted = _per_sms(*_counter_snapshots(count, 2)[-2:], sent)
+    if spy is not None:
+        spy.wait(60)
     peak_rss = _peak_rss_mb(daemon.pid)
     daemon.send_signal(signal.SIGTERM)
     daemon.wait(30)
@@ -256,7 +318,8 @@ async def bench(modems: int, rate: float, seconds: float, baud: int | None, burs
         "p99_ms": percentile(latencies, 99) if latencies else None,
         "max_ms": max(latencies) if latencies else None,
         "wire_floor_ms": floor_bytes * 10 / baud * 1000 if baud else 0.0,
-        "gateway_cpu_idle": idle_cpu, "gateway_cpu_load": load_cpu,
+        "gateway_cpu_idle": idle_cpu, "gateway_cpu_load": load_cpu, "cpu_ms_per_sms": load_cpu_s / max(1, sent) * 1000,
+        **by_thread, "per_sms": counted,
         "gateway_peak_rss_mb": peak_rss,
         "ready_s": ready_after, "sqlite_commits_per_sms": writes / max(1, sent),
     }
@@ -272,18 +335,25 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=31.0, help="seconds of idle CPU measurement (0: skip)")
     parser.add_argument("--out", default="bench-results/e2e.json")
     parser.add_argument("--profile", default=None, metavar="FILE", help="run the daemon under cProfile into FILE")
+    parser.add_argument("--count", default=None, metavar="FILE", help="run the daemon under daemon_counters.py")
+    parser.add_argument("--py-spy", default=None, metavar="FILE", help="sample the daemon's threads with py-spy")
     args = parser.parse_args()
     logs.configure(json_lines=True, level="error")
-    results = [asyncio.run(bench(n, args.rate, args.seconds, args.baud, args.burst, args.idle, args.profile))
-               for n in args.modems]
+    results = [asyncio.run(bench(n, args.rate, args.seconds, args.baud, args.burst, args.idle, args.profile,
+                                 args.count, args.py_spy)) for n in args.modems]
     print("+CMTI at the simulator -> sms frame stored at the marketplace (3 processes, ptys, SQLite, WebSocket)")
     print(f"{'modems':>6} {'mode':>20} {'sent':>5} {'recv':>5} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
-          f"{'max ms':>7} {'floor':>6} {'CPU idle':>8} {'CPU load':>8} {'RSS MB':>6} {'ready s':>7} {'commits/SMS':>11}")
+          f"{'max ms':>7} {'floor':>6} {'CPU idle':>8} {'CPU load':>8} {'ms CPU/SMS':>10} {'RSS MB':>6} {'ready s':>7} "
+          f"{'commits/SMS':>11}")
     for r in results:
         print(f"{r['modems']:>6} {r['mode']:>20} {r['sent']:>5} {r['received']:>5} {r['p50_ms']:>7.2f} "
               f"{r['p90_ms']:>7.2f} {r['p99_ms']:>7.2f} {r['max_ms']:>7.2f} {r['wire_floor_ms']:>6.2f} "
-              f"{r['gateway_cpu_idle']:>8.3f} {r['gateway_cpu_load']:>8.3f} {r['gateway_peak_rss_mb']:>6.1f} "
-              f"{r['ready_s']:>7.2f} {r['sqlite_commits_per_sms']:>11.2f}")
+              f"{r['gateway_cpu_idle']:>8.3f} {r['gateway_cpu_load']:>8.3f} {r['cpu_ms_per_sms']:>10.2f} "
+              f"{r['gateway_peak_rss_mb']:>6.1f} {r['ready_s']:>7.2f} {r['sqlite_commits_per_sms']:>11.2f}")
+        print(f"       CPU ms per SMS: event-loop thread {r['loop_thread_ms_per_sms']:.2f}, "
+              f"other threads (core, executors) {r['other_threads_ms_per_sms']:.2f}")
+        if r["per_sms"]:
+            print("       per SMS (daemon_counters): " + ", ".join(f"{k} {v:.2f}" for k, v in r["per_sms"].items()))
     write_results(args.out, results)
     return 0
 

@@ -30,7 +30,7 @@ from common import percentile, write_results  # noqa: E402
 
 from drivers.simulator.farm import ModemFarm  # noqa: E402
 from gateway import logs  # noqa: E402
-from gateway.smshub.refhub import RefHub  # noqa: E402
+from gateway.tools.hub import RefHub  # noqa: E402
 
 KEY = "bench-hub-key-0123456789"
 SERVICES = {"vk": "vk", "whatsapp": "wa", "telegram": "tg", "google": "go"}

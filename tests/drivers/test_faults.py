@@ -6,9 +6,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
 
 from drivers.modem import ModemState
 from tests.conftest import Harness, run, wait_until
+
+pytestmark = pytest.mark.slow  # each fault runs for seconds of simulated outage: deselect with -m "not slow"
 
 OTHERS = (1, 2)
 

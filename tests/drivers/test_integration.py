@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from tests.conftest import Harness, run, wait_until
+
+pytestmark = pytest.mark.slow  # 1,000 SMS over 16 modems: deselect with -m "not slow"
 
 ALPHABETS = (
     "Your code is {n}. Do not share it with anyone.",

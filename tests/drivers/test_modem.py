@@ -54,6 +54,7 @@ def test_startup_sweep_reads_what_was_stored_while_nobody_listened():
     run(scenario())
 
 
+@pytest.mark.slow
 def test_message_is_deleted_only_after_the_sink_confirms():
     failures = {"left": 2}
 
@@ -139,6 +140,7 @@ def test_direct_delivery_with_cnma():
     run(scenario())
 
 
+@pytest.mark.slow
 def test_malformed_pdu_on_the_sim_reaches_the_sink_as_an_error_and_is_not_stuck():
     async def scenario():
         async with Harness(1, profile="generic") as h:

@@ -246,6 +246,7 @@ async def play(entry: QuirkEntry) -> None:
             f"{entry.key}: {engine.reset_attempts} reset command(s) sent ({engine.resets} the modem knew)"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("key", KEYS)
 def test_quirk(key: str):
     run(play(CATALOGUE.get(key)), 120)
@@ -256,6 +257,7 @@ def _expected_vendor(entry: QuirkEntry) -> str:
     return SIM_PROFILES[entry.profile].manufacturer
 
 
+@pytest.mark.slow
 def test_scan_reads_every_catalogue_modem():
     """``simgw scan --json``, as a user runs it, against one modem per catalogue entry, all at once,
     right after the modems power up (SIM still busy, radio still off where the quirk says so)."""
@@ -287,6 +289,7 @@ def test_scan_reads_every_catalogue_modem():
 
 
 # ------------------------------------------------------- a product feature: simgw simulate --quirk
+@pytest.mark.slow
 def test_simulate_cli_plays_quirks_and_the_control_api_changes_them():
     import serial
 

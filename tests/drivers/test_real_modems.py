@@ -125,6 +125,7 @@ def sim_busy_table(busy_for: float) -> dict[str, Answer]:
     return table
 
 
+@pytest.mark.slow
 def test_failure2_sim_busy_at_power_up_is_retried_and_the_modem_initialises_fully():
     async def scenario():
         async with Rig(sim_busy_table(2.5)) as rig:
@@ -139,6 +140,7 @@ def test_failure2_sim_busy_at_power_up_is_retried_and_the_modem_initialises_full
     run(scenario(), 40)
 
 
+@pytest.mark.slow
 def test_failure2_no_sim_is_probed_again_on_every_health_cycle():
     """A SIM that stays busy longer than the start-up retries: ``no_sim`` is not final."""
 
@@ -272,6 +274,7 @@ def test_failure5_verbose_invalid_memory_index_is_321_and_the_reader_survives():
 
 
 # -------------------------------------------------------------------------------- failure 6
+@pytest.mark.slow
 def test_failure6_huawei_boot_heartbeat_does_not_reinitialise():
     """``^BOOT:`` is a periodic heartbeat on Huawei when ``AT^CURC=0`` is refused, not a reboot:
     ModemManager's huawei plugin registers ``\\^BOOT:.+`` with a NULL handler (ignored)."""
@@ -295,6 +298,7 @@ def test_failure6_huawei_boot_heartbeat_does_not_reinitialise():
 
 
 # -------------------------------------------------------------------------- the rest of issue 11
+@pytest.mark.slow
 def test_sms_commands_refused_before_sms_ready_are_retried_when_the_modem_says_so():
     """SIMCom answers SMS commands with +CMS ERROR until its SMS stack is up and says ``SMS Ready``
     (SIM800 series AT manual, "SMS Ready" URC; the simulator's simcom profile boots that way);
@@ -316,6 +320,7 @@ def test_sms_commands_refused_before_sms_ready_are_retried_when_the_modem_says_s
     run(scenario(), 30)
 
 
+@pytest.mark.slow
 def test_receiving_does_not_wait_on_a_failed_identity_probe_and_the_gap_is_filled_later():
     """An IMEI query the firmware swallows for a while (no answer at all) must not hold back the
     SMS already on the SIM, nor earn the modem a reset."""
@@ -354,6 +359,7 @@ def test_identity_is_read_again_after_a_sim_change():
     run(scenario(), 30)
 
 
+@pytest.mark.slow
 def test_a_reset_command_the_modem_refuses_is_not_sent_again():
     """A modem that hangs on AT+CPIN? earns a soft reset; when it answers the reset command with
     ERROR (the command is not in its firmware), looping on it only delays everything else."""
@@ -373,6 +379,7 @@ def test_a_reset_command_the_modem_refuses_is_not_sent_again():
 
 
 # ------------------------------------------------------------------------- issue 12, findings 4-5
+@pytest.mark.slow
 def test_a_non_ascii_digit_in_a_listing_is_skipped_and_the_modem_keeps_serving():
     """``"²".isdigit()`` is True and ``int("²")`` raises: ``+CMGL: ²,1,,32`` killed the reader."""
 
@@ -519,6 +526,7 @@ def test_scan_shows_the_identity_the_driver_uses():
     run(scenario(), 20)
 
 
+@pytest.mark.slow
 def test_scan_waits_for_a_busy_sim_and_switches_a_radio_on_before_reading_the_sim():
     """The scan behaves like the driver: ``+CFUN: 4`` is switched on (SIM commands answer
     ``+CME ERROR: 13`` until then, as on a Quectel in minimum functionality) and a SIM busy for
@@ -552,6 +560,7 @@ def test_scan_waits_for_a_busy_sim_and_switches_a_radio_on_before_reading_the_si
     run(scenario(), 30)
 
 
+@pytest.mark.slow
 def test_a_reset_command_missing_from_clac_is_never_sent():
     """A modem that lists its commands (AT+CLAC, 27.007 §8.37; python-gsmmodem fakemodems.py
     HuaweiK3715 answers ``+CLAC: &C,&D,...``) is reset only with a command it lists."""
@@ -570,6 +579,7 @@ def test_a_reset_command_missing_from_clac_is_never_sent():
     run(scenario(), 40)
 
 
+@pytest.mark.slow
 def test_a_modem_that_swallows_the_radio_query_still_comes_up():
     """The radio check is advisory: firmwares answer ``AT+CFUN?`` in odd ways (python-gsmmodem
     fakemodems.py ZteK3565Z answers with the test form ``+CFUN: (0-1,4-7),(0-1)``), and one that
@@ -608,6 +618,7 @@ def test_storage_is_chosen_where_new_messages_are_stored_and_read():
 
 
 # ----------------------------------------------------------------------- a restart is noticed
+@pytest.mark.slow
 def test_a_wavecom_restart_announced_by_wind_is_noticed():
     """Wavecom says ``+WIND: 3``/``+WIND: 4`` after a start-up (Wavecom AT Commands Interface
     Guide, AT+WIND; python-gsmmodem fakemodems.py answers AT+WIND? on this model) and nothing else:
@@ -626,6 +637,7 @@ def test_a_wavecom_restart_announced_by_wind_is_noticed():
     run(scenario(), 30)
 
 
+@pytest.mark.slow
 def test_a_silent_restart_is_noticed_by_the_echo_coming_back():
     """A modem that restarts without a word still comes back with echo on (ITU-T V.250: E1 is
     the default after a reset): our command coming back means our settings are gone."""
@@ -645,6 +657,7 @@ def test_a_silent_restart_is_noticed_by_the_echo_coming_back():
     run(scenario(), 30)
 
 
+@pytest.mark.slow
 def test_a_modem_that_ignores_ate0_is_not_reinitialised_forever():
     async def scenario():
         table = generic_table()

@@ -18,7 +18,7 @@ import pytest
 from drivers.simulator.farm import ModemFarm
 from tests.conftest import run
 
-pytestmark = pytest.mark.external
+pytestmark = [pytest.mark.external, pytest.mark.slow]  # real daemons polling their spools
 
 
 async def _drive(farm: ModemFarm, argv: list[str], spool: str, text: str, timeout: float) -> list[str]:

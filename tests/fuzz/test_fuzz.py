@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,6 +14,8 @@ from drivers.at.protocol import AtProtocol, Command
 from drivers.sms.pdu import PduError, decode_pdu
 from gateway.config import ConfigError, from_dict
 from gateway.uplink.protocol import Acked, FrameRejected, LeaseAction, OpenLease, UplinkSession, Welcomed
+
+pytestmark = pytest.mark.slow  # hypothesis runs of 1-4 s of CPU each: deselect with -m "not slow"
 
 EXAMPLES = int(os.environ.get("SIMGW_FUZZ_EXAMPLES", "300"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])

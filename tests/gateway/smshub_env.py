@@ -12,10 +12,10 @@ from dataclasses import replace
 from drivers.simulator.farm import ModemFarm
 from gateway.runtime.gateway import Gateway
 from gateway.config import Config, LeaseConfig, ModemConfig, UplinkConfig
-from gateway.market import Market
+from gateway.tools.market import Market
 from gateway.smshub.names import Names
 from gateway.smshub.protocol import Flavour
-from gateway.smshub.refhub import RefHub
+from gateway.tools.hub import RefHub
 from gateway.smshub.settings import SmshubConfig
 from tests.conftest import FAST, wait_until
 

@@ -25,8 +25,8 @@ import aiohttp
 
 from drivers.httpjson import HttpError
 from drivers.simulator.farm import ModemFarm
-from gateway.market import Market
-from gateway.smshub.refhub import RefHub
+from gateway.tools.market import Market
+from gateway.tools.hub import RefHub
 from gateway.store import Store
 
 TOKEN = "soak-supplier-token-0123456789"

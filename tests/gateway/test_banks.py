@@ -12,6 +12,8 @@ import random
 import statistics
 import time
 
+import pytest
+
 from drivers.bank import PRESETS, Failure, SwitchReport
 from drivers.simulator.bank import SimBank
 from gateway.domain.banks import SwitchOrder
@@ -57,6 +59,7 @@ def holding_intervals(config) -> dict[str, list[tuple[float, float, str]]]:
         store.close()
 
 
+@pytest.mark.slow
 def test_100_leases_on_a_4x32_bank_exactly_once_and_no_leased_sim_switched_out(tmp_path):
     rng = random.Random(5)
     bank = SimBank(4, 128, time_scale=SCALE)
@@ -221,6 +224,7 @@ def test_switch_not_acknowledged_fails_the_lease_then_the_bank_keeps_serving(tmp
     run(scenario(), 60)
 
 
+@pytest.mark.slow
 def test_wrong_sim_after_a_switch_is_retried_and_a_persistently_wrong_slot_is_taken_out(tmp_path):
     bank, config = _fault_rig(tmp_path, retries=1)
 
@@ -242,6 +246,7 @@ def test_wrong_sim_after_a_switch_is_retried_and_a_persistently_wrong_slot_is_ta
     run(scenario(), 60)
 
 
+@pytest.mark.slow
 def test_empty_slot_and_a_sim_that_never_registers_end_their_leases_failed(tmp_path):
     bank, config = _fault_rig(tmp_path, retries=0)
 
@@ -262,6 +267,7 @@ def test_empty_slot_and_a_sim_that_never_registers_end_their_leases_failed(tmp_p
     run(scenario(), 60)
 
 
+@pytest.mark.slow
 def test_no_channel_refusal_and_a_queued_lease_that_gets_no_radio_in_time(tmp_path):
     bank, config = _fault_rig(tmp_path, queue=0)
 
@@ -304,11 +310,12 @@ def test_on_modem_sim_switch_cinterion_style(tmp_path):
     run(scenario(), 60)
 
 
+@pytest.mark.slow
 def test_the_marketplace_sees_preparing_then_waiting_failed_with_a_reason_and_radios_not_slots(tmp_path):
     from dataclasses import replace as dc_replace
 
     from gateway.config import UplinkConfig
-    from gateway.market import Market
+    from gateway.tools.market import Market
     from tests.gateway.uplink_env import TOKEN, validate_frames
 
     bank = SimBank(2, 8, time_scale=SCALE)
@@ -402,6 +409,7 @@ def test_the_switcher_counts_every_switch_and_keeps_only_the_last_few():
     assert all(r.failure is Failure.MODEM_DOWN for r in reported)
 
 
+@pytest.mark.slow
 def test_rotation_collects_held_sms_and_never_moves_a_leased_sim_even_across_a_restart(tmp_path):
     bank, config = _fault_rig(tmp_path, rotation=0.3)
 

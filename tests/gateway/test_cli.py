@@ -17,6 +17,8 @@ import threading
 import time
 import urllib.request
 
+import pytest
+
 from drivers.probe import scan
 from drivers.simulator.engine import SimModem
 from drivers.simulator.farm import ModemFarm
@@ -63,6 +65,7 @@ def stop(proc: subprocess.Popen) -> int:
         raise
 
 
+@pytest.mark.slow
 def test_simulate_and_listen_deliver_an_injected_sms_to_the_console():
     directory = tempfile.mkdtemp(prefix="simgw-cli-")
     port = free_port()
@@ -101,6 +104,7 @@ def test_simulate_and_listen_deliver_an_injected_sms_to_the_console():
         shutil.rmtree(directory, ignore_errors=True)
 
 
+@pytest.mark.slow
 def test_scan_recommends_the_port_that_carries_urcs():
     """A Huawei stick exposes a modem port (answers AT, never a URC) and a PC UI port (^RSSI)."""
 
@@ -125,6 +129,7 @@ def test_scan_recommends_the_port_that_carries_urcs():
     run(scenario(), 30)
 
 
+@pytest.mark.slow
 def test_demo_runs_and_ends_by_itself():
     result = subprocess.run([*SIMGW, "demo", "--modems", "4", "--duration", "6"], capture_output=True, text=True,
                             timeout=90)

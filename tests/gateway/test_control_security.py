@@ -229,6 +229,7 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
+@pytest.mark.slow
 def test_hostile_local_user(tmp_path):
     """Must-show 3, and finding 3: a browser-like client against every TCP port the daemon
     listens on opens nothing and reads nothing; 1,500 idle connections leave /status answering
@@ -431,6 +432,7 @@ def test_a_dead_socket_is_replaced_and_a_file_is_not_touched(tmp_path, monkeypat
 
 
 # ------------------------------------------------------------------------------ the limits
+@pytest.mark.slow
 def test_idle_connections_time_out_and_at_the_cap_the_oldest_idle_one_makes_room(tmp_path, monkeypatch):
     async def scenario():
         monkeypatch.delenv("RUNTIME_DIRECTORY", raising=False)

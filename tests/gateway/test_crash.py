@@ -15,11 +15,15 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from drivers.simulator.farm import ModemFarm
 from gateway.control.client import ControlUnavailable, request
 from tests.conftest import run, wait_until
 from tests.gateway.test_cli import free_port
 from tests.gateway.test_daemon import write_toml
+
+pytestmark = pytest.mark.slow  # the real daemon SIGKILLed 100 times: deselect with -m "not slow"
 
 CYCLES = int(os.environ.get("SIMGW_CRASH_CYCLES", "100"))
 

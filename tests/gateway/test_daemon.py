@@ -8,6 +8,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from drivers.simulator.farm import ModemFarm
 from gateway.runtime.gateway import Gateway
 from gateway.config import Config, LeaseConfig, ModemConfig
@@ -65,6 +67,7 @@ def test_daemon_routes_leased_sms_and_quarantines_the_rest(tmp_path):
     run(scenario(), 60)
 
 
+@pytest.mark.slow
 def test_cli_lease_commands_against_the_running_daemon(tmp_path):
     async def scenario():
         farm = ModemFarm(2, profile="generic", periodic_interval=None)

@@ -129,6 +129,7 @@ def check_config(path: str) -> subprocess.CompletedProcess:
     return subprocess.run([*SIMGW, "check-config", "--config", path], capture_output=True, text=True, timeout=60)
 
 
+@pytest.mark.slow
 def test_check_config_allows_a_lan_listen_only_with_a_password_file(tmp_path):
     refused = check_config(write_config(tmp_path, 'listen = "0.0.0.0:8765"'))
     assert refused.returncode == 2 and "control.listen" in refused.stderr and "password_file" in refused.stderr
@@ -159,6 +160,7 @@ async def fetch_all(host: str, port: int, headers: dict[str, str]) -> dict[str, 
     return {path: await raw_http(host, port, "GET", path, headers=headers, timeout=15) for path in PAGES}
 
 
+@pytest.mark.slow
 def test_without_the_password_every_route_is_401_and_with_it_the_page_works(tmp_path):
     hashed = make_password_file(tmp_path)
 
@@ -182,6 +184,7 @@ def test_without_the_password_every_route_is_401_and_with_it_the_page_works(tmp_
     run(scenario(), 90)
 
 
+@pytest.mark.slow
 def test_nothing_the_browser_receives_holds_a_full_number_unless_show_numbers(tmp_path):
     """Page, files, JSON, the live stream and /status over TCP: numbers masked. The same check
     with show_numbers finds the numbers, so it can fail."""
@@ -256,6 +259,7 @@ def request_lease(socket_path: str, number: str):
     return request(socket_path, "POST", "/leases", {"number": number, "service": "svc", "lease_id": "bank-lease"})
 
 
+@pytest.mark.slow
 def test_the_live_stream_ends_by_itself_and_at_most_16_run_at_once(tmp_path):
     from gateway.dashboard.web import MAX_STREAMS
 

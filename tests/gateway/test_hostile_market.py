@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
+
 from tests.conftest import run, wait_until
 from tests.gateway.uplink_env import Rig, validate_frames
 
@@ -84,6 +86,7 @@ def test_twenty_six_kinds_of_bad_frames(tmp_path):
     run(scenario(), 90)
 
 
+@pytest.mark.slow
 def test_a_command_flood_is_rate_limited_bounded_on_disk_and_the_keepalive_holds(tmp_path):
     """2,000 commands a second for four seconds: the gateway answers each, runs at most the burst
     plus the rate, stores a row only for those, and its keepalive (pings every 0.3 s, 1 s to

@@ -28,6 +28,7 @@ from gateway.config import Config, LeaseConfig, ModemConfig
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
 
 
+@pytest.mark.slow
 def test_notify_ready_watchdog_at_half_interval_and_stopping(tmp_path):
     sock_path = str(tmp_path / "notify.sock")
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -126,6 +127,7 @@ def test_unit_security_exposure_at_most_2():
     assert float(match.group(1)) <= 2.0, match.group(0)
 
 
+@pytest.mark.slow
 def test_states_read_from_status_and_metrics(tmp_path):
     """Silent, rebooting, unplugged-and-back, SIM pulled: each modem's state as an operator sees it."""
 

@@ -96,6 +96,7 @@ def test_check_config_refuses_the_url_in_one_precise_line(tmp_path, url, word):
     assert SECRET not in result.stderr + result.stdout, line
 
 
+@pytest.mark.slow
 def test_loopback_ws_is_fine_and_allow_insecure_is_loud(tmp_path):
     for url in ("ws://127.0.0.1:9/v1", "ws://[::1]:9/v1", "ws://localhost:9/v1", "wss://m.example/v1"):
         result = _check_config(tmp_path, f'url = "{url}"\ntoken = "t"\n')

@@ -13,9 +13,13 @@ import sys
 import threading
 import time
 
+import pytest
+
 from drivers.simulator.farm import sim_identity
 from gateway.store import Store
 from tests.gateway.test_cli import free_port
+
+pytestmark = pytest.mark.slow  # 128 bank slots scanned, interrupted and resumed: deselect with -m "not slow"
 
 SIMGW = [sys.executable, "-m", "gateway.cli"]
 

@@ -12,13 +12,15 @@ import os
 import time
 from dataclasses import replace
 
+import pytest
+
 from drivers.simulator.bank import SimBank
 from gateway.runtime.gateway import Gateway
 from gateway.domain.leases import LeaseState, Refused
 from gateway.smshub.names import Names
 from gateway.smshub.protocol import Flavour
 from gateway.smshub.settings import SmshubConfig
-from gateway.smshub.refhub import RefHub
+from gateway.tools.hub import RefHub
 from tests.conftest import run, wait_until
 from tests.gateway.bank_env import BANK_OPTIONS, SCALE, prefill_inventory, rig_config
 from tests.gateway.smshub_env import KEY, SERVICES, HubRig
@@ -62,6 +64,7 @@ def test_finish_activation_is_idempotent_and_the_agent_never_finishes_one_itself
 
 
 # ------------------------------------------------------------------------------- check 2
+@pytest.mark.slow
 def test_every_sms_is_pushed_until_success_and_never_after(tmp_path):
     """Check 2: an SMS is pushed again (every push_retry) while the hub answers anything but
     SUCCESS, or is away, across a daemon restart; once it answers SUCCESS, never again."""
@@ -245,6 +248,7 @@ def test_exception_phone_set_is_honoured(tmp_path):
     run(scenario())
 
 
+@pytest.mark.slow
 def test_the_activation_cap_ends_a_forgotten_activation_and_later_sms_stay_on_the_pi(tmp_path):
     """The safety net: an activation the hub never finishes ends at activation_cap (logged); an
     SMS after it is quarantined, never pushed; the hub's late FINISH_ACTIVATION still answers SUCCESS."""
@@ -265,6 +269,7 @@ def test_the_activation_cap_ends_a_forgotten_activation_and_later_sms_stay_on_th
     run(scenario())
 
 
+@pytest.mark.slow
 def test_the_onlinesim_flavour_bearer_key_and_no_operation_stops_the_retries(tmp_path):
     """OnlineSim's Reseller API v1: the key also as Authorization: Bearer on both sides; HTTP 200
     is success; NO_OPERATION (and BAD_SERVICE) end the retries instead of repeating every 10 s."""
@@ -286,6 +291,7 @@ def test_the_onlinesim_flavour_bearer_key_and_no_operation_stops_the_retries(tmp
     run(scenario())
 
 
+@pytest.mark.slow
 def test_a_text_past_its_retention_is_never_pushed(tmp_path):
     """The push queue holds no text of its own: once message_retention purged it (the hub was
     away all along), the push is given up, never sent without (or with) its text."""

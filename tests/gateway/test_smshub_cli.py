@@ -6,11 +6,14 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.gateway.test_cli import free_port, http, read_json_line, stop
 
 SIMGW = [sys.executable, "-m", "gateway.cli"]
 
 
+@pytest.mark.slow
 def test_demo_with_the_smshub_marketplace_runs_and_ends_by_itself():
     result = subprocess.run([*SIMGW, "demo", "--marketplace", "smshub", "--modems", "4", "--duration", "5"],
                             capture_output=True, text=True, timeout=90)

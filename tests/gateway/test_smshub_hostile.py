@@ -12,6 +12,8 @@ import time
 
 import aiohttp
 
+import pytest
+
 from gateway.domain.leases import LeaseState
 from gateway.smshub import records
 from tests.conftest import run, wait_until
@@ -74,6 +76,7 @@ def test_each_hostile_request_gets_a_protocol_error_and_changes_nothing(tmp_path
     run(scenario())
 
 
+@pytest.mark.slow
 def test_a_flood_is_answered_in_the_protocols_format_while_other_deals_keep_working(tmp_path):
     """A bounded flood (4,000 requests over 64 connections, as fast as this machine sends them):
     every answer is protocol JSON (SUCCESS, or ERROR once past the rate limit); the agent stays

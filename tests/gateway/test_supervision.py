@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pytest
+
 from gateway.runtime.gateway import Gateway
 from gateway.config import Config, LeaseConfig
 from gateway.runtime.faults import FaultFiles
@@ -26,6 +28,7 @@ class FakeClocks:
         return self.wall_now
 
 
+@pytest.mark.slow
 def test_a_minute_of_failed_commits_delays_deadlines_by_seconds_and_stops_nothing(tmp_path):
     clocks = FakeClocks()
     fault_dir = tmp_path / "faults"
@@ -88,6 +91,7 @@ def test_a_minute_of_failed_commits_delays_deadlines_by_seconds_and_stops_nothin
     run(scenario(), 120)
 
 
+@pytest.mark.slow
 def test_a_task_failing_over_and_over_stops_the_watchdog_and_exits_non_zero(tmp_path):
     """The real daemon process, with systemd's notify socket played by a real unix datagram socket."""
     import json
@@ -175,6 +179,7 @@ def test_supervisor_restarts_a_failed_task_retries_transient_failures_forever_an
     run(scenario(), 30)
 
 
+@pytest.mark.slow
 def test_stopping_is_bounded_even_when_a_task_swallows_its_cancellation():
     from gateway.runtime.supervisor import Supervisor
 

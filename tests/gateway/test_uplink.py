@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.conftest import run, wait_until
 from tests.gateway.uplink_env import Rig, validate_frames
 
@@ -58,6 +60,7 @@ def test_commands_are_idempotent_by_command_id(tmp_path):
     run(scenario(), 60)
 
 
+@pytest.mark.slow
 def test_reconnect_replays_unacked_events_in_order_exactly_once(tmp_path):
     async def scenario():
         async with Rig(tmp_path, 2) as rig:

@@ -201,6 +201,7 @@ def test_a_welcome_beyond_any_seq_assigned_closes_the_session_and_reconnects_wit
     run(scenario(), 60)
 
 
+@pytest.mark.slow
 def test_the_marketplace_keepalive_is_answered_and_no_application_frames_are_needed(tmp_path):
     """The marketplace pings every 0.1 s with 0.5 s to answer; the gateway's own pings are off.
     For 3 s the session holds and every ping got its pong."""
@@ -226,7 +227,7 @@ def test_the_marketplace_keepalive_is_answered_and_no_application_frames_are_nee
 
 
 def test_a_second_connection_from_the_same_gateway_replaces_the_first(tmp_path):
-    from gateway.market import SUPERSEDED, Market
+    from gateway.tools.market import SUPERSEDED, Market
 
     async def scenario():
         market = Market(str(tmp_path / "m.db"), TOKEN)

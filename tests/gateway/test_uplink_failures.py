@@ -41,6 +41,7 @@ def gateway_for(rig: Rig, url: str, token: str, *, ca_file: str | None = None, b
     return gateway
 
 
+@pytest.mark.slow
 def test_wrong_token_backs_off_to_the_cap_and_says_why(tmp_path, capsys):
     async def scenario():
         async with Rig(tmp_path, 1) as rig:
@@ -61,6 +62,7 @@ def test_wrong_token_backs_off_to_the_cap_and_says_why(tmp_path, capsys):
     assert all("not-the-token" not in json.dumps(e) for e in logs.lines)  # the token is never logged
 
 
+@pytest.mark.slow
 def test_tls_certificate_mismatch_is_refused_and_a_good_one_works(tmp_path, capsys):
     ca = trustme.CA()
     ca_file = str(tmp_path / "ca.pem")
@@ -96,6 +98,7 @@ def test_tls_certificate_mismatch_is_refused_and_a_good_one_works(tmp_path, caps
     assert any("TLS certificate rejected" in e["error"] for e in failures)
 
 
+@pytest.mark.slow
 def test_marketplace_down_for_a_while_then_back(tmp_path):
     async def scenario():
         async with Rig(tmp_path, 2) as rig:

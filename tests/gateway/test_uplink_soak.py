@@ -9,9 +9,13 @@ import collections
 import random
 import time
 
+import pytest
+
 from drivers.httpjson import HttpError
 from tests.conftest import run, wait_until
 from tests.gateway.uplink_env import Rig, validate_frames
+
+pytestmark = pytest.mark.slow  # 2,000 SMS over 16 modems with marketplace drops: deselect with -m "not slow"
 
 TOTAL_SMS = 2000
 LEASES = 50

@@ -13,7 +13,7 @@ import jsonschema
 from drivers.simulator.farm import ModemFarm
 from gateway.runtime.gateway import Gateway
 from gateway.config import Config, LeaseConfig, ModemConfig, UplinkConfig
-from gateway.market import Market
+from gateway.tools.market import Market
 from tests.conftest import FAST, wait_until
 
 TOKEN = "test-supplier-token-0123456789"

@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from drivers.httpjson import HttpError
 from drivers.simulator.farm import ModemFarm
 from gateway import logs
-from gateway.market import Market
+from gateway.tools.market import Market
 
 TOKEN = "soak-token-0123456789abcdef"
 FAULTS = ("sigkill", "market_restart", "market_drop", "garbage", "silence", "reboot", "unplug", "full_storage",

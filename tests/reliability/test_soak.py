@@ -7,6 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a 45 s fault-injection soak: deselect with -m "not slow"
+
 SECONDS = os.environ.get("SIMGW_SOAK_SECONDS", "45")
 
 

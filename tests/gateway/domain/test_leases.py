@@ -298,6 +298,7 @@ class LeaseMachine(RuleBasedStateMachine):
 
 TestLeaseMachine = LeaseMachine.TestCase
 TestLeaseMachine.settings = settings(max_examples=300, stateful_step_count=40, deadline=None)
+TestLeaseMachine.pytestmark = [pytest.mark.slow]  # 300 random walks: 2-4 s of CPU
 
 
 # ------------------------------------------------------------------- flat cost over uptime

@@ -29,7 +29,7 @@ from gateway.runtime.msisdn import discover
 from gateway.domain.banks import SimRow
 from gateway.store import Store, StoreError
 
-log = structlog.get_logger("gateway.scan")
+log = structlog.get_logger("gateway.tools.sims_scan")
 RUN_KEY, FINISHED_KEY = "scan_run", "scan_finished"
 
 

@@ -30,7 +30,7 @@ from drivers.httpjson import HttpError, HttpRequest, serve_json
 from gateway.printable import escape
 from gateway.uplink.protocol import SUBPROTOCOL, encode
 
-log = structlog.get_logger("gateway.market")
+log = structlog.get_logger("gateway.tools.market")
 SUPERSEDED = 4001  # close code for a gateway's older connection when it connects again
 
 SCHEMA = """

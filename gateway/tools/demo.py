@@ -24,7 +24,7 @@ from drivers.modem import ModemOptions
 from drivers.simulator.farm import ModemFarm
 from gateway.runtime.gateway import Gateway
 from gateway.config import Config, LeaseConfig, ModemConfig, UplinkConfig
-from gateway.market import Arrival, Market
+from gateway.tools.market import Arrival, Market
 from gateway.printable import escape
 
 SCRIPT: tuple[tuple[str, str, str], ...] = (

@@ -18,7 +18,7 @@ from drivers.modem import Modem, ModemOptions, ReceivedPart, stop_modems
 from drivers.sms.assembly import AssembledSms, SmsAssembler
 from drivers.sms.pdu import SmsDeliver
 
-log = structlog.get_logger("gateway.listener")
+log = structlog.get_logger("gateway.tools.listener")
 
 
 @dataclass(frozen=True, slots=True)

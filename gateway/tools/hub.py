@@ -24,7 +24,7 @@ from aiohttp import web
 from gateway.smshub import protocol
 from gateway.smshub.protocol import Flavour
 
-log = structlog.get_logger("gateway.smshub.refhub")
+log = structlog.get_logger("gateway.tools.hub")
 PUSH_MODES = ("success", "error", "http500", "stop")  # stop: OnlineSim's NO_OPERATION
 
 

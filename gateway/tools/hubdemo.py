@@ -22,7 +22,7 @@ from gateway.runtime.gateway import Gateway
 from gateway.config import Config, LeaseConfig, ModemConfig
 from gateway.printable import escape
 from gateway.smshub.names import Names
-from gateway.smshub.refhub import RefHub
+from gateway.tools.hub import RefHub
 from gateway.smshub.settings import SmshubConfig
 
 KEY = "demo-hub-key"
