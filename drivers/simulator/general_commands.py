@@ -1,11 +1,13 @@
 """The simulated modem's general commands (V.250 and 27.007): identity, SIM, network, functionality,
 USSD, on-modem SIM switching. A mixin of :class:`~drivers.simulator.engine.SimModem`, as
-:mod:`drivers.simulator.sms_commands` holds the SMS commands, so the engine module keeps framing,
-dispatch, network side and faults."""
+:mod:`drivers.simulator.sms_commands` holds the SMS commands, so the engine module keeps state,
+input and dispatch."""
 
 from __future__ import annotations
 
 import re
+
+from drivers.simulator.state import Settings
 
 
 def _swap(digits: str) -> str:

@@ -340,3 +340,17 @@ def test_readme_modems_section_names_every_catalogue_entry():
     assert not missing, f"README 'Modems' does not name {missing}"
     named = set(re.findall(r"`([a-z0-9]+(?:-[a-z0-9]+)+)`", section))
     assert named <= set(KEYS), f"README names quirks the catalogue lacks: {sorted(named - set(KEYS))}"
+
+
+def test_a_reset_to_defaults_answers_ok_and_forgets_the_settings():
+    """ATZ and AT&F restore the factory settings (V.250 6.1.1, 6.1.2): the engine answers OK and
+    echo, CMEE and CNMI are back to their defaults. Fails before 'simulator: split SimModem' with
+    NameError: Settings was never imported where the handler lives."""
+    modem = SimModem(SIM_PROFILES["generic"], None)
+    for command in (b"ATZ", b"AT&F"):
+        modem.receive_data(b"ATE0;+CMEE=2;+CNMI=2,1,0,0,0\r")
+        assert modem.data_to_send().endswith(b"\r\nOK\r\n")
+        assert (modem.settings.echo, modem.settings.cmee, modem.settings.cnmi[1]) == (False, 2, 1)
+        modem.receive_data(command + b"\r")
+        assert modem.data_to_send() == b"\r\nOK\r\n"  # echo was off when the command came
+        assert (modem.settings.echo, modem.settings.cmee, modem.settings.cnmi[1]) == (True, 0, 0)
