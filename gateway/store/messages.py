@@ -31,6 +31,16 @@ class MessageQueries:
             (key, part, total, iccid, port, pdu, at))
         return "new"
 
+    def slot_rows(self, keys: list[str], part: int) -> list[sqlite3.Row]:
+        """What each of ``keys`` holds in slot ``part`` (routed or waiting), for choosing a set."""
+        marks = ",".join("?" * len(keys))
+        return self.db.execute(f"SELECT key, pdu, message_id FROM parts WHERE part = ? AND key IN ({marks})",
+                               (part, *keys)).fetchall()
+
+    def keys_in_use(self, keys: list[str]) -> set[str]:
+        marks = ",".join("?" * len(keys))
+        return {row[0] for row in self.db.execute(f"SELECT DISTINCT key FROM parts WHERE key IN ({marks})", keys)}
+
     def parts(self, key: str) -> list[sqlite3.Row]:
         """The parts of ``key`` still waiting for their message."""
         return self.db.execute("SELECT * FROM parts WHERE key = ? AND message_id IS NULL ORDER BY part",

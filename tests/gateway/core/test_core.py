@@ -4,6 +4,7 @@ clock jumps, retention."""
 from __future__ import annotations
 
 import glob
+import itertools
 import sqlite3
 from datetime import datetime, timezone
 
@@ -244,7 +245,7 @@ def test_concatenation_reference_reused_by_a_later_message(db):
     assert sorted(m.text for m in core.store.messages()) == sorted([first, second])
 
 
-def test_conflicting_part_flushes_the_waiting_message_as_incomplete(db):
+def test_a_waiting_message_whose_reference_is_reused_waits_on_and_is_routed_incomplete_only_when_stale(db):
     clocks = Clocks()
     core = make_core(db, clocks)
     old = pdus("Old message never completed. " * 8, ref=12)
@@ -253,8 +254,35 @@ def test_conflicting_part_flushes_the_waiting_message_as_incomplete(db):
                                      timestamp=datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)))
     for p in new:
         core.ingest(part(ICCID_A, p))
+    assert [m.text[:3] for m in core.store.messages()] == ["New"] and core.store.pending_parts() == 1
+    clocks.advance(24 * 3600)
+    core.flush_stale_parts()
     messages = {m.text[:3]: m for m in core.store.messages()}
     assert not messages["Old"].complete and messages["New"].complete
+
+
+@pytest.mark.parametrize("order", sorted(itertools.permutations(("A1", "A2", "B1", "B2"))))
+def test_two_messages_sharing_a_reference_read_interleaved_are_both_stored_whole(db, order):
+    """Found by the SIGKILL test (1 of 901 SMS lost): the simulator, like a sender whose one-byte
+    reference comes round, gave two long SMS on one SIM the same reference; after a restart the
+    sweep read their parts interleaved (A1, B1, A2, B2 by free SIM index). B1 found A1 waiting in
+    its slot, A was routed cut short, and its text was never stored whole."""
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    a, b = "crash-test #760 " + "long part text " * 12, "crash-test #765 " + "long part text " * 12
+    parts = {}
+    for name, text, second in (("A", a, 1), ("B", b, 2)):
+        stamp = datetime(2026, 11, 26, 12, 50, second, tzinfo=timezone.utc)
+        for number, pdu in enumerate(encode_deliver(DeliverSpec("+79161234567", text, concat_ref=9,
+                                                                timestamp=stamp)), 1):
+            parts[f"{name}{number}"] = pdu
+    assert len(parts) == 4
+    for name in order:
+        core.ingest(part(ICCID_A, parts[name]))
+    for name in order:  # read again (a crash between commit and delete): nothing new
+        assert core.ingest(part(ICCID_A, parts[name])).status is IngestStatus.DUPLICATE
+    assert sorted(m.text for m in core.store.messages()) == [a, b]
+    assert all(m.complete for m in core.store.messages()) and core.store.pending_parts() == 0
 
 
 def test_migration_from_version_1_keeps_data(db):
