@@ -78,7 +78,8 @@ class Intake:
         Two messages can share sender, reference and part count (the reference is one byte and
         comes round; a sweep after a crash reads their parts interleaved). Each waits in its own
         set, so neither is cut short: a part joins the waiting set with its slot free whose
-        network timestamp is nearest its own (parts of one message are sent together), else a
+        network timestamp is nearest its own (parts of one message are sent together; a tie goes to
+        the oldest set), else a
         set with nothing waiting (one never used first). Past MAX_PART_SETS sets waiting at once, the oldest is routed
         as it is (incomplete) to make room."""
         keys = [base, *(f"{base}#{n}" for n in range(1, MAX_PART_SETS))]

@@ -15,6 +15,7 @@ from drivers.sms.encode import DeliverSpec, encode_deliver
 from drivers.sms.pdu import decode_pdu
 from gateway.config import LeaseConfig
 from gateway.core import GatewayCore
+from gateway.core.intake import MAX_PART_SETS
 from gateway.domain.messages import IngestStatus
 from gateway.domain.leases import LeaseState, Policy
 from gateway.store import MIGRATIONS, Store, StoreError
@@ -283,6 +284,25 @@ def test_two_messages_sharing_a_reference_read_interleaved_are_both_stored_whole
         assert core.ingest(part(ICCID_A, parts[name])).status is IngestStatus.DUPLICATE
     assert sorted(m.text for m in core.store.messages()) == [a, b]
     assert all(m.complete for m in core.store.messages()) and core.store.pending_parts() == 0
+
+
+def test_past_the_cap_of_waiting_sets_the_oldest_is_routed_incomplete(db):
+    """MAX_PART_SETS messages under one sender/reference/count may wait at once; one more routes
+    the oldest as it is (incomplete), so the parts table cannot grow without bound there."""
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    firsts = []
+    for n in range(MAX_PART_SETS + 1):
+        stamp = datetime(2026, 11, 26, 12, n, 0, tzinfo=timezone.utc)
+        firsts.append(encode_deliver(DeliverSpec("+79161234567", f"Message {n} " + "waits for part two. " * 9,
+                                                 concat_ref=40, timestamp=stamp))[0])
+    results = []
+    for pdu in firsts:
+        results.append(core.ingest(part(ICCID_A, pdu)).status)
+        clocks.advance(1)
+    assert results == [IngestStatus.PENDING] * (MAX_PART_SETS + 1)
+    assert [(m.text[:9], m.complete) for m in core.store.messages()] == [("Message 0", False)]
+    assert core.store.pending_parts() == MAX_PART_SETS
 
 
 def test_migration_from_version_1_keeps_data(db):
