@@ -19,6 +19,11 @@ PLAUSIBLE_CLOCK_SKEW = 15 * 60.0  # a network timestamp further from our clock i
 
 
 MAX_PART_SETS = 8
+PART_TIMESTAMP_TOLERANCE = 10.0
+"""Seconds between the network timestamps of two parts that may still be one message. Parts of one
+message are submitted back to back; a reference that came round belongs to a later message. A part
+further from every waiting set starts its own: at worst a message whose parts the network stamped
+further apart is routed as two incomplete ones, never mixed with another message's text."""
 """Sets of parts that may wait at once under one sender, reference and part count (see _part_set)."""
 
 
@@ -78,8 +83,8 @@ class Intake:
         Two messages can share sender, reference and part count (the reference is one byte and
         comes round; a sweep after a crash reads their parts interleaved). Each waits in its own
         set, so neither is cut short: a part joins the waiting set with its slot free whose
-        network timestamp is nearest its own (parts of one message are sent together; a tie goes to
-        the oldest set), else a
+        network timestamp is nearest its own and within PART_TIMESTAMP_TOLERANCE (parts of one
+        message are sent together; a tie goes to the oldest set), else a
         set with nothing waiting (one never used first). Past MAX_PART_SETS sets waiting at once, the oldest is routed
         as it is (incomplete) to make room."""
         keys = [base, *(f"{base}#{n}" for n in range(1, MAX_PART_SETS))]
@@ -88,9 +93,10 @@ class Intake:
             return None
         taken = {row["key"] for row in slots if row["message_id"] is None}
         waiting = {key: self.store.parts(key) for key in keys}
-        open_sets = [key for key in keys if waiting[key] and key not in taken]
-        if open_sets:
-            return min(open_sets, key=lambda key: _seconds_apart(waiting[key], sms))
+        gaps = {key: _seconds_apart(waiting[key], sms) for key in keys if waiting[key] and key not in taken}
+        near = [key for key, gap in gaps.items() if gap <= PART_TIMESTAMP_TOLERANCE]
+        if near:
+            return min(near, key=gaps.__getitem__)
         used = self.store.keys_in_use(keys)
         idle = sorted((key for key in keys if not waiting[key]), key=lambda key: key in used)
         if idle:  # an unused one first: the routed parts of a set kept recognise its re-reads
