@@ -92,7 +92,8 @@ class ModemFarm:
         self.directory = directory or tempfile.mkdtemp(prefix="simgw-sim-")
         os.makedirs(self.directory, exist_ok=True)
         self._rng = random.Random(seed)
-        self._refs = random.Random(seed + 1)
+        refs = random.Random(seed + 1)
+        self._last_ref = {8: refs.randrange(1, 256), 16: refs.randrange(1, 65536)}
         self.modems: list[PtyModem] = []
         for i, (name, keys) in enumerate(plan):
             engine = SimModem(SIM_PROFILES[name], sim_identity(first_sim + i), imei=f"35693803{i:06d}" + "0",
@@ -148,7 +149,14 @@ class ModemFarm:
 
     # ------------------------------------------------------------------------------------- SMS
     def next_ref(self, bits: int = 8) -> int:
-        return self._refs.randrange(1, 256 if bits == 8 else 65536)
+        """The concatenation reference of the next SMS, as a sender allots it: "a modulo 256 counter"
+        (3GPP TS 23.040 9.2.3.24.1, https://www.tech-invite.com/3m23/toc/tinv-3gpp-23-040_m.html),
+        from a seeded start. Drawn at random instead, two long SMS sent within one second to one SIM
+        share it now and then, and with the same tail their last parts are byte-identical PDUs: one
+        SMS sent twice, to any receiver (how the crash test once lost 'crash-test #765')."""
+        modulus = 256 if bits == 8 else 65536
+        self._last_ref[bits] = self._last_ref[bits] % (modulus - 1) + 1  # 1 .. modulus-1, as before
+        return self._last_ref[bits]
 
     def pdus_for(self, sender: str, text: str, *, ref_bits: int = 8, timestamp: datetime | None = None,
                  data: bytes | None = None) -> list[str]:

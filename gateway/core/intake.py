@@ -18,6 +18,28 @@ from gateway.store import MessageRow, Store
 PLAUSIBLE_CLOCK_SKEW = 15 * 60.0  # a network timestamp further from our clock is not trusted for routing
 
 
+MAX_PART_SETS = 8
+PART_TIMESTAMP_TOLERANCE = 10.0
+"""Seconds between the network timestamps of two parts that may still be one message. Parts of one
+message are submitted back to back; a reference that came round belongs to a later message. A part
+further from every waiting set starts its own: at worst a message whose parts the network stamped
+further apart is routed as two incomplete ones, never mixed with another message's text."""
+"""Sets of parts that may wait at once under one sender, reference and part count (see _part_set)."""
+
+
+def _seconds_apart(rows: list, sms: SmsDeliver) -> float:
+    """How far the network timestamps of a waiting set's parts are from this part's, at the nearest."""
+    gaps = [float("inf")]
+    for row in rows:
+        try:
+            other = decode_pdu(row["pdu"])
+        except PduError:
+            continue
+        if isinstance(other, SmsDeliver):
+            gaps.append(abs((other.timestamp - sms.timestamp).total_seconds()))
+    return min(gaps)
+
+
 class Decide(Protocol):
     def __call__(self, decisions: list[Decision], *, message: MessageRow | None = None) -> None: ...
 
@@ -41,21 +63,47 @@ class Intake:
         if concat is None or concat.total <= 1:
             key, number, total = single_part_key(iccid, part.pdu_hex), 1, 1
         else:
-            key = concat_part_key(iccid, sms.sender, concat.ref_bits, concat.ref, concat.total)
             number, total = concat.part, concat.total
+            found = self._part_set(concat_part_key(iccid, sms.sender, concat.ref_bits, concat.ref, total),
+                                   number, part.pdu_hex, sms)
+            if found is None:
+                return Ingested(IngestStatus.DUPLICATE)
+            key = found
         outcome = self.store.insert_part(key, number, total, iccid, part.port, part.pdu_hex, now_wall)
         if outcome == "duplicate":
             return Ingested(IngestStatus.DUPLICATE)
-        if outcome == "conflict":
-            # A new message reuses the reference of one still incomplete: the old one will not
-            # complete now; route what it has, marked incomplete, and start the new one.
-            waiting = self.store.parts(key)
-            self.route(key, waiting, waiting[0]["total"])
-            self.store.insert_part(key, number, total, iccid, part.port, part.pdu_hex, now_wall)
         rows = self.store.parts(key)
         if len(rows) < total:
             return Ingested(IngestStatus.PENDING)
         return self.route(key, rows, total, part.identity.msisdn or None, part)
+
+    def _part_set(self, base: str, number: int, pdu_hex: str, sms: SmsDeliver) -> str | None:
+        """The key of the set this part joins, or None when this very PDU is held already.
+
+        Two messages can share sender, reference and part count (the reference is one byte and
+        comes round; a sweep after a crash reads their parts interleaved). Each waits in its own
+        set, so neither is cut short: a part joins the waiting set with its slot free whose
+        network timestamp is nearest its own and within PART_TIMESTAMP_TOLERANCE (parts of one
+        message are sent together; a tie goes to the oldest set), else a
+        set with nothing waiting (one never used first). Past MAX_PART_SETS sets waiting at once, the oldest is routed
+        as it is (incomplete) to make room."""
+        keys = [base, *(f"{base}#{n}" for n in range(1, MAX_PART_SETS))]
+        slots = self.store.slot_rows(keys, number)
+        if any(row["pdu"] == pdu_hex for row in slots):
+            return None
+        taken = {row["key"] for row in slots if row["message_id"] is None}
+        waiting = {key: self.store.parts(key) for key in keys}
+        gaps = {key: _seconds_apart(waiting[key], sms) for key in keys if waiting[key] and key not in taken}
+        near = [key for key, gap in gaps.items() if gap <= PART_TIMESTAMP_TOLERANCE]
+        if near:
+            return min(near, key=gaps.__getitem__)
+        used = self.store.keys_in_use(keys)
+        idle = sorted((key for key in keys if not waiting[key]), key=lambda key: key in used)
+        if idle:  # an unused one first: the routed parts of a set kept recognise its re-reads
+            return idle[0]
+        oldest = min(keys, key=lambda key: min(row["received_at"] for row in waiting[key]))
+        self.route(oldest, waiting[oldest], waiting[oldest][0]["total"])
+        return oldest
 
     def _unroutable(self, part: ReceivedPart, iccid: str, now_wall: float) -> Ingested:
         """A PDU that did not decode, or a status report: kept on the Pi, never forwarded."""

@@ -16,8 +16,8 @@ class MessageQueries:
     def insert_part(self, key: str, part: int, total: int, iccid: str, port: str, pdu: str, at: float) -> str:
         """Record a part. Returns ``new``; ``duplicate`` when this very PDU is already held (read
         twice: a crash came between our commit and the SIM delete), even after its message was
-        routed; or ``conflict`` when a different PDU waits in that slot (the caller flushes the
-        waiting set first). Routed parts are kept, marked, until retention, for exactly that."""
+        routed; or ``conflict`` when a different PDU waits in that slot (the intake picks a set
+        whose slot is free, see Intake._part_set, so it never sees this). Routed parts are kept, marked, until retention, for exactly that."""
         row = self.db.execute("SELECT pdu, message_id FROM parts WHERE key = ? AND part = ?", (key, part)).fetchone()
         if row is not None:
             if row["pdu"] == pdu:
@@ -30,6 +30,16 @@ class MessageQueries:
             "INSERT INTO parts (key, part, total, iccid, port, pdu, received_at) VALUES (?,?,?,?,?,?,?)",
             (key, part, total, iccid, port, pdu, at))
         return "new"
+
+    def slot_rows(self, keys: list[str], part: int) -> list[sqlite3.Row]:
+        """What each of ``keys`` holds in slot ``part`` (routed or waiting), for choosing a set."""
+        marks = ",".join("?" * len(keys))
+        return self.db.execute(f"SELECT key, pdu, message_id FROM parts WHERE part = ? AND key IN ({marks})",
+                               (part, *keys)).fetchall()
+
+    def keys_in_use(self, keys: list[str]) -> set[str]:
+        marks = ",".join("?" * len(keys))
+        return {row[0] for row in self.db.execute(f"SELECT DISTINCT key FROM parts WHERE key IN ({marks})", keys)}
 
     def parts(self, key: str) -> list[sqlite3.Row]:
         """The parts of ``key`` still waiting for their message."""

@@ -4,6 +4,7 @@ clock jumps, retention."""
 from __future__ import annotations
 
 import glob
+import itertools
 import sqlite3
 from datetime import datetime, timezone
 
@@ -14,6 +15,7 @@ from drivers.sms.encode import DeliverSpec, encode_deliver
 from drivers.sms.pdu import decode_pdu
 from gateway.config import LeaseConfig
 from gateway.core import GatewayCore
+from gateway.core.intake import MAX_PART_SETS
 from gateway.domain.messages import IngestStatus
 from gateway.domain.leases import LeaseState, Policy
 from gateway.store import MIGRATIONS, Store, StoreError
@@ -244,7 +246,7 @@ def test_concatenation_reference_reused_by_a_later_message(db):
     assert sorted(m.text for m in core.store.messages()) == sorted([first, second])
 
 
-def test_conflicting_part_flushes_the_waiting_message_as_incomplete(db):
+def test_a_waiting_message_whose_reference_is_reused_waits_on_and_is_routed_incomplete_only_when_stale(db):
     clocks = Clocks()
     core = make_core(db, clocks)
     old = pdus("Old message never completed. " * 8, ref=12)
@@ -253,8 +255,54 @@ def test_conflicting_part_flushes_the_waiting_message_as_incomplete(db):
                                      timestamp=datetime(2026, 11, 23, 9, 0, tzinfo=timezone.utc)))
     for p in new:
         core.ingest(part(ICCID_A, p))
+    assert [m.text[:3] for m in core.store.messages()] == ["New"] and core.store.pending_parts() == 1
+    clocks.advance(24 * 3600)
+    core.flush_stale_parts()
     messages = {m.text[:3]: m for m in core.store.messages()}
     assert not messages["Old"].complete and messages["New"].complete
+
+
+@pytest.mark.parametrize("order", sorted(itertools.permutations(("A1", "A2", "B1", "B2"))))
+def test_two_messages_sharing_a_reference_read_interleaved_are_both_stored_whole(db, order):
+    """Found by the SIGKILL test (1 of 901 SMS lost): the simulator, like a sender whose one-byte
+    reference comes round, gave two long SMS on one SIM the same reference; after a restart the
+    sweep read their parts interleaved (A1, B1, A2, B2 by free SIM index). B1 found A1 waiting in
+    its slot, A was routed cut short, and its text was never stored whole."""
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    a, b = "crash-test #950 " + "long part text " * 12, "crash-test #1205 " + "long part text " * 12
+    parts = {}
+    for name, text, second in (("A", a, 13), ("B", b, 31)):  # a reference counter came round, 18 s later
+        stamp = datetime(2026, 11, 26, 12, 50, second, tzinfo=timezone.utc)
+        for number, pdu in enumerate(encode_deliver(DeliverSpec("+79161234567", text, concat_ref=9,
+                                                                timestamp=stamp)), 1):
+            parts[f"{name}{number}"] = pdu
+    assert len(parts) == 4
+    for name in order:
+        core.ingest(part(ICCID_A, parts[name]))
+    for name in order:  # read again (a crash between commit and delete): nothing new
+        assert core.ingest(part(ICCID_A, parts[name])).status is IngestStatus.DUPLICATE
+    assert sorted(m.text for m in core.store.messages()) == sorted([a, b])
+    assert all(m.complete for m in core.store.messages()) and core.store.pending_parts() == 0
+
+
+def test_past_the_cap_of_waiting_sets_the_oldest_is_routed_incomplete(db):
+    """MAX_PART_SETS messages under one sender/reference/count may wait at once; one more routes
+    the oldest as it is (incomplete), so the parts table cannot grow without bound there."""
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    firsts = []
+    for n in range(MAX_PART_SETS + 1):
+        stamp = datetime(2026, 11, 26, 12, n, 0, tzinfo=timezone.utc)
+        firsts.append(encode_deliver(DeliverSpec("+79161234567", f"Message {n} " + "waits for part two. " * 9,
+                                                 concat_ref=40, timestamp=stamp))[0])
+    results = []
+    for pdu in firsts:
+        results.append(core.ingest(part(ICCID_A, pdu)).status)
+        clocks.advance(1)
+    assert results == [IngestStatus.PENDING] * (MAX_PART_SETS + 1)
+    assert [(m.text[:9], m.complete) for m in core.store.messages()] == [("Message 0", False)]
+    assert core.store.pending_parts() == MAX_PART_SETS
 
 
 def test_migration_from_version_1_keeps_data(db):
