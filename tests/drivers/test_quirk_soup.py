@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 
 CATALOGUE = load_catalogue()
 MODEMS = 16
-FLOW_SECONDS = 25.0
+FLOW_SECONDS = 15.0
 SEED = 20261126
 FAULTS = ("garbage", "silence", "reboot", "slow", "no_line_ending")
 DRIVER_PROFILE = {"generic": "generic", **{e.profile: e.expect_profile for e in CATALOGUE if not e.any_profile}}

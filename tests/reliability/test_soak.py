@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.slow  # a 45 s fault-injection soak: deselect with -m "not slow"
+pytestmark = pytest.mark.slow  # a 30 s fault-injection soak: deselect with -m "not slow"
 
-SECONDS = os.environ.get("SIMGW_SOAK_SECONDS", "45")
+SECONDS = os.environ.get("SIMGW_SOAK_SECONDS", "30")
 
 
 def test_soak_with_every_fault_loses_duplicates_misroutes_and_leaks_nothing(tmp_path):
