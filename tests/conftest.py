@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import signal
 import time
 from collections.abc import Awaitable, Callable
 
@@ -30,6 +31,16 @@ LONGEST_FIRST = (
     "tests/gateway/test_hostile_market.py::test_a_command_flood",
     "tests/drivers/test_quirk_soup.py",
 )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as in a terminal for the commands the tests start and interrupt (``simgw sims scan``).
+
+    A shell without job control starts a background command (``pytest ... &``, nohup, some CI
+    runners) with SIGINT ignored, and every child inherits that: the scan would never see its
+    Ctrl-C and the test would fail for the way it was started, not for the code."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
