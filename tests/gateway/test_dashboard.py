@@ -236,8 +236,15 @@ def test_the_bank_grid_shows_each_slot_leased_idle_standby_or_failed_with_number
             scheduler = rig.gateway.core.banks.schedulers["bank1"]
             await wait_until(lambda: scheduler.on_air(3), 10, "the leased SIM on air")
             host, port = rig.gateway.control_address
-            status, body = await raw_http(host, port, "GET", "/dashboard.json", headers={"Host": f"127.0.0.1:{port}"})
-            return json.loads(body), number, [r.msisdn for r in rig.gateway.core.banks.rows.values() if r.msisdn]
+            # the page shows the core's published snapshot, which follows the scheduler a moment later
+            for _ in range(200):
+                status, body = await raw_http(host, port, "GET", "/dashboard.json",
+                                              headers={"Host": f"127.0.0.1:{port}"})
+                state = json.loads(body)
+                if state["banks"][0]["slots"][3]["on_air"]:
+                    break
+                await asyncio.sleep(0.05)
+            return state, number, [r.msisdn for r in rig.gateway.core.banks.rows.values() if r.msisdn]
 
     state, number, numbers = run(scenario(), 90)
     (grid,) = state["banks"]
