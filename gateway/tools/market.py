@@ -212,12 +212,17 @@ class Market:
 
     async def _on_sms_frame(self, peer: _Peer, frame: dict) -> None:
         now = self._wall()
-        await self._write((
+        statements = [(
             "INSERT INTO sms (msg_id, gateway_id, seq, lease_id, number, sender, text, parts, received_at, arrived_at)"
             " VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(msg_id) DO UPDATE SET deliveries = deliveries + 1",
             (frame["msg_id"], peer.gateway_id, frame["seq"], frame.get("lease_id"), frame.get("number"),
-             frame.get("sender"), frame.get("text"), frame.get("parts"), frame.get("received_at"), now)),
-            self._ack_sql(peer, frame["seq"]))  # durable (synchronous=FULL) before we say so
+             frame.get("sender"), frame.get("text"), frame.get("parts"), frame.get("received_at"), now))]
+        lease = frame.get("lease")
+        if isinstance(lease, dict):  # the lease after this SMS (PROTOCOL.md: no lease frame follows)
+            statements.append(("UPDATE leases SET state = ?, sms_count = ?, updated_at = ? WHERE lease_id = ?",
+                               (lease.get("state"), lease.get("sms_count"), frame.get("received_at"),
+                                frame.get("lease_id"))))
+        await self._write(*statements, self._ack_sql(peer, frame["seq"]))  # durable (synchronous=FULL) before we say so
         repeat = self._db.execute("SELECT deliveries FROM sms WHERE msg_id = ?", (frame["msg_id"],)).fetchone()[0] > 1
         await self._send(peer.connection, {"type": "ack", "seq": frame["seq"]})
         if self._on_sms is not None:

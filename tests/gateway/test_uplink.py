@@ -27,6 +27,11 @@ def test_leased_sms_reaches_the_marketplace_and_unleased_never_does(tmp_path):
             (sms,) = rig.market.sms()
             assert sms["lease_id"] == "deal-1" and sms["text"] == "Telegram code 11111 😀 " * 5 and sms["parts"] == 2
             assert all("no lease" not in (s["text"] or "") for s in rig.market.sms())
+            # one frame per SMS: the lease's new state and count ride in the sms frame, no lease frame follows
+            (deal_1,) = [l for l in rig.market.leases() if l["lease_id"] == "deal-1"]
+            assert (deal_1["state"], deal_1["sms_count"]) == ("received", 1), deal_1
+            assert [f.get("event") for f in rig.market.frames_in if f.get("lease_id") == "deal-1"
+                    and f["type"] in ("sms", "lease")] == ["opened", None]
             finish = await rig.market.handle_http(_post("/leases/deal-1/finish"))
             assert finish[1]["ok"] and finish[1]["state"] == "finished"
             await wait_until(lambda: any(l["lease_id"] == "deal-1" and l["state"] == "finished"
