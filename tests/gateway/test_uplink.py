@@ -65,6 +65,30 @@ def test_commands_are_idempotent_by_command_id(tmp_path):
     run(scenario(), 60)
 
 
+def test_a_burst_is_acknowledged_by_one_ack_and_the_gateway_drops_an_event_only_once_acked(tmp_path):
+    async def scenario():
+        async with Rig(tmp_path, 2) as rig:
+            await rig.open("deal-b", rig.numbers()[0])
+            await rig.market.stop()
+            for n in range(20):
+                rig.farm.send_sms(0, "Service", f"burst #{n}")
+            await wait_until(lambda: len(rig.gateway.store_messages()) == 20, 15, "SMS stored locally")
+            held = rig.gateway.read(lambda s: [row[0] for row in s.outbox() if row[1] == "sms"])
+            assert len(held) == 20  # no ack yet: every event is still in the outbox
+            await rig.restart_market()
+            await wait_until(lambda: len(rig.market.sms("deal-b")) == 20, 15, "the replay")
+            # the replay arrives in one go: the marketplace stores it in bursts, one ack each
+            assert 1 <= rig.market.acks_sent < 20, rig.market.acks_sent
+            acks = [f["seq"] for f in rig.market.frames_out if f["type"] == "ack"][-rig.market.acks_sent:]
+            assert acks == sorted(acks) and acks[-1] == max(held)
+            # the gateway took each ack for every seq up to it: nothing is held or resent after
+            await wait_until(lambda: rig.gateway.read(lambda s: s.acked_seq()) == max(held), 5, "acks persisted")
+            assert rig.gateway.read(lambda s: [row for row in s.outbox() if row[1] == "sms"]) == []
+            assert all(s["deliveries"] == 1 for s in rig.market.sms())
+
+    run(scenario(), 60)
+
+
 @pytest.mark.slow
 def test_reconnect_replays_unacked_events_in_order_exactly_once(tmp_path):
     async def scenario():

@@ -185,7 +185,7 @@ def test_a_welcome_beyond_any_seq_assigned_closes_the_session_and_reconnects_wit
         async with Rig(tmp_path, 1) as rig:
             await rig.open("deal-1", rig.numbers()[0])
             await rig.market.stop()
-            rig.market._db.execute("UPDATE gateways SET acked_seq = 1000000")  # the marketplace lost track
+            rig.market.store._db.execute("UPDATE gateways SET acked_seq = 1000000")  # the marketplace lost track
             before = rig.market.connections
             seen = len(rig.market.frames_in)
             await rig.restart_market()
