@@ -104,7 +104,7 @@ class UplinkClient:
         self._fresh = fresh_outbox  # rows the store just committed, in seq order (filled from another thread)
         self.settings = settings
         self._port = port
-        self._outbox_changed = outbox_changed
+        self._outbox_changed = outbox_changed  # the sender's one wake-up: new rows (set by the gateway), room (acks)
         self._inventory_changed = inventory_changed or asyncio.Event()
         self._clock = clock
         self.attempts = 0
@@ -182,14 +182,13 @@ class UplinkClient:
             session.send_hello()
             write_lock = asyncio.Lock()
             await self._flush(ws, session, write_lock)
-            room_changed = asyncio.Event()
             commands: asyncio.Queue[Command] = asyncio.Queue(COMMAND_BURST)
             flush = (ws, session, write_lock)
-            tasks = [asyncio.create_task(self._reader(flush, room_changed, commands), name="uplink-reader"),
+            tasks = [asyncio.create_task(self._reader(flush, commands), name="uplink-reader"),
                      asyncio.create_task(self._commands(flush, commands), name="uplink-commands"),
-                     asyncio.create_task(self._sender(flush, room_changed), name="uplink-sender"),
+                     asyncio.create_task(self._sender(flush), name="uplink-sender"),
                      asyncio.create_task(self._heartbeat(flush), name="uplink-health"),
-                     asyncio.create_task(self._inventory(flush, room_changed), name="uplink-inventory"),
+                     asyncio.create_task(self._inventory(flush), name="uplink-inventory"),
                      asyncio.create_task(self._acker(), name="uplink-acker")]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -223,7 +222,7 @@ class UplinkClient:
                 for frame in frames:
                     await ws.send(frame)
 
-    async def _reader(self, flush, room_changed: asyncio.Event, commands: asyncio.Queue[Command]) -> None:
+    async def _reader(self, flush, commands: asyncio.Queue[Command]) -> None:
         """Read every frame as it comes, and never wait for a commit here: commands are run by
         :meth:`_commands`, so a flood of them cannot hold up acks or the keepalive's pongs."""
         ws, session, _ = flush
@@ -242,7 +241,7 @@ class UplinkClient:
                     self._ack_to_persist = event.seq
                     self._ack_arrived.set()
                 if window_was_full:
-                    room_changed.set()  # otherwise the sender is not waiting for room
+                    self._outbox_changed.set()  # room again (otherwise the sender is not waiting for room)
             elif isinstance(event, (OpenLease, LeaseAction)):
                 try:
                     commands.put_nowait(event)
@@ -280,30 +279,24 @@ class UplinkClient:
                         burst=COMMAND_BURST)
             self._throttle_logged = (now, self.throttled)
 
-    async def _sender(self, flush, room_changed: asyncio.Event) -> None:
-        """Hand outbox rows to the session as its window allows (it takes none before READY)."""
+    async def _sender(self, flush) -> None:
+        """Hand outbox rows to the session as its window allows (it takes none before READY).
+        One event wakes it, for new rows and for room in the window alike: waiting on two made
+        and cancelled two tasks per SMS. Cleared before it looks, so a nudge while it sends is
+        never lost; a nudge while the window is full costs one look."""
         _, session, _ = flush
         while True:
-            if session.room > 0:
-                self._outbox_changed.clear()
-                limit = session.room
+            self._outbox_changed.clear()
+            limit = session.room
+            if limit > 0:
                 rows = take_fresh(self._fresh, session.sent_seq, limit)
                 if rows is None:
                     rows = await self._port.outbox_after(session.sent_seq, limit)
                 session.send_events(rows)
                 await self._flush(*flush)
-                if len(rows) == limit or (rows and self._outbox_changed.is_set()):
+                if len(rows) == limit:
                     continue  # there may be more; otherwise wait, without another round trip to the store
-                waiters = [self._outbox_changed.wait(), room_changed.wait()]
-            else:
-                waiters = [room_changed.wait()]
-            tasks = [asyncio.ensure_future(w) for w in waiters]
-            try:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in tasks:
-                    task.cancel()
-            room_changed.clear()
+            await self._outbox_changed.wait()
 
     async def _acker(self) -> None:
         """Persist acknowledgements, coalesced: under load one commit covers many acks. A late
@@ -318,7 +311,7 @@ class UplinkClient:
                 await self._port.acked(seq)
                 persisted = seq
 
-    async def _inventory(self, flush, room_changed: asyncio.Event) -> None:
+    async def _inventory(self, flush) -> None:
         """The full inventory after each welcome (which opens the window), then the changes."""
         _, session, _ = flush
         while True:
@@ -330,7 +323,7 @@ class UplinkClient:
             if session.send_inventory(await self._port.inventory()):
                 await self._flush(*flush)
                 if syncing:
-                    room_changed.set()  # READY now: replays may follow
+                    self._outbox_changed.set()  # READY now: replays may follow
 
     async def _heartbeat(self, flush) -> None:
         _, session, _ = flush

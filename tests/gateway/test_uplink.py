@@ -89,6 +89,22 @@ def test_a_burst_is_acknowledged_by_one_ack_and_the_gateway_drops_an_event_only_
     run(scenario(), 60)
 
 
+def test_a_full_window_reopens_on_each_ack_the_sender_waking_on_its_one_event(tmp_path):
+    async def scenario():
+        async with Rig(tmp_path, 2, window=2) as rig:
+            await rig.open("deal-w", rig.numbers()[0])
+            await rig.market.stop()
+            for n in range(12):
+                rig.farm.send_sms(0, "Service", f"window #{n}")
+            await wait_until(lambda: len(rig.gateway.store_messages()) == 12, 15, "SMS stored locally")
+            await rig.restart_market()
+            await wait_until(lambda: len(rig.market.sms("deal-w")) == 12, 15, "the replay, two at a time")
+            assert [s["text"] for s in rig.market.sms("deal-w")] == [f"window #{n}" for n in range(12)]
+            assert rig.market.acks_sent >= 6  # never more than two unacknowledged: six windows at least
+
+    run(scenario(), 60)
+
+
 @pytest.mark.slow
 def test_reconnect_replays_unacked_events_in_order_exactly_once(tmp_path):
     async def scenario():
