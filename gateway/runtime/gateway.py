@@ -11,7 +11,6 @@ committed it.
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
 import time
 from collections.abc import Callable
@@ -56,9 +55,10 @@ class Gateway:
         self._mono, self._wall = mono, wall
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simgw-core")
         self.store = Store(config.database, commit_fault=faults.commit_error if faults else None)
-        # Outbox rows as they commit, handed to the uplink without asking the core thread again.
-        self.fresh_outbox: collections.deque[tuple[int, str, dict]] = collections.deque(maxlen=4096)
-        self.store.on_committed = self._hand_to_uplink
+        # (core thread only) outbox rows committed by the core call running now: they go back to
+        # the loop with its answer (see call), for the uplink to send without a store round trip.
+        self._committed: list[tuple[int, str, dict]] = []
+        self.store.on_committed = self._committed.extend
         self.core = GatewayCore(self.store, config.leases, mono=mono, wall=wall, numbers=config.numbers,
                                 banks=config.banks, boot_id=boot_id() if mono is time.monotonic else None)
         self.nudges = Nudges()
@@ -93,7 +93,7 @@ class Gateway:
                                            allow_insecure=u.allow_insecure, ca_file=u.ca_file, window=u.window,
                                            backoff_max=u.backoff_max, health_interval=u.health_interval),
                             self.uplink_port, outbox_changed=self.nudges.outbox,
-                            inventory_changed=self.nudges.inventory, fresh_outbox=self.fresh_outbox)
+                            inventory_changed=self.nudges.inventory)
 
     # ------------------------------------------------------------------------- what others read
     @property
@@ -119,16 +119,27 @@ class Gateway:
         self.nudges.timers.set()
         self.nudges.inventory.set()
 
-    def _hand_to_uplink(self, rows: list[tuple[int, str, dict]]) -> None:
-        """(core thread) Committed outbox rows, for the uplink to send without a store round trip;
-        only while it is connected: otherwise they are read from the store on reconnect, so SMS
-        texts do not wait in memory past their retention while the marketplace is away."""
-        if self.uplink is not None and self.uplink.connected.is_set():
-            self.fresh_outbox.extend(rows)
+    def _on_core(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> tuple[T | None, Exception | None, list]:
+        """(core thread) ``fn``'s answer or error, and the outbox rows it committed meanwhile."""
+        try:
+            outcome: tuple[T | None, Exception | None] = fn(*args, **kwargs), None
+        except Exception as exc:
+            outcome = None, exc
+        rows = self._committed.copy()
+        self._committed.clear()
+        return *outcome, rows
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn`` on the core thread, after everything submitted before it."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        """Run ``fn`` on the core thread, after everything submitted before it. The outbox rows
+        it committed come back with its answer (no thread crossing of their own) and are handed
+        to the uplink's port here, on the loop's thread."""
+        result, error, rows = await asyncio.get_running_loop().run_in_executor(
+            self._executor, self._on_core, fn, args, kwargs)
+        if rows:
+            self.uplink_port.committed(rows)
+        if error is not None:
+            raise error
+        return result  # type: ignore[return-value]
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:

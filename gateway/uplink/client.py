@@ -12,7 +12,6 @@ event after the acknowledged seq, within a window); the tasks here feed it and w
 from __future__ import annotations
 
 import asyncio
-import collections
 import ssl
 import time
 from collections.abc import Callable
@@ -78,8 +77,12 @@ class UplinkSettings:
 
 
 class UplinkPort(Protocol):
-    """What the client needs from the gateway; every call may go to the core thread."""
+    """What the client needs from the gateway; every async call may go to the core thread. The
+    two plain calls answer at once from the event loop's side: outbox rows as they committed,
+    which the port holds only while :meth:`keep_fresh` is on (a session is up)."""
 
+    def fresh_after(self, seq: int, limit: int) -> list[tuple[int, str, dict]] | None: ...
+    def keep_fresh(self, on: bool) -> None: ...
     async def acked_seq(self) -> int: ...
     async def max_seq(self) -> int: ...
     async def outbox_after(self, seq: int, limit: int) -> list[tuple[int, str, dict]]: ...
@@ -98,10 +101,8 @@ def check_url(settings: UplinkSettings) -> None:
 class UplinkClient:
     def __init__(self, settings: UplinkSettings, port: UplinkPort, *, outbox_changed: asyncio.Event,
                  inventory_changed: asyncio.Event | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 fresh_outbox: collections.deque[tuple[int, str, dict]] | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         check_url(settings)
-        self._fresh = fresh_outbox  # rows the store just committed, in seq order (filled from another thread)
         self.settings = settings
         self._port = port
         self._outbox_changed = outbox_changed  # the sender's one wake-up: new rows (set by the gateway), room (acks)
@@ -208,8 +209,7 @@ class UplinkClient:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 self.connected.clear()
-                if self._fresh is not None:
-                    self._fresh.clear()  # what was not sent is read from the store next time
+                self._port.keep_fresh(False)  # what was not sent is read from the store next time
         if not session.welcomed:
             raise ConnectionError("closed before the welcome")
 
@@ -232,6 +232,7 @@ class UplinkClient:
             if isinstance(event, Welcomed):
                 self.sessions += 1
                 self.connected.set()
+                self._port.keep_fresh(True)  # rows committed from now on may skip the store
                 self.last_error = None
                 log.info("uplink.connected", url=self.settings.url, resume_after=event.last_acked_seq)
                 await self._port.acked(event.last_acked_seq)  # it holds these: prune what we still had
@@ -289,7 +290,7 @@ class UplinkClient:
             self._outbox_changed.clear()
             limit = session.room
             if limit > 0:
-                rows = take_fresh(self._fresh, session.sent_seq, limit)
+                rows = self._port.fresh_after(session.sent_seq, limit)
                 if rows is None:
                     rows = await self._port.outbox_after(session.sent_seq, limit)
                 session.send_events(rows)
@@ -331,22 +332,6 @@ class UplinkClient:
             await asyncio.sleep(self.settings.health_interval)
             if session.ready and session.send_health(await self._port.health()):
                 await self._flush(*flush)
-
-
-def take_fresh(fresh: collections.deque[tuple[int, str, dict]] | None, after: int,
-               limit: int) -> list[tuple[int, str, dict]] | None:
-    """The next rows from what the store just committed, if they follow ``after`` without a
-    gap; None sends the sender to the store (after a reconnect, or if rows were dropped)."""
-    if fresh is None:
-        return None
-    while fresh and fresh[0][0] <= after:
-        fresh.popleft()
-    if not fresh or fresh[0][0] != after + 1:
-        return None
-    rows: list[tuple[int, str, dict]] = []
-    while fresh and len(rows) < limit and fresh[0][0] == after + len(rows) + 1:
-        rows.append(fresh.popleft())
-    return rows
 
 
 def _describe(error: BaseException | None) -> str:
