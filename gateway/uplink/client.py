@@ -44,6 +44,7 @@ from gateway.uplink.url import redact_urls, url_problem
 log = structlog.get_logger("gateway.uplink")
 HARD_MAX_SIZE = 1024 * 1024  # beyond this websockets closes (1009); below it we answer with an error frame
 ACK_COALESCE = 0.5  # seconds acks gather before one commit records them all
+READ_TURN = 16  # frames read in a row before the reader lets other tasks run (an ack each: not after every one)
 THROTTLE_LOG_EVERY = 10.0  # a flood of rate-limited commands is one log line per this many seconds
 
 
@@ -226,7 +227,9 @@ class UplinkClient:
         """Read every frame as it comes, and never wait for a commit here: commands are run by
         :meth:`_commands`, so a flood of them cannot hold up acks or the keepalive's pongs."""
         ws, session, _ = flush
+        read = 0
         async for message in ws:
+            read += 1
             window_was_full = session.ready and session.room == 0
             event = session.receive(message, self._clock())
             if isinstance(event, Welcomed):
@@ -255,11 +258,13 @@ class UplinkClient:
                 if event.reason.value not in self._logged_rejections:
                     self._logged_rejections.add(event.reason.value)
                     log.warning("uplink.frame_rejected", reason=event.reason.value, error=event.message)
-            await self._flush(*flush)
+            if session.has_output:
+                await self._flush(*flush)
             if session.state is SessionState.FAILED:
                 await ws.close(1008, "bad welcome")
                 raise WelcomeRefused(event.message if isinstance(event, FrameRejected) else "welcome refused")
-            await asyncio.sleep(0)  # a flood of frames is read one at a time, with the modems' tasks between
+            if read % READ_TURN == 0:
+                await asyncio.sleep(0)  # a flood of frames: the modems' tasks get a turn in between
         raise ConnectionError(f"connection closed ({ws.close_code} {ws.close_reason or ''})".strip())
 
     async def _commands(self, flush, commands: asyncio.Queue[Command]) -> None:
