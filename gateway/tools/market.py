@@ -33,6 +33,7 @@ from gateway.uplink.protocol import SUBPROTOCOL, encode
 log = structlog.get_logger("gateway.tools.market")
 SUPERSEDED = 4001  # close code for a gateway's older connection when it connects again
 MAX_BURST = 256  # frames stored in one transaction and acknowledged by one ack (the gateway's window)
+ACK_DELAY = 0.05  # an ack waits this long for more frames to cover (PROTOCOL.md); 0: at once
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateways (gateway_id TEXT PRIMARY KEY, acked_seq INTEGER NOT NULL DEFAULT 0,
@@ -169,19 +170,29 @@ class MarketStore:
 
 @dataclass(slots=True)
 class _Burst:
-    """What one burst of frames from a gateway asks for: one transaction, then one ``ack`` for
-    the highest seq in it, then the callbacks and command results in the order the frames came."""
+    """What one burst of frames from a gateway asks for: one transaction, then the callbacks
+    and command results in the order the frames came; ``acked``: the highest seq in it."""
 
     statements: list[tuple[str, tuple]] = field(default_factory=list)
     acked: int = 0
     after: list[tuple[str, dict]] = field(default_factory=list)  # (type, frame) once durable and acked
 
 
+@dataclass(slots=True)
+class _Owed:
+    """The ack the marketplace owes a gateway: the highest seq stored and not yet acknowledged,
+    and when the ack must go (``ack_delay`` after the first of them was stored)."""
+
+    seq: int = 0
+    due: float = 0.0
+
+
 class Market:
     def __init__(self, db_path: str, token: str, *, drop_every: float | None = None,
                  on_sms: Callable[[Arrival], None] | None = None, on_lease: Callable[[dict], None] | None = None,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, ack_delay: float = ACK_DELAY) -> None:
         self.store = MarketStore(db_path)
+        self.ack_delay = ack_delay
         self._token = token
         self.drop_every = drop_every
         self._on_sms = on_sms
@@ -273,18 +284,36 @@ class Market:
         stored in one transaction and acknowledged by one cumulative ``ack`` (PROTOCOL.md)."""
         inbox: asyncio.Queue[str | bytes | None] = asyncio.Queue(MAX_BURST)
         reader = asyncio.create_task(_read(peer.connection, inbox), name=f"market-read-{peer.gateway_id}")
+        loop, owed = asyncio.get_running_loop(), _Owed()
         try:
             while True:
-                burst = [await inbox.get()]
+                try:
+                    first = await (asyncio.wait_for(inbox.get(), max(0.0, owed.due - loop.time())) if owed.seq
+                                   else inbox.get())
+                except asyncio.TimeoutError:  # nothing more came within ack_delay: ack what is stored
+                    await self._ack(peer, owed)
+                    continue
+                burst = [first]
                 while not inbox.empty() and len(burst) < MAX_BURST:
                     burst.append(inbox.get_nowait())
-                await self._on_burst(peer, [message for message in burst if message is not None])
+                stored = await self._on_burst(peer, [message for message in burst if message is not None])
+                if stored:
+                    owed.due = owed.due if owed.seq else loop.time() + self.ack_delay
+                    owed.seq = stored
+                    if loop.time() >= owed.due:
+                        await self._ack(peer, owed)
                 if None in burst:
                     return  # the connection ended
         finally:
             reader.cancel()
 
-    async def _on_burst(self, peer: _Peer, messages: list[str | bytes]) -> None:
+    async def _ack(self, peer: _Peer, owed: _Owed) -> None:
+        self.acks_sent += 1
+        seq, owed.seq = owed.seq, 0
+        await self._send(peer.connection, {"type": "ack", "seq": seq})
+
+    async def _on_burst(self, peer: _Peer, messages: list[str | bytes]) -> int:
+        """Store a burst in one transaction; the highest seq in it, now durable (0: none)."""
         burst = _Burst()
         for message in messages:
             frame = _decode(message)
@@ -297,11 +326,9 @@ class Market:
             if burst.acked:
                 burst.statements.append(self.store.ack_sql(peer.gateway_id, burst.acked))
             await self.store.write(*burst.statements)  # durable (synchronous=FULL) before we say so
-        if burst.acked:
-            self.acks_sent += 1
-            await self._send(peer.connection, {"type": "ack", "seq": burst.acked})
         for kind, frame in burst.after:
             self._after(peer, kind, frame)
+        return burst.acked
 
     def _take(self, peer: _Peer, frame: dict, burst: _Burst) -> None:
         kind, gateway_id = frame.get("type"), peer.gateway_id

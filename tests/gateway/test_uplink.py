@@ -77,12 +77,12 @@ def test_a_burst_is_acknowledged_by_one_ack_and_the_gateway_drops_an_event_only_
             assert len(held) == 20  # no ack yet: every event is still in the outbox
             await rig.restart_market()
             await wait_until(lambda: len(rig.market.sms("deal-b")) == 20, 15, "the replay")
-            # the replay arrives in one go: the marketplace stores it in bursts, one ack each
+            # the gateway takes each ack for every seq up to it: nothing is held or resent after
+            await wait_until(lambda: rig.gateway.read(lambda s: s.acked_seq()) == max(held), 5, "acks persisted")
+            # the replay arrives in one go: the marketplace stores it in bursts, one ack for several
             assert 1 <= rig.market.acks_sent < 20, rig.market.acks_sent
             acks = [f["seq"] for f in rig.market.frames_out if f["type"] == "ack"][-rig.market.acks_sent:]
             assert acks == sorted(acks) and acks[-1] == max(held)
-            # the gateway took each ack for every seq up to it: nothing is held or resent after
-            await wait_until(lambda: rig.gateway.read(lambda s: s.acked_seq()) == max(held), 5, "acks persisted")
             assert rig.gateway.read(lambda s: [row for row in s.outbox() if row[1] == "sms"]) == []
             assert all(s["deliveries"] == 1 for s in rig.market.sms())
 
@@ -100,6 +100,7 @@ def test_a_full_window_reopens_on_each_ack_the_sender_waking_on_its_one_event(tm
             await rig.restart_market()
             await wait_until(lambda: len(rig.market.sms("deal-w")) == 12, 15, "the replay, two at a time")
             assert [s["text"] for s in rig.market.sms("deal-w")] == [f"window #{n}" for n in range(12)]
+            await wait_until(lambda: rig.gateway.read(lambda s: s.acked_seq() >= s.max_seq()), 5, "all acked")
             assert rig.market.acks_sent >= 6  # never more than two unacknowledged: six windows at least
 
     run(scenario(), 60)
