@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import structlog
 
@@ -43,6 +43,14 @@ from gateway.uplink.client import UplinkClient, UplinkSettings
 log = structlog.get_logger("gateway.app")
 STOP_TIMEOUT = 5.0  # what has not stopped by then is logged and left behind
 T = TypeVar("T")
+
+
+class CoreAnswer(NamedTuple):
+    """What a core call gives back to the loop: its result or error, and the outbox rows it committed."""
+
+    result: Any
+    error: Exception | None
+    rows: list[tuple[int, str, dict]]
 
 
 class Gateway:
@@ -119,27 +127,32 @@ class Gateway:
         self.nudges.timers.set()
         self.nudges.inventory.set()
 
-    def _on_core(self, fn: Callable[..., T], args: tuple, kwargs: dict) -> tuple[T | None, Exception | None, list]:
-        """(core thread) ``fn``'s answer or error, and the outbox rows it committed meanwhile."""
+    def on_core(self, fn: Callable[..., T], args: tuple = (), kwargs: dict | None = None) -> CoreAnswer:
+        """(core thread) ``fn``'s answer or error, and the outbox rows it committed meanwhile. Whoever
+        submits work to the core thread without :meth:`call` runs it through this and gives the
+        answer to :meth:`answered` back on the loop, so committed rows still reach the uplink."""
         try:
-            outcome: tuple[T | None, Exception | None] = fn(*args, **kwargs), None
+            result, error = fn(*args, **(kwargs or {})), None
         except Exception as exc:
-            outcome = None, exc
+            result, error = None, exc
         rows = self._committed.copy()
         self._committed.clear()
-        return *outcome, rows
+        return CoreAnswer(result, error, rows)
+
+    def answered(self, answer: CoreAnswer) -> Any:
+        """(event loop) Hand the rows a core call committed to the uplink's port; its result, or raise its error."""
+        if answer.rows:
+            self.uplink_port.committed(answer.rows)
+        if answer.error is not None:
+            raise answer.error
+        return answer.result
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn`` on the core thread, after everything submitted before it. The outbox rows
         it committed come back with its answer (no thread crossing of their own) and are handed
         to the uplink's port here, on the loop's thread."""
-        result, error, rows = await asyncio.get_running_loop().run_in_executor(
-            self._executor, self._on_core, fn, args, kwargs)
-        if rows:
-            self.uplink_port.committed(rows)
-        if error is not None:
-            raise error
-        return result  # type: ignore[return-value]
+        loop = asyncio.get_running_loop()
+        return self.answered(await loop.run_in_executor(self._executor, self.on_core, fn, args, kwargs))
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
