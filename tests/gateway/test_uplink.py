@@ -89,6 +89,55 @@ def test_a_burst_is_acknowledged_by_one_ack_and_the_gateway_drops_an_event_only_
     run(scenario(), 60)
 
 
+def test_the_reference_marketplace_acks_what_came_together_once_and_only_once_it_is_stored(tmp_path):
+    """A raw gateway: three sequenced frames sent at once (one of them as a gateway queued it
+    before the lease rode in the sms frame) get one ack for the highest seq, after all three are
+    in the marketplace's database; a frame sent after the ack gets its own."""
+    import json
+
+    from websockets.asyncio.client import connect
+
+    from gateway.tools.market import Market
+    from gateway.uplink.protocol import SUBPROTOCOL
+    from tests.gateway.uplink_env import TOKEN
+
+    market = Market(str(tmp_path / "market.db"), TOKEN, ack_delay=0.5)  # longer than sending three frames takes
+
+    def sms(seq: int, lease: dict | None) -> str:
+        frame = {"type": "sms", "seq": seq, "msg_id": f"m{seq}", "lease_id": "L1", "number": "+79161234567",
+                 "sender": "Svc", "text": f"code {seq}", "parts": 1, "complete": True, "encoding": "gsm7",
+                 "network_time": None, "received_at": 1764000000.0 + seq}
+        return json.dumps(frame | ({"lease": lease} if lease else {}))
+
+    async def scenario():
+        await market.start("127.0.0.1", 0)
+        url = f"ws://127.0.0.1:{market.address[1]}/v1"
+        try:
+            headers = {"Authorization": f"Bearer {TOKEN}"}
+            async with connect(url, subprotocols=[SUBPROTOCOL], additional_headers=headers) as ws:
+                await ws.send(json.dumps({"type": "hello", "v": 1, "gateway_id": "raw", "version": "t",
+                                          "capabilities": ["sms"], "last_acked_seq": 0}))
+                assert json.loads(await ws.recv()) == {"type": "welcome", "last_acked_seq": 0}
+                await ws.send(json.dumps({"type": "lease", "seq": 1, "lease_id": "L1", "state": "waiting",
+                                          "event": "opened", "number": "+79161234567", "service": "telegram",
+                                          "at": 1764000000.0, "opened_at": 1764000000.0, "deadline": 1764000300.0,
+                                          "ended_at": None, "sms_count": 0}))
+                await ws.send(sms(2, None))  # as queued before 2026-11-26: no lease in it
+                await ws.send(sms(3, {"state": "received", "sms_count": 2, "deadline": 1764000903.0}))
+                assert json.loads(await ws.recv()) == {"type": "ack", "seq": 3}
+                assert [s["seq"] for s in market.sms()] == [2, 3] and market.gateway_state("raw")["acked_seq"] == 3
+                (lease,) = market.leases()
+                assert (lease["state"], lease["sms_count"]) == ("received", 2)
+                await ws.send(sms(4, {"state": "received", "sms_count": 3, "deadline": 1764000904.0}))
+                assert json.loads(await ws.recv()) == {"type": "ack", "seq": 4}
+                assert market.acks_sent == 2
+        finally:
+            await market.stop()
+            market.close()
+
+    run(scenario(), 30)
+
+
 def test_a_full_window_reopens_on_each_ack_the_sender_waking_on_its_one_event(tmp_path):
     async def scenario():
         async with Rig(tmp_path, 2, window=2) as rig:

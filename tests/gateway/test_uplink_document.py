@@ -61,6 +61,20 @@ def test_a_lease_frame_says_the_lease_state_the_result_gives_and_each_sms_frame_
     validate_frames([{"type": "lease", "seq": 1, **f} for f in _lease_frames(core, "L1")])
 
 
+def test_events_queued_before_the_lease_rode_in_the_sms_frame_are_still_valid_frames_when_replayed():
+    """PROTOCOL.md: a gateway upgraded with unacknowledged events replays them as queued: an sms
+    frame without ``lease``, then a lease frame ``event: sms``. The schemas accept both; the
+    gateway no longer makes either (LEASE_EVENTS)."""
+    legacy_sms = {"type": "sms", "seq": 7, "msg_id": "m7", "lease_id": "L1", "number": "+79161234567",
+                  "sender": "Telegram", "text": "code 1", "parts": 1, "complete": True, "encoding": "gsm7",
+                  "network_time": None, "received_at": 1764000000.0}
+    legacy_lease = {"type": "lease", "seq": 8, "lease_id": "L1", "state": "received", "event": "sms",
+                    "number": "+79161234567", "service": "telegram", "at": 1764000000.0,
+                    "opened_at": 1763999900.0, "deadline": 1764000900.0, "ended_at": None, "sms_count": 1}
+    assert validate_frames([legacy_sms, legacy_lease]) == {"sms", "lease"}
+    assert "sms" in LEGACY_LEASE_EVENTS and "sms" not in LEASE_EVENTS
+
+
 def test_an_expired_lease_frame_keeps_the_deadline_that_passed(db):
     from tests.gateway.core.test_core import NUMBER_B
 
