@@ -49,7 +49,7 @@ class CoreAnswer(NamedTuple):
     """What a core call gives back to the loop: its result or error, and the outbox rows it committed."""
 
     result: Any
-    error: Exception | None
+    error: BaseException | None
     rows: list[tuple[int, str, dict]]
 
 
@@ -133,7 +133,7 @@ class Gateway:
         answer to :meth:`answered` back on the loop, so committed rows still reach the uplink."""
         try:
             result, error = fn(*args, **(kwargs or {})), None
-        except Exception as exc:
+        except BaseException as exc:  # handed back: whoever waits on the loop must hear of it
             result, error = None, exc
         rows = self._committed.copy()
         self._committed.clear()

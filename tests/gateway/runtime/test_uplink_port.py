@@ -49,3 +49,29 @@ def test_committed_rows_are_handed_to_the_uplink_on_the_event_loops_thread_not_t
             assert threads and set(threads) == {loop_thread}, (threads, loop_thread)
 
     run(scenario(), 60)
+
+
+def test_while_a_session_is_up_each_sms_reaches_the_sender_without_a_round_trip_to_the_store(tmp_path):
+    """The committed rows come back with the answer of the core call that committed them: the
+    sender never asks the store for them (one core round trip per SMS saved; a caller that ran
+    core work without Gateway.on_core would send the sender to the store every time)."""
+    async def scenario():
+        async with Rig(tmp_path, 2) as rig:
+            port = rig.gateway.uplink_port
+            await rig.open("deal-f", rig.numbers()[0])
+            rig.farm.send_sms(0, "Service", "warm-up")
+            await wait_until(lambda: len(rig.market.sms("deal-f")) == 1, 10, "the first SMS")
+            store_reads = []
+            outbox_after = port.outbox_after
+
+            async def counted(seq: int, limit: int) -> list:
+                store_reads.append(seq)
+                return await outbox_after(seq, limit)
+
+            port.outbox_after = counted
+            for n in range(5):
+                rig.farm.send_sms(0, "Service", f"fresh #{n}")
+                await wait_until(lambda: len(rig.market.sms("deal-f")) == n + 2, 10, "the SMS at the marketplace")
+            assert store_reads == []
+
+    run(scenario(), 60)
