@@ -61,6 +61,7 @@ class CoreSnapshot:
     next_rotation: float | None = None  # the banks' next idle rotation (engine time)
     banks: tuple[BankView, ...] = ()
     store_writes: int = 0  # committed write transactions (the SD card's wear)
+    commit_failures: int = 0  # write transactions SQLite refused (disk full, read-only, I/O error)
 
 
 def bank_views(banks: Banks) -> tuple[BankView, ...]:

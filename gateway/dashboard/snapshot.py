@@ -158,4 +158,4 @@ class Snapshots:
         return {"database_bytes": pi.database_bytes, "disk_free_bytes": pi.disk_free_bytes,
                 "disk_free_ratio": None if pi.disk_free_ratio is None else round(pi.disk_free_ratio, 4),
                 "commits_per_second": round(pi.commits_per_second, 2), "uptime_s": round(self._sampler.uptime()),
-                "version": __version__, "commit_failures": self._gateway.store.commit_failures}
+                "version": __version__, "commit_failures": self._gateway.core.snapshot.commit_failures}
