@@ -19,14 +19,14 @@ from gateway.runtime.nudges import Nudges
 from gateway.runtime.switching import BankSwitching
 from gateway.runtime.timers import TIMER_RETRY_MAX
 from gateway.store import StoreError
-from gateway.uplink.protocol import LeaseAction, OpenLease
+from gateway.uplink.protocol import LeaseAction, LeaseVerb, OpenLease
 
 log = structlog.get_logger("gateway.app")
 CoreCall = Callable[..., Awaitable[Any]]
 Row = tuple[int, str, dict]  # an outbox event: seq, kind, payload
 FRESH_MAX = 4096  # committed rows waiting for the sender; beyond, the oldest go (it reads them from the store)
-LEASE_ACTIONS: dict[str, Callable[[LeaseEngine, str, float], list[Decision]]] = {
-    "repeat": LeaseEngine.repeat, "finish": LeaseEngine.finish, "cancel": LeaseEngine.cancel}
+LEASE_ACTIONS: dict[LeaseVerb, Callable[[LeaseEngine, str, float], list[Decision]]] = {
+    LeaseVerb.REPEAT: LeaseEngine.repeat, LeaseVerb.FINISH: LeaseEngine.finish, LeaseVerb.CANCEL: LeaseEngine.cancel}
 
 
 def command_step(core: GatewayCore, command: OpenLease | LeaseAction) -> Callable[[float], list[Decision]]:
