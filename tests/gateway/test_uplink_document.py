@@ -124,7 +124,20 @@ def test_a_number_not_on_the_gateway_is_number_offline_and_no_number_is_for_crit
     core = make_core(db, clocks)
     assert decisions_json(core.open_lease("L1", "+10000000000", "telegram"))["reason"] == "number_offline"
     assert core.catalog.choose_number("telegram", clocks.mono, country="ru", operator=None) is not None  # either case
-    assert core.catalog.choose_number("telegram", clocks.mono, country="DE", operator=None) is None  # -> no_number, see app
+    # criteria no number fits: the lease.open's result says no_number (the step lease.open runs)
+    answer = decisions_json(core.run_step(lambda now: core.open_chosen_step("L2", "telegram", now, number=None,
+                                                                            country="DE")))
+    assert (answer["ok"], answer["reason"]) == (False, "no_number")
+
+
+def test_criteria_operator_is_compared_case_insensitively(db):
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    core.set_operator("/dev/ttyUSB0", "MegaFon")
+    core.set_operator("/dev/ttyUSB1", "Beeline")
+    for asked in ("megafon", "MEGAFON", "MegaFon"):
+        assert core.catalog.choose_number("telegram", clocks.mono, country=None, operator=asked) == NUMBER_A
+    assert core.catalog.choose_number("telegram", clocks.mono, country=None, operator="Tele2") is None
 
 
 @pytest.mark.parametrize("number, ok", [("+79161234567", True), ("79161234567", True), ("+7 916 123", False),
