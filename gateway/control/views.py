@@ -94,7 +94,7 @@ class GatewayCollector:
         gateway, sampler = self._gateway, self._gateway.sampler
         failures = CounterMetricFamily("simgw_store_commit_failures_total",
                                        "write transactions the disk refused (full, read-only, I/O error)")
-        failures.add_metric([], float(gateway.store.commit_failures))
+        failures.add_metric([], float(gateway.core.snapshot.commit_failures))
         yield failures
         yield GaugeMetricFamily("simgw_start_time_seconds", "when this daemon process started (Unix time)",
                                 value=sampler.started_wall)

@@ -102,7 +102,8 @@ class GatewayCore:
         """Replace the published snapshot (one reference: readers see the old one or this one)."""
         self.snapshot = CoreSnapshot(tuple(self.engine.active()), self.engine.next_deadline(),
                                      self.banks.next_rotation() if self.banks else None,
-                                     bank_views(self.banks) if self.banks else (), self.store.writes)
+                                     bank_views(self.banks) if self.banks else (), self.store.writes,
+                                     self.store.commit_failures)
         return self.snapshot
 
     # --------------------------------------------------------------------------------- startup
@@ -274,8 +275,9 @@ class GatewayCore:
             self._note_writes()
 
     def _note_writes(self) -> None:
-        """A write that changed no engine or bank state: only the commit count moves on."""
-        self.snapshot = replace(self.snapshot, store_writes=self.store.writes)
+        """A write that changed no engine or bank state: only the commit counts move on."""
+        self.snapshot = replace(self.snapshot, store_writes=self.store.writes,
+                                commit_failures=self.store.commit_failures)
 
 
 def _same_boot(store: Store, boot_id: str | None) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass
 
-from gateway.domain.banks import Banks
+from gateway.domain.banks import Banks, SimStatus
 from gateway.domain.leases import Lease
 
 
@@ -29,7 +29,7 @@ class SlotView:
     """One bank slot for the dashboard's grid."""
 
     slot: int  # 1-based
-    status: str | None  # the inventory's status (ok, empty, wrong_sim, ...); None: never scanned
+    status: SimStatus | None  # the inventory's status; None: never scanned
     radio: str | None  # the channel that can hold it
     on_air: bool
     lease: str | None
@@ -61,6 +61,7 @@ class CoreSnapshot:
     next_rotation: float | None = None  # the banks' next idle rotation (engine time)
     banks: tuple[BankView, ...] = ()
     store_writes: int = 0  # committed write transactions (the SD card's wear)
+    commit_failures: int = 0  # write transactions SQLite refused (disk full, read-only, I/O error)
 
 
 def bank_views(banks: Banks) -> tuple[BankView, ...]:

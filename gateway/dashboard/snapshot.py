@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from drivers.modem import ModemState
 from gateway import __version__
+from gateway.domain.banks import SimStatus
 
 if TYPE_CHECKING:
     from drivers.modem import Modem
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
 
 NUMBER_IN_TEXT = re.compile(r"\+?[0-9][0-9 ()-]{5,}[0-9]")
 KEEP_DIGITS = 3
-FAILED_SLOT = frozenset({"wrong_sim", "no_network", "no_answer"})
+FAILED_SLOT = frozenset({SimStatus.WRONG_SIM, SimStatus.NO_NETWORK, SimStatus.NO_ANSWER})
 SILENT = frozenset({ModemState.GONE, ModemState.UNRESPONSIVE})
 
 
@@ -114,7 +115,7 @@ class Snapshots:
                     kind = "leased"
                 elif s.status is None:
                     kind = "unknown"
-                elif s.status == "empty":
+                elif s.status is SimStatus.EMPTY:
                     kind = "empty"
                 elif s.status in FAILED_SLOT:
                     kind = "failed"
@@ -158,4 +159,4 @@ class Snapshots:
         return {"database_bytes": pi.database_bytes, "disk_free_bytes": pi.disk_free_bytes,
                 "disk_free_ratio": None if pi.disk_free_ratio is None else round(pi.disk_free_ratio, 4),
                 "commits_per_second": round(pi.commits_per_second, 2), "uptime_s": round(self._sampler.uptime()),
-                "version": __version__, "commit_failures": self._gateway.store.commit_failures}
+                "version": __version__, "commit_failures": self._gateway.core.snapshot.commit_failures}

@@ -11,13 +11,12 @@ committed it.
 from __future__ import annotations
 
 import asyncio
-import collections
 import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import structlog
 
@@ -46,6 +45,14 @@ STOP_TIMEOUT = 5.0  # what has not stopped by then is logged and left behind
 T = TypeVar("T")
 
 
+class CoreAnswer(NamedTuple):
+    """What a core call gives back to the loop: its result or error, and the outbox rows it committed."""
+
+    result: Any
+    error: BaseException | None
+    rows: list[tuple[int, str, dict]]
+
+
 class Gateway:
     def __init__(self, config: Config, *, modem_options: ModemOptions | None = None,
                  mono: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
@@ -56,9 +63,10 @@ class Gateway:
         self._mono, self._wall = mono, wall
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simgw-core")
         self.store = Store(config.database, commit_fault=faults.commit_error if faults else None)
-        # Outbox rows as they commit, handed to the uplink without asking the core thread again.
-        self.fresh_outbox: collections.deque[tuple[int, str, dict]] = collections.deque(maxlen=4096)
-        self.store.on_committed = self._hand_to_uplink
+        # (core thread only) outbox rows committed by the core call running now: they go back to
+        # the loop with its answer (see call), for the uplink to send without a store round trip.
+        self._committed: list[tuple[int, str, dict]] = []
+        self.store.on_committed = self._committed.extend
         self.core = GatewayCore(self.store, config.leases, mono=mono, wall=wall, numbers=config.numbers,
                                 banks=config.banks, boot_id=boot_id() if mono is time.monotonic else None)
         self.nudges = Nudges()
@@ -93,7 +101,7 @@ class Gateway:
                                            allow_insecure=u.allow_insecure, ca_file=u.ca_file, window=u.window,
                                            backoff_max=u.backoff_max, health_interval=u.health_interval),
                             self.uplink_port, outbox_changed=self.nudges.outbox,
-                            inventory_changed=self.nudges.inventory, fresh_outbox=self.fresh_outbox)
+                            inventory_changed=self.nudges.inventory)
 
     # ------------------------------------------------------------------------- what others read
     @property
@@ -119,16 +127,32 @@ class Gateway:
         self.nudges.timers.set()
         self.nudges.inventory.set()
 
-    def _hand_to_uplink(self, rows: list[tuple[int, str, dict]]) -> None:
-        """(core thread) Committed outbox rows, for the uplink to send without a store round trip;
-        only while it is connected: otherwise they are read from the store on reconnect, so SMS
-        texts do not wait in memory past their retention while the marketplace is away."""
-        if self.uplink is not None and self.uplink.connected.is_set():
-            self.fresh_outbox.extend(rows)
+    def on_core(self, fn: Callable[..., T], args: tuple = (), kwargs: dict | None = None) -> CoreAnswer:
+        """(core thread) ``fn``'s answer or error, and the outbox rows it committed meanwhile. Whoever
+        submits work to the core thread without :meth:`call` runs it through this and gives the
+        answer to :meth:`answered` back on the loop, so committed rows still reach the uplink."""
+        try:
+            result, error = fn(*args, **(kwargs or {})), None
+        except BaseException as exc:  # handed back: whoever waits on the loop must hear of it
+            result, error = None, exc
+        rows = self._committed.copy()
+        self._committed.clear()
+        return CoreAnswer(result, error, rows)
+
+    def answered(self, answer: CoreAnswer) -> Any:
+        """(event loop) Hand the rows a core call committed to the uplink's port; its result, or raise its error."""
+        if answer.rows:
+            self.uplink_port.committed(answer.rows)
+        if answer.error is not None:
+            raise answer.error
+        return answer.result
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn`` on the core thread, after everything submitted before it."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        """Run ``fn`` on the core thread, after everything submitted before it. The outbox rows
+        it committed come back with its answer (no thread crossing of their own) and are handed
+        to the uplink's port here, on the loop's thread."""
+        loop = asyncio.get_running_loop()
+        return self.answered(await loop.run_in_executor(self._executor, self.on_core, fn, args, kwargs))
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:

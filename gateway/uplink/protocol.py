@@ -74,11 +74,19 @@ class OpenLease:
     wait_window: float | None = None
 
 
+class LeaseVerb(enum.Enum):
+    """What a marketplace may do to a lease it opened (the frame types ``lease.<verb>``)."""
+
+    REPEAT = "repeat"
+    FINISH = "finish"
+    CANCEL = "cancel"
+
+
 @dataclass(frozen=True, slots=True)
 class LeaseAction:
     command_id: str
     lease_id: str
-    action: str  # repeat | finish | cancel
+    action: LeaseVerb
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,6 +204,9 @@ def parse(data: str | bytes, *, gateway_id: str) -> Event:
         return FrameRejected(exc.reason, str(exc), frame_id, error_frame(exc.reason, str(exc), frame_id))
 
 
+_LEASE_VERBS = {f"lease.{verb.value}": verb for verb in LeaseVerb}
+
+
 def _parse_kind(kind: str, frame: dict) -> Event:
     if kind == "welcome":
         return Welcomed(_seq(frame, "last_acked_seq"))
@@ -203,8 +214,8 @@ def _parse_kind(kind: str, frame: dict) -> Event:
         return Acked(_seq(frame, "seq"))
     if kind == "lease.open":
         return _parse_open(frame)
-    if kind in ("lease.repeat", "lease.finish", "lease.cancel"):
-        return LeaseAction(_string(frame, "command_id"), _string(frame, "lease_id"), kind.split(".", 1)[1])
+    if kind in _LEASE_VERBS:
+        return LeaseAction(_string(frame, "command_id"), _string(frame, "lease_id"), _LEASE_VERBS[kind])
     raise _Invalid(ErrorReason.UNKNOWN_TYPE, f"unknown frame type {kind[:40]!r}")
 
 
@@ -359,6 +370,11 @@ class UplinkSession:
             self._unsequenced += 1
         self._outgoing.append(frame)
         return True
+
+    @property
+    def has_output(self) -> bool:
+        """Frames are queued (an ack, the commonest frame read, queues none)."""
+        return bool(self._outgoing)
 
     def data_to_send(self) -> list[str]:
         """Every frame queued, in order; the shell writes them as they are."""

@@ -122,6 +122,8 @@ def _check_session(conn: Connection) -> None:
     assert seqs == sorted(set(seqs)), f"seqs out of order or repeated in one session: {seqs}"
     if seqs:
         assert seqs[0] == conn.welcome_seq + 1, f"replay did not start after the welcome's seq: {seqs[:3]}"
+        # consecutive (PROTOCOL.md: a gap only where the bounded outbox dropped events; none here)
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), f"a gap in one session's seqs: {seqs}"
 
 
 @pytest.mark.slow

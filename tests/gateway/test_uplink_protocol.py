@@ -162,3 +162,18 @@ def test_error_answers_waiting_to_be_written_are_capped_and_the_excess_counted()
     assert len(session.data_to_send()) == MAX_UNSEQUENCED and session.errors_dropped == 50
     session.receive("not json")  # drained: answered again
     assert len(session.data_to_send()) == 1
+
+
+@pytest.mark.parametrize("verb", ["repeat", "finish", "cancel"])
+def test_each_lease_verb_parses_to_its_enum_member_and_runs_an_engine_step(verb):
+    from gateway.runtime.uplink_port import LEASE_ACTIONS
+    from gateway.uplink.protocol import LeaseAction, LeaseVerb
+
+    event = parse(json.dumps({"type": f"lease.{verb}", "command_id": "c1", "lease_id": "L1"}), gateway_id="gw")
+    assert event == LeaseAction("c1", "L1", LeaseVerb(verb))
+    assert LEASE_ACTIONS[event.action].__name__ == verb  # LeaseEngine.repeat / finish / cancel
+
+
+def test_an_unknown_lease_verb_is_an_unknown_frame_type():
+    event = parse(json.dumps({"type": "lease.extend", "command_id": "c1", "lease_id": "L1"}), gateway_id="gw")
+    assert isinstance(event, FrameRejected) and event.reason is ErrorReason.UNKNOWN_TYPE

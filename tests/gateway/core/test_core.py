@@ -98,6 +98,7 @@ def test_store_refusal_leaves_engine_and_disk_unchanged(db):
         core.ingest(part(ICCID_A, pdus("code 1")[0]))
     assert core.engine.get("L1").sms_count == 0  # the engine was rolled back with the transaction
     assert core.store.pending_parts() == 0
+    assert core.snapshot.commit_failures == 1  # the event loop's /metrics hears of it from the snapshot
     core.store.db.execute("DROP TRIGGER refuse")
     assert core.ingest(part(ICCID_A, pdus("code 1")[0])).lease_id == "L1"
 
