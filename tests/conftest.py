@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import signal
 import time
 from collections.abc import Awaitable, Callable
 
@@ -17,6 +18,47 @@ from gateway import logs
 
 FAST = ModemOptions(command_timeout=1.0, list_timeout=5.0, health_interval=1.0, sweep_interval=2.0,
                     reopen_initial=0.1, reopen_max=0.5, empty_read_retries=(0.05, 0.1, 0.3))
+
+
+# The longest tests (30-90 s of real-time waiting each), started first so that under pytest-xdist
+# (pyproject's addopts) they run side by side from the start instead of one of them ending the run
+# alone; a renamed one only loses its place, nothing else.
+LONGEST_FIRST = (
+    "tests/reliability/test_soak.py",
+    "tests/gateway/test_crash.py",
+    "tests/gateway/test_uplink_soak.py",
+    "tests/gateway/test_smshub_soak.py",
+    "tests/gateway/test_hostile_market.py::test_a_command_flood",
+    "tests/drivers/test_quirk_soup.py",
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C as in a terminal for the commands the tests start and interrupt (``simgw sims scan``).
+
+    A shell without job control starts a background command (``pytest ... &``, nohup, some CI
+    runners) with SIGINT ignored, and every child inherits that: the scan would never see its
+    Ctrl-C and the test would fail for the way it was started, not for the code."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Order the run for the parallel workers: the longest tests, each followed by a fast one, then
+    the rest marked ``slow``, then the fast ones (each group in its usual order).
+
+    xdist's ``--dist load`` hands every worker its first two tests at once (``--maxschedchunk 1``
+    keeps it at two): with a fast test after each long one, the long ones start on different workers.
+    """
+
+    def longest_rank(item: pytest.Item) -> int | None:
+        return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)), None)
+
+    longest = sorted((item for item in items if longest_rank(item) is not None), key=longest_rank)
+    slow = [item for item in items if longest_rank(item) is None and item.get_closest_marker("slow")]
+    fast = [item for item in items if longest_rank(item) is None and not item.get_closest_marker("slow")]
+    paired = [test for i, long in enumerate(longest) for test in (long, *fast[i:i + 1])]
+    items[:] = paired + slow + fast[len(longest):]
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -86,5 +86,8 @@ class BankRig:
         return await asyncio.to_thread(request, self.gateway.control_socket, method, path, body)
 
     def lease_state(self, lease_id: str) -> str | None:
-        lease = self.gateway.core.engine.get(lease_id)
+        """The state /status and the dashboard show: the core's published snapshot, which follows
+        the engine once the transaction committed (an ended lease, gone from it: the engine's)."""
+        published = next((lease for lease in self.gateway.core.snapshot.leases if lease.id == lease_id), None)
+        lease = published or self.gateway.core.engine.get(lease_id)
         return lease.state.value if lease else None
