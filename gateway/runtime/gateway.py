@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -67,7 +68,7 @@ class Gateway:
         self.switching = BankSwitching(config, self.core, self.call, self.nudges, lambda port: self.ports.modem_at(port))
         self.timers = TimerLoop(self, self.nudges.timers, mono=mono, poll=timer_poll)
         crash = crash_points or CrashPoints.from_env(os.environ.get("SIMGW_CRASHPOINTS"))
-        self.ingest = Ingest(self.core, self.call, self.nudges, crash,
+        self.ingest = Ingest(self.core, self.submit, self.nudges, crash,
                              configured_msisdn={m.port: m.msisdn for m in config.modems if m.msisdn},
                              wake_at=lambda: self.timers.wake_at, after_delivery=self.switching.dispatch)
         self.ports = ModemPorts(config, modem_options or ModemOptions(), core=self.core, call=self.call,
@@ -130,6 +131,23 @@ class Gateway:
         """Run ``fn`` on the core thread, after everything submitted before it."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kwargs))
 
+    def submit(self, fn: Callable[..., T], args: tuple, done: Callable[[T | None, BaseException | None], None]) -> None:
+        """(event loop) Run ``fn(*args)`` on the core thread, after everything submitted before it,
+        then ``done(result, error)`` on the loop: one crossing each way, as :meth:`call`, but no
+        task or future chain on the loop (the ingest path, once per SMS). Raises RuntimeError when
+        the core thread has shut down."""
+        loop = asyncio.get_running_loop()
+
+        def work() -> None:
+            try:
+                result, error = fn(*args), None
+            except BaseException as exc:  # handed to ``done``: the waiting drivers must hear of it
+                result, error = None, exc
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+                loop.call_soon_threadsafe(done, result, error)
+
+        self._executor.submit(work)
+
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         await self.call(self.store.open)
@@ -139,7 +157,6 @@ class Gateway:
         self.ports.rescan()
         self.supervisor.start("port-rescan", self.ports.rescan_loop)
         self.supervisor.start("lease-timers", self.timers.run)
-        self.supervisor.start("ingest", self.ingest.run)
         self.supervisor.start("dashboard-sampler", self.sampler.run)
         if self.uplink is not None:
             self.supervisor.start("uplink", self.uplink.run)
