@@ -122,9 +122,9 @@ class Ledger:
             if self.on_held_sms is not None:
                 self.on_held_sms(lease, message)
             return
-        self.store.enqueue("sms", sms_payload(message, lease.id), message.received_at,
+        # One event per SMS: the lease's new state, count and deadline ride in the sms frame.
+        self.store.enqueue("sms", sms_payload(message, lease), message.received_at,
                            lease_id=lease.id, message_id=message.id)
-        self._enqueue_lease(lease, "sms")
 
     def _enqueue_lease(self, lease: StoredLease, event: str, *, reason: str | None = None) -> None:
         """A ``lease`` frame's payload: the lease's own state, and the ``event`` that moved it."""
@@ -137,10 +137,12 @@ class Ledger:
         self.store.enqueue("lease", payload, self._wall(), lease_id=lease.id)
 
 
-def sms_payload(message: MessageRow, lease_id: str) -> dict[str, object]:
-    return frames.sms_payload(msg_id=message.id, lease_id=lease_id, number=message.number, sender=message.sender,
+def sms_payload(message: MessageRow, lease: StoredLease) -> dict[str, object]:
+    return frames.sms_payload(msg_id=message.id, lease_id=lease.id, number=message.number, sender=message.sender,
                               text=message.text, parts=message.parts, complete=message.complete,
-                              encoding=message.encoding, network_time=message.scts, received_at=message.received_at)
+                              encoding=message.encoding, network_time=message.scts, received_at=message.received_at,
+                              lease=frames.sms_lease(state=lease.state.value, sms_count=lease.sms_count,
+                                                     deadline=lease.deadline))
 
 
 def decisions_json(decisions: list[Decision]) -> dict[str, object]:

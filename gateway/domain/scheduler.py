@@ -176,10 +176,6 @@ class SimScheduler:
         return min((c.rotation_at for c in self._channels.values() if len(c.slots) > 1 and self._free(c)),
                    default=None)
 
-    def capacity(self) -> int:
-        """Numbers usable at the same time: one per channel, whatever the slot count."""
-        return len(self._channels)
-
     # ------------------------------------------------------------------- snapshot, listeners
     def snapshot(self) -> SchedulerState:
         """The whole state, for :meth:`rollback` when the transaction that changed it fails; its

@@ -11,14 +11,13 @@ committed it.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import os
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import structlog
 
@@ -47,6 +46,14 @@ STOP_TIMEOUT = 5.0  # what has not stopped by then is logged and left behind
 T = TypeVar("T")
 
 
+class CoreAnswer(NamedTuple):
+    """What a core call gives back to the loop: its result or error, and the outbox rows it committed."""
+
+    result: Any
+    error: BaseException | None
+    rows: list[tuple[int, str, dict]]
+
+
 class Gateway:
     def __init__(self, config: Config, *, modem_options: ModemOptions | None = None,
                  mono: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time,
@@ -57,9 +64,10 @@ class Gateway:
         self._mono, self._wall = mono, wall
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="simgw-core")
         self.store = Store(config.database, commit_fault=faults.commit_error if faults else None)
-        # Outbox rows as they commit, handed to the uplink without asking the core thread again.
-        self.fresh_outbox: collections.deque[tuple[int, str, dict]] = collections.deque(maxlen=4096)
-        self.store.on_committed = self._hand_to_uplink
+        # (core thread only) outbox rows committed by the core call running now: they go back to
+        # the loop with its answer (see call), for the uplink to send without a store round trip.
+        self._committed: list[tuple[int, str, dict]] = []
+        self.store.on_committed = self._committed.extend
         self.core = GatewayCore(self.store, config.leases, mono=mono, wall=wall, numbers=config.numbers,
                                 banks=config.banks, boot_id=boot_id() if mono is time.monotonic else None)
         self.nudges = Nudges()
@@ -94,7 +102,7 @@ class Gateway:
                                            allow_insecure=u.allow_insecure, ca_file=u.ca_file, window=u.window,
                                            backoff_max=u.backoff_max, health_interval=u.health_interval),
                             self.uplink_port, outbox_changed=self.nudges.outbox,
-                            inventory_changed=self.nudges.inventory, fresh_outbox=self.fresh_outbox)
+                            inventory_changed=self.nudges.inventory)
 
     # ------------------------------------------------------------------------- what others read
     @property
@@ -120,33 +128,55 @@ class Gateway:
         self.nudges.timers.set()
         self.nudges.inventory.set()
 
-    def _hand_to_uplink(self, rows: list[tuple[int, str, dict]]) -> None:
-        """(core thread) Committed outbox rows, for the uplink to send without a store round trip;
-        only while it is connected: otherwise they are read from the store on reconnect, so SMS
-        texts do not wait in memory past their retention while the marketplace is away."""
-        if self.uplink is not None and self.uplink.connected.is_set():
-            self.fresh_outbox.extend(rows)
+    def on_core(self, fn: Callable[..., T], args: tuple = (), kwargs: dict | None = None) -> CoreAnswer:
+        """(core thread) ``fn``'s answer or error, and the outbox rows it committed meanwhile. Whoever
+        submits work to the core thread without :meth:`call` runs it through this and gives the
+        answer to :meth:`answered` back on the loop, so committed rows still reach the uplink."""
+        try:
+            result, error = fn(*args, **(kwargs or {})), None
+        except BaseException as exc:  # handed back: whoever waits on the loop must hear of it
+            result, error = None, exc
+        rows = self._committed.copy()
+        self._committed.clear()
+        return CoreAnswer(result, error, rows)
+
+    def answered(self, answer: CoreAnswer) -> Any:
+        """(event loop) Hand the rows a core call committed to the uplink's port; its result, or raise its error."""
+        if answer.rows:
+            self.uplink_port.committed(answer.rows)
+        if answer.error is not None:
+            raise answer.error
+        return answer.result
 
     async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn`` on the core thread, after everything submitted before it."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, lambda: fn(*args, **kwargs))
+        """Run ``fn`` on the core thread, after everything submitted before it. The outbox rows
+        it committed come back with its answer (no thread crossing of their own) and are handed
+        to the uplink's port here, on the loop's thread."""
+        loop = asyncio.get_running_loop()
+        return self.answered(await loop.run_in_executor(self._executor, self.on_core, fn, args, kwargs))
 
     def submit(self, fn: Callable[..., T], args: tuple, done: Callable[[T | None, BaseException | None], None]) -> None:
         """(event loop) Run ``fn(*args)`` on the core thread, after everything submitted before it,
         then ``done(result, error)`` on the loop: one crossing each way, as :meth:`call`, but no
-        task or future chain on the loop (the ingest path, once per SMS). Raises RuntimeError when
-        the core thread has shut down."""
+        task or future chain on the loop (the ingest path, once per SMS). The committed rows go
+        to the uplink through :meth:`answered` first. Raises RuntimeError when the core thread
+        has shut down."""
         loop = asyncio.get_running_loop()
 
         def work() -> None:
-            try:
-                result, error = fn(*args), None
-            except BaseException as exc:  # handed to ``done``: the waiting drivers must hear of it
-                result, error = None, exc
+            answer = self.on_core(fn, args)  # catches everything: ``done`` is always called
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
-                loop.call_soon_threadsafe(done, result, error)
+                loop.call_soon_threadsafe(self._answer_to, answer, done)
 
         self._executor.submit(work)
+
+    def _answer_to(self, answer: CoreAnswer, done: Callable[[Any, BaseException | None], None]) -> None:
+        """(event loop) A submitted call's answer: its rows to the uplink, then ``done``."""
+        try:
+            result, error = self.answered(answer), None
+        except BaseException as exc:  # the call's own error, handed on
+            result, error = None, exc
+        done(result, error)
 
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:

@@ -32,6 +32,8 @@ from gateway.uplink.protocol import SUBPROTOCOL, encode
 
 log = structlog.get_logger("gateway.tools.market")
 SUPERSEDED = 4001  # close code for a gateway's older connection when it connects again
+MAX_BURST = 256  # frames stored in one transaction and acknowledged by one ack (the gateway's window)
+ACK_DELAY = 0.05  # an ack waits this long for more frames to cover (PROTOCOL.md); 0: at once
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gateways (gateway_id TEXT PRIMARY KEY, acked_seq INTEGER NOT NULL DEFAULT 0,
@@ -63,17 +65,134 @@ class _Peer:
     pending: dict[str, asyncio.Future] = field(default_factory=dict)
 
 
-class Market:
-    def __init__(self, db_path: str, token: str, *, drop_every: float | None = None,
-                 on_sms: Callable[[Arrival], None] | None = None, on_lease: Callable[[dict], None] | None = None,
-                 wall: Callable[[], float] = time.time) -> None:
-        # Writes (each an fsync) run on one worker thread so they never stall the event loop;
-        # quick reads may come from the loop's thread, hence check_same_thread=False.
+class MarketStore:
+    """What the marketplace holds durably, in its own SQLite. Writes (each an fsync) run on one
+    worker thread so they never stall the event loop; quick reads may come from the loop's
+    thread, hence ``check_same_thread=False``."""
+
+    def __init__(self, db_path: str) -> None:
         self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="market-db")
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._db.close()
+
+    async def write(self, *statements: tuple[str, tuple]) -> None:
+        """Run ``statements`` in one transaction on the writer thread (one fsync for all)."""
+        def run() -> None:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, args in statements:
+                    self._db.execute(sql, args)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+        await asyncio.get_running_loop().run_in_executor(self._writer, run)
+
+    def acked_seq(self, gateway_id: str) -> int:
+        row = self._db.execute("SELECT acked_seq FROM gateways WHERE gateway_id = ?", (gateway_id,)).fetchone()
+        return row[0] if row else 0
+
+    def deliveries(self, msg_id: str) -> int:
+        return self._db.execute("SELECT deliveries FROM sms WHERE msg_id = ?", (msg_id,)).fetchone()[0]
+
+    # ------------------------------------------------------------------ statements for a burst
+    @staticmethod
+    def seen_sql(gateway_id: str, at: float) -> tuple[str, tuple]:
+        return ("INSERT INTO gateways (gateway_id, seen_at) VALUES (?, ?) ON CONFLICT(gateway_id) DO UPDATE"
+                " SET seen_at = excluded.seen_at", (gateway_id, at))
+
+    @staticmethod
+    def ack_sql(gateway_id: str, seq: int) -> tuple[str, tuple]:
+        return ("UPDATE gateways SET acked_seq = MAX(acked_seq, ?) WHERE gateway_id = ?", (seq, gateway_id))
+
+    @staticmethod
+    def sms_sql(gateway_id: str, frame: dict, now: float) -> list[tuple[str, tuple]]:
+        """The SMS (a resend of a msg_id it holds counts a delivery), and its lease after it."""
+        statements = [(
+            "INSERT INTO sms (msg_id, gateway_id, seq, lease_id, number, sender, text, parts, received_at, arrived_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(msg_id) DO UPDATE SET deliveries = deliveries + 1",
+            (frame["msg_id"], gateway_id, frame["seq"], frame.get("lease_id"), frame.get("number"),
+             frame.get("sender"), frame.get("text"), frame.get("parts"), frame.get("received_at"), now))]
+        lease = frame.get("lease")
+        if isinstance(lease, dict):  # the lease after this SMS (PROTOCOL.md: no lease frame follows)
+            statements.append(("UPDATE leases SET state = ?, sms_count = ?, updated_at = ? WHERE lease_id = ?",
+                               (lease.get("state"), lease.get("sms_count"), frame.get("received_at"),
+                                frame.get("lease_id"))))
+        return statements
+
+    @staticmethod
+    def lease_sql(gateway_id: str, frame: dict) -> tuple[str, tuple]:
+        return ("INSERT INTO leases (lease_id, gateway_id, number, service, state, sms_count, updated_at)"
+                " VALUES (?,?,?,?,?,?,?) ON CONFLICT(lease_id) DO UPDATE SET state=excluded.state,"
+                " sms_count=excluded.sms_count, updated_at=excluded.updated_at",
+                (frame["lease_id"], gateway_id, frame.get("number"), frame.get("service"), frame["state"],
+                 frame.get("sms_count", 0), frame.get("at")))
+
+    @staticmethod
+    def report_sql(gateway_id: str, frame: dict) -> tuple[str, tuple]:
+        """The gateway's last ``inventory`` or ``health``, as it sent it."""
+        column = "inventory" if frame["type"] == "inventory" else "health"
+        return (f"UPDATE gateways SET {column} = ? WHERE gateway_id = ?", (json.dumps(frame), gateway_id))
+
+    # ---------------------------------------------------------------------------------- queries
+    def sms(self, lease_id: str | None = None) -> list[dict]:
+        query = "SELECT msg_id, gateway_id, seq, lease_id, number, sender, text, parts, received_at, arrived_at," \
+                " deliveries FROM sms"
+        rows = self._db.execute(query + (" WHERE lease_id = ?" if lease_id else "") + " ORDER BY rowid",
+                                (lease_id,) if lease_id else ())
+        keys = ("msg_id", "gateway_id", "seq", "lease_id", "number", "sender", "text", "parts", "received_at",
+                "arrived_at", "deliveries")
+        return [dict(zip(keys, row)) for row in rows]
+
+    def leases(self) -> list[dict]:
+        keys = ("lease_id", "gateway_id", "number", "service", "state", "sms_count", "updated_at")
+        return [dict(zip(keys, row)) for row in self._db.execute(f"SELECT {', '.join(keys)} FROM leases")]
+
+    def lease_gateway(self, lease_id: str) -> str | None:
+        row = self._db.execute("SELECT gateway_id FROM leases WHERE lease_id = ?", (lease_id,)).fetchone()
+        return row[0] if row else None
+
+    def gateway_state(self, gateway_id: str) -> dict:
+        row = self._db.execute("SELECT acked_seq, inventory, health FROM gateways WHERE gateway_id = ?",
+                               (gateway_id,)).fetchone()
+        if row is None:
+            return {}
+        return {"acked_seq": row[0], "inventory": json.loads(row[1]) if row[1] else None,
+                "health": json.loads(row[2]) if row[2] else None}
+
+
+@dataclass(slots=True)
+class _Burst:
+    """What one burst of frames from a gateway asks for: one transaction, then the callbacks
+    and command results in the order the frames came; ``acked``: the highest seq in it."""
+
+    statements: list[tuple[str, tuple]] = field(default_factory=list)
+    acked: int = 0
+    after: list[tuple[str, dict]] = field(default_factory=list)  # (type, frame) once durable and acked
+
+
+@dataclass(slots=True)
+class _Owed:
+    """The ack the marketplace owes a gateway: the highest seq stored and not yet acknowledged,
+    and when the ack must go (``ack_delay`` after the first of them was stored)."""
+
+    seq: int = 0
+    due: float = 0.0
+
+
+class Market:
+    def __init__(self, db_path: str, token: str, *, drop_every: float | None = None,
+                 on_sms: Callable[[Arrival], None] | None = None, on_lease: Callable[[dict], None] | None = None,
+                 wall: Callable[[], float] = time.time, ack_delay: float = ACK_DELAY) -> None:
+        self.store = MarketStore(db_path)
+        self.ack_delay = ack_delay
         self._token = token
         self.drop_every = drop_every
         self._on_sms = on_sms
@@ -88,6 +207,7 @@ class Market:
         self.record = False  # keep every frame received and sent (tests validate them against the schemas)
         self.frames_in: list[dict] = []
         self.frames_out: list[dict] = []
+        self.acks_sent = 0
         self.address: tuple[str, int] | None = None
 
     # ------------------------------------------------------------------------------ lifecycle
@@ -105,26 +225,7 @@ class Market:
             self._server = None
 
     def close(self) -> None:
-        self._writer.shutdown(wait=True)
-        self._db.close()
-
-    async def _write(self, *statements: tuple[str, tuple]) -> None:
-        """Run ``statements`` in one transaction on the writer thread (one fsync for all)."""
-        def run() -> None:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for sql, args in statements:
-                    self._db.execute(sql, args)
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
-
-        await asyncio.get_running_loop().run_in_executor(self._writer, run)
-
-    @staticmethod
-    def _ack_sql(peer: _Peer, seq: int) -> tuple[str, tuple]:
-        return ("UPDATE gateways SET acked_seq = MAX(acked_seq, ?) WHERE gateway_id = ?", (seq, peer.gateway_id))
+        self.store.close()
 
     def _check_token(self, connection: ServerConnection, request):
         header = request.headers.get("Authorization", "")
@@ -147,20 +248,17 @@ class Market:
         if self.record:
             self.frames_in.append(hello)
         gateway_id = hello["gateway_id"]
-        await self._write(("INSERT INTO gateways (gateway_id, seen_at) VALUES (?, ?) ON CONFLICT(gateway_id) DO UPDATE"
-                           " SET seen_at = excluded.seen_at", (gateway_id, self._wall())))
-        acked = self._db.execute("SELECT acked_seq FROM gateways WHERE gateway_id = ?", (gateway_id,)).fetchone()[0]
+        await self.store.write(self.store.seen_sql(gateway_id, self._wall()))
         peer = _Peer(gateway_id, connection)
         older = self._peers.get(gateway_id)
         self._peers[gateway_id] = peer
         if older is not None:  # PROTOCOL.md: the newest connection of a gateway wins
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(older.connection.close(SUPERSEDED, "superseded by a newer connection"), 2)
-        await self._send(connection, {"type": "welcome", "last_acked_seq": acked})
+        await self._send(connection, {"type": "welcome", "last_acked_seq": self.store.acked_seq(gateway_id)})
         dropper = asyncio.create_task(self._drop_later(connection)) if self.drop_every else None
         try:
-            async for message in connection:
-                await self._on_frame(peer, message)
+            await self._serve(peer)
         except ConnectionClosed:
             pass
         finally:
@@ -181,50 +279,87 @@ class Market:
         await asyncio.sleep(self.drop_every or 0)
         await connection.close(1012, "chaos: the marketplace hangs up")
 
-    async def _on_frame(self, peer: _Peer, message: str | bytes) -> None:
+    async def _serve(self, peer: _Peer) -> None:
+        """Take the frames in bursts: whatever arrived while the last burst was being stored is
+        stored in one transaction and acknowledged by one cumulative ``ack`` (PROTOCOL.md)."""
+        inbox: asyncio.Queue[str | bytes | None] = asyncio.Queue(MAX_BURST)
+        reader = asyncio.create_task(_read(peer.connection, inbox), name=f"market-read-{peer.gateway_id}")
+        loop, owed = asyncio.get_running_loop(), _Owed()
         try:
-            frame = json.loads(message)
-        except ValueError:
-            return
-        kind = frame.get("type") if isinstance(frame, dict) else None
-        if self.record:
-            self.frames_in.append(frame)
+            while True:
+                try:
+                    first = await (asyncio.wait_for(inbox.get(), max(0.0, owed.due - loop.time())) if owed.seq
+                                   else inbox.get())
+                except asyncio.TimeoutError:  # nothing more came within ack_delay: ack what is stored
+                    await self._ack(peer, owed)
+                    continue
+                burst = [first]
+                while not inbox.empty() and len(burst) < MAX_BURST:
+                    burst.append(inbox.get_nowait())
+                stored = await self._on_burst(peer, [message for message in burst if message is not None])
+                if stored:
+                    owed.due = owed.due if owed.seq else loop.time() + self.ack_delay
+                    owed.seq = stored
+                    if loop.time() >= owed.due:
+                        await self._ack(peer, owed)
+                if None in burst:
+                    return  # the connection ended
+        finally:
+            reader.cancel()
+
+    async def _ack(self, peer: _Peer, owed: _Owed) -> None:
+        self.acks_sent += 1
+        seq, owed.seq = owed.seq, 0
+        await self._send(peer.connection, {"type": "ack", "seq": seq})
+
+    async def _on_burst(self, peer: _Peer, messages: list[str | bytes]) -> int:
+        """Store a burst in one transaction; the highest seq in it, now durable (0: none)."""
+        burst = _Burst()
+        for message in messages:
+            frame = _decode(message)
+            if frame is None:
+                continue
+            if self.record:
+                self.frames_in.append(frame)
+            self._take(peer, frame, burst)
+        if burst.statements:
+            if burst.acked:
+                burst.statements.append(self.store.ack_sql(peer.gateway_id, burst.acked))
+            await self.store.write(*burst.statements)  # durable (synchronous=FULL) before we say so
+        for kind, frame in burst.after:
+            self._after(peer, kind, frame)
+        return burst.acked
+
+    def _take(self, peer: _Peer, frame: dict, burst: _Burst) -> None:
+        kind, gateway_id = frame.get("type"), peer.gateway_id
         if kind == "sms":
-            await self._on_sms_frame(peer, frame)
+            burst.statements += self.store.sms_sql(gateway_id, frame, self._wall())
         elif kind == "lease":
-            await self._write(("INSERT INTO leases (lease_id, gateway_id, number, service, state, sms_count, updated_at)"
-                               " VALUES (?,?,?,?,?,?,?) ON CONFLICT(lease_id) DO UPDATE SET state=excluded.state,"
-                               " sms_count=excluded.sms_count, updated_at=excluded.updated_at",
-                               (frame["lease_id"], peer.gateway_id, frame.get("number"), frame.get("service"),
-                                frame["state"], frame.get("sms_count", 0), frame.get("at"))),
-                              self._ack_sql(peer, frame["seq"]))
-            await self._send(peer.connection, {"type": "ack", "seq": frame["seq"]})
-            if self._on_lease is not None:
-                self._on_lease(frame)
+            burst.statements.append(self.store.lease_sql(gateway_id, frame))
+        elif kind in ("inventory", "health"):
+            burst.statements.append(self.store.report_sql(gateway_id, frame))
+        elif kind not in ("result", "error"):
+            return
+        if kind in ("sms", "lease"):
+            burst.acked = max(burst.acked, frame["seq"])
+        burst.after.append((kind, frame))
+
+    def _after(self, peer: _Peer, kind: str, frame: dict) -> None:
+        """A frame's consequences once what came before it is durable."""
+        if kind == "sms" and self._on_sms is not None:
+            received = frame.get("received_at")
+            latency = (self._wall() - received) * 1000 if isinstance(received, (int, float)) else None
+            self._on_sms(Arrival(peer.gateway_id, frame["msg_id"], frame.get("lease_id"), frame.get("sender"),
+                                 frame.get("text"), frame.get("parts") or 1, latency,
+                                 self.store.deliveries(frame["msg_id"]) > 1))
+        elif kind == "lease" and self._on_lease is not None:
+            self._on_lease(frame)
         elif kind == "result":
             future = peer.pending.pop(frame.get("command_id"), None)
             if future is not None and not future.done():
                 future.set_result(frame)
-        elif kind in ("inventory", "health"):
-            await self._write((f"UPDATE gateways SET {kind} = ? WHERE gateway_id = ?", (json.dumps(frame), peer.gateway_id)))
         elif kind == "error":
             self.errors_received.append(frame)
-
-    async def _on_sms_frame(self, peer: _Peer, frame: dict) -> None:
-        now = self._wall()
-        await self._write((
-            "INSERT INTO sms (msg_id, gateway_id, seq, lease_id, number, sender, text, parts, received_at, arrived_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?) ON CONFLICT(msg_id) DO UPDATE SET deliveries = deliveries + 1",
-            (frame["msg_id"], peer.gateway_id, frame["seq"], frame.get("lease_id"), frame.get("number"),
-             frame.get("sender"), frame.get("text"), frame.get("parts"), frame.get("received_at"), now)),
-            self._ack_sql(peer, frame["seq"]))  # durable (synchronous=FULL) before we say so
-        repeat = self._db.execute("SELECT deliveries FROM sms WHERE msg_id = ?", (frame["msg_id"],)).fetchone()[0] > 1
-        await self._send(peer.connection, {"type": "ack", "seq": frame["seq"]})
-        if self._on_sms is not None:
-            received = frame.get("received_at")
-            latency = (now - received) * 1000 if isinstance(received, (int, float)) else None
-            self._on_sms(Arrival(peer.gateway_id, frame["msg_id"], frame.get("lease_id"), frame.get("sender"),
-                                 frame.get("text"), frame.get("parts") or 1, latency, repeat))
 
     # ------------------------------------------------------------------------------- commands
     async def command(self, frame: dict, *, gateway_id: str | None = None, timeout: float = 10.0) -> dict:
@@ -258,25 +393,13 @@ class Market:
 
     # --------------------------------------------------------------------------------- queries
     def sms(self, lease_id: str | None = None) -> list[dict]:
-        query = "SELECT msg_id, gateway_id, seq, lease_id, number, sender, text, parts, received_at, arrived_at," \
-                " deliveries FROM sms"
-        rows = self._db.execute(query + (" WHERE lease_id = ?" if lease_id else "") + " ORDER BY rowid",
-                                (lease_id,) if lease_id else ())
-        keys = ("msg_id", "gateway_id", "seq", "lease_id", "number", "sender", "text", "parts", "received_at",
-                "arrived_at", "deliveries")
-        return [dict(zip(keys, row)) for row in rows]
+        return self.store.sms(lease_id)
 
     def leases(self) -> list[dict]:
-        keys = ("lease_id", "gateway_id", "number", "service", "state", "sms_count", "updated_at")
-        return [dict(zip(keys, row)) for row in self._db.execute(f"SELECT {', '.join(keys)} FROM leases")]
+        return self.store.leases()
 
     def gateway_state(self, gateway_id: str) -> dict:
-        row = self._db.execute("SELECT acked_seq, inventory, health FROM gateways WHERE gateway_id = ?",
-                               (gateway_id,)).fetchone()
-        if row is None:
-            return {}
-        return {"acked_seq": row[0], "inventory": json.loads(row[1]) if row[1] else None,
-                "health": json.loads(row[2]) if row[2] else None}
+        return self.store.gateway_state(gateway_id)
 
     # ------------------------------------------------------------------------------ control API
     async def handle_http(self, request: HttpRequest) -> tuple[int, object]:
@@ -298,9 +421,8 @@ class Market:
         match = re.fullmatch(r"/leases/([^/]+)/(repeat|finish|cancel)", path)
         if match and method == "POST":
             lease_id, action = match.groups()
-            row = self._db.execute("SELECT gateway_id FROM leases WHERE lease_id = ?", (lease_id,)).fetchone()
             result = await self.command({"type": f"lease.{action}", "lease_id": lease_id},
-                                        gateway_id=row[0] if row else None)
+                                        gateway_id=self.store.lease_gateway(lease_id))
             return (200 if result.get("ok") else 409), result
         if path == "/leases" and method == "GET":
             return 200, self.leases()
@@ -309,6 +431,26 @@ class Market:
         if path == "/gateways" and method == "GET":
             return 200, {g: self.gateway_state(g) for g in self.gateways}
         raise HttpError(404, f"no route {method} {request.path}")
+
+
+async def _read(connection: ServerConnection, inbox: asyncio.Queue[str | bytes | None]) -> None:
+    """Every frame of ``connection`` into ``inbox`` (it holds MAX_BURST: beyond, this waits and the
+    WebSocket's own buffer, then TCP, hold the gateway back), then None for the end."""
+    try:
+        async for message in connection:
+            await inbox.put(message)
+    except ConnectionClosed:
+        pass
+    finally:
+        await inbox.put(None)  # the consumer drains the inbox until it sees this, or cancels us
+
+
+def _decode(message: str | bytes) -> dict | None:
+    try:
+        frame = json.loads(message)
+    except ValueError:
+        return None
+    return frame if isinstance(frame, dict) else None
 
 
 async def run_market(stop: asyncio.Event, *, listen: tuple[str, int], token: str, db_path: str,

@@ -12,7 +12,6 @@ event after the acknowledged seq, within a window); the tasks here feed it and w
 from __future__ import annotations
 
 import asyncio
-import collections
 import ssl
 import time
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from gateway.uplink.url import redact_urls, url_problem
 log = structlog.get_logger("gateway.uplink")
 HARD_MAX_SIZE = 1024 * 1024  # beyond this websockets closes (1009); below it we answer with an error frame
 ACK_COALESCE = 0.5  # seconds acks gather before one commit records them all
+READ_TURN = 16  # frames read in a row before the reader lets other tasks run (an ack each: not after every one)
 THROTTLE_LOG_EVERY = 10.0  # a flood of rate-limited commands is one log line per this many seconds
 
 
@@ -78,8 +78,12 @@ class UplinkSettings:
 
 
 class UplinkPort(Protocol):
-    """What the client needs from the gateway; every call may go to the core thread."""
+    """What the client needs from the gateway; every async call may go to the core thread. The
+    two plain calls answer at once from the event loop's side: outbox rows as they committed,
+    which the port holds only while :meth:`keep_fresh` is on (a session is up)."""
 
+    def fresh_after(self, seq: int, limit: int) -> list[tuple[int, str, dict]] | None: ...
+    def keep_fresh(self, on: bool) -> None: ...
     async def acked_seq(self) -> int: ...
     async def max_seq(self) -> int: ...
     async def outbox_after(self, seq: int, limit: int) -> list[tuple[int, str, dict]]: ...
@@ -98,13 +102,11 @@ def check_url(settings: UplinkSettings) -> None:
 class UplinkClient:
     def __init__(self, settings: UplinkSettings, port: UplinkPort, *, outbox_changed: asyncio.Event,
                  inventory_changed: asyncio.Event | None = None,
-                 clock: Callable[[], float] = time.monotonic,
-                 fresh_outbox: collections.deque[tuple[int, str, dict]] | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         check_url(settings)
-        self._fresh = fresh_outbox  # rows the store just committed, in seq order (filled from another thread)
         self.settings = settings
         self._port = port
-        self._outbox_changed = outbox_changed
+        self._outbox_changed = outbox_changed  # the sender's one wake-up: new rows (set by the gateway), room (acks)
         self._inventory_changed = inventory_changed or asyncio.Event()
         self._clock = clock
         self.attempts = 0
@@ -182,14 +184,13 @@ class UplinkClient:
             session.send_hello()
             write_lock = asyncio.Lock()
             await self._flush(ws, session, write_lock)
-            room_changed = asyncio.Event()
             commands: asyncio.Queue[Command] = asyncio.Queue(COMMAND_BURST)
             flush = (ws, session, write_lock)
-            tasks = [asyncio.create_task(self._reader(flush, room_changed, commands), name="uplink-reader"),
+            tasks = [asyncio.create_task(self._reader(flush, commands), name="uplink-reader"),
                      asyncio.create_task(self._commands(flush, commands), name="uplink-commands"),
-                     asyncio.create_task(self._sender(flush, room_changed), name="uplink-sender"),
+                     asyncio.create_task(self._sender(flush), name="uplink-sender"),
                      asyncio.create_task(self._heartbeat(flush), name="uplink-health"),
-                     asyncio.create_task(self._inventory(flush, room_changed), name="uplink-inventory"),
+                     asyncio.create_task(self._inventory(flush), name="uplink-inventory"),
                      asyncio.create_task(self._acker(), name="uplink-acker")]
             try:
                 done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -209,8 +210,7 @@ class UplinkClient:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
                 self.connected.clear()
-                if self._fresh is not None:
-                    self._fresh.clear()  # what was not sent is read from the store next time
+                self._port.keep_fresh(False)  # what was not sent is read from the store next time
         if not session.welcomed:
             raise ConnectionError("closed before the welcome")
 
@@ -223,16 +223,19 @@ class UplinkClient:
                 for frame in frames:
                     await ws.send(frame)
 
-    async def _reader(self, flush, room_changed: asyncio.Event, commands: asyncio.Queue[Command]) -> None:
+    async def _reader(self, flush, commands: asyncio.Queue[Command]) -> None:
         """Read every frame as it comes, and never wait for a commit here: commands are run by
         :meth:`_commands`, so a flood of them cannot hold up acks or the keepalive's pongs."""
         ws, session, _ = flush
+        read = 0
         async for message in ws:
+            read += 1
             window_was_full = session.ready and session.room == 0
             event = session.receive(message, self._clock())
             if isinstance(event, Welcomed):
                 self.sessions += 1
                 self.connected.set()
+                self._port.keep_fresh(True)  # rows committed from now on may skip the store
                 self.last_error = None
                 log.info("uplink.connected", url=self.settings.url, resume_after=event.last_acked_seq)
                 await self._port.acked(event.last_acked_seq)  # it holds these: prune what we still had
@@ -242,7 +245,7 @@ class UplinkClient:
                     self._ack_to_persist = event.seq
                     self._ack_arrived.set()
                 if window_was_full:
-                    room_changed.set()  # otherwise the sender is not waiting for room
+                    self._outbox_changed.set()  # room again (otherwise the sender is not waiting for room)
             elif isinstance(event, (OpenLease, LeaseAction)):
                 try:
                     commands.put_nowait(event)
@@ -255,11 +258,13 @@ class UplinkClient:
                 if event.reason.value not in self._logged_rejections:
                     self._logged_rejections.add(event.reason.value)
                     log.warning("uplink.frame_rejected", reason=event.reason.value, error=event.message)
-            await self._flush(*flush)
+            if session.has_output:
+                await self._flush(*flush)
             if session.state is SessionState.FAILED:
                 await ws.close(1008, "bad welcome")
                 raise WelcomeRefused(event.message if isinstance(event, FrameRejected) else "welcome refused")
-            await asyncio.sleep(0)  # a flood of frames is read one at a time, with the modems' tasks between
+            if read % READ_TURN == 0:
+                await asyncio.sleep(0)  # a flood of frames: the modems' tasks get a turn in between
         raise ConnectionError(f"connection closed ({ws.close_code} {ws.close_reason or ''})".strip())
 
     async def _commands(self, flush, commands: asyncio.Queue[Command]) -> None:
@@ -280,30 +285,24 @@ class UplinkClient:
                         burst=COMMAND_BURST)
             self._throttle_logged = (now, self.throttled)
 
-    async def _sender(self, flush, room_changed: asyncio.Event) -> None:
-        """Hand outbox rows to the session as its window allows (it takes none before READY)."""
+    async def _sender(self, flush) -> None:
+        """Hand outbox rows to the session as its window allows (it takes none before READY).
+        One event wakes it, for new rows and for room in the window alike: waiting on two made
+        and cancelled two tasks per SMS. Cleared before it looks, so a nudge while it sends is
+        never lost; a nudge while the window is full costs one look."""
         _, session, _ = flush
         while True:
-            if session.room > 0:
-                self._outbox_changed.clear()
-                limit = session.room
-                rows = take_fresh(self._fresh, session.sent_seq, limit)
+            self._outbox_changed.clear()
+            limit = session.room
+            if limit > 0:
+                rows = self._port.fresh_after(session.sent_seq, limit)
                 if rows is None:
                     rows = await self._port.outbox_after(session.sent_seq, limit)
                 session.send_events(rows)
                 await self._flush(*flush)
-                if len(rows) == limit or (rows and self._outbox_changed.is_set()):
+                if len(rows) == limit:
                     continue  # there may be more; otherwise wait, without another round trip to the store
-                waiters = [self._outbox_changed.wait(), room_changed.wait()]
-            else:
-                waiters = [room_changed.wait()]
-            tasks = [asyncio.ensure_future(w) for w in waiters]
-            try:
-                await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for task in tasks:
-                    task.cancel()
-            room_changed.clear()
+            await self._outbox_changed.wait()
 
     async def _acker(self) -> None:
         """Persist acknowledgements, coalesced: under load one commit covers many acks. A late
@@ -318,7 +317,7 @@ class UplinkClient:
                 await self._port.acked(seq)
                 persisted = seq
 
-    async def _inventory(self, flush, room_changed: asyncio.Event) -> None:
+    async def _inventory(self, flush) -> None:
         """The full inventory after each welcome (which opens the window), then the changes."""
         _, session, _ = flush
         while True:
@@ -330,7 +329,7 @@ class UplinkClient:
             if session.send_inventory(await self._port.inventory()):
                 await self._flush(*flush)
                 if syncing:
-                    room_changed.set()  # READY now: replays may follow
+                    self._outbox_changed.set()  # READY now: replays may follow
 
     async def _heartbeat(self, flush) -> None:
         _, session, _ = flush
@@ -338,22 +337,6 @@ class UplinkClient:
             await asyncio.sleep(self.settings.health_interval)
             if session.ready and session.send_health(await self._port.health()):
                 await self._flush(*flush)
-
-
-def take_fresh(fresh: collections.deque[tuple[int, str, dict]] | None, after: int,
-               limit: int) -> list[tuple[int, str, dict]] | None:
-    """The next rows from what the store just committed, if they follow ``after`` without a
-    gap; None sends the sender to the store (after a reconnect, or if rows were dropped)."""
-    if fresh is None:
-        return None
-    while fresh and fresh[0][0] <= after:
-        fresh.popleft()
-    if not fresh or fresh[0][0] != after + 1:
-        return None
-    rows: list[tuple[int, str, dict]] = []
-    while fresh and len(rows) < limit and fresh[0][0] == after + len(rows) + 1:
-        rows.append(fresh.popleft())
-    return rows
 
 
 def _describe(error: BaseException | None) -> str:

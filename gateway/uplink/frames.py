@@ -13,8 +13,12 @@ from collections.abc import Mapping
 PROTOCOL_VERSION = 1
 
 # The `lease` frame's `event`: what happened to the lease. Its `state` is always the lease's
-# state, the same word a `result` gives (gateway.domain.leases.LeaseState).
-LEASE_EVENTS = ("opened", "ready", "sms", "repeat", "finish", "cancel", "deadline", "sim_failed")
+# state, the same word a `result` gives (gateway.domain.leases.LeaseState). An SMS moves its
+# lease too, but that is told inside the `sms` frame (its `lease` object): one frame per SMS.
+LEASE_EVENTS = ("opened", "ready", "repeat", "finish", "cancel", "deadline", "sim_failed")
+# Events a gateway no longer makes but may still replay: outbox rows queued before an upgrade
+# (a `lease` frame `event: sms` after each `sms` frame, from gateways built before 2026-11-26).
+LEGACY_LEASE_EVENTS = ("sms",)
 
 
 def encode(frame: Mapping[str, object]) -> str:
@@ -62,11 +66,20 @@ def inventory_frame(snapshot: Mapping[str, object], previous: Mapping[str, Mappi
 
 # ------------------------------------------------------------- payloads of sequenced events
 def sms_payload(*, msg_id: str, lease_id: str, number: str, sender: str | None, text: str | None, parts: int,
-                complete: bool, encoding: str | None, network_time: str | None, received_at: float) -> dict[str, object]:
-    """What an ``sms`` frame carries besides ``type`` and ``seq`` (stored in the outbox)."""
+                complete: bool, encoding: str | None, network_time: str | None, received_at: float,
+                lease: Mapping[str, object]) -> dict[str, object]:
+    """What an ``sms`` frame carries besides ``type`` and ``seq`` (stored in the outbox). ``lease``
+    is its lease after this SMS (:func:`sms_lease`): the marketplace learns the new count and
+    deadline from the same frame, so an SMS costs one frame and one ack, not two."""
     return {"msg_id": msg_id, "lease_id": lease_id, "number": number, "sender": sender, "text": text,
             "parts": parts, "complete": complete, "encoding": encoding, "network_time": network_time,
-            "received_at": received_at}
+            "received_at": received_at, "lease": dict(lease)}
+
+
+def sms_lease(*, state: str, sms_count: int, deadline: float | None) -> dict[str, object]:
+    """The ``sms`` frame's ``lease``: what a ``lease`` frame would have said after the SMS (its
+    state, ``received``; its SMS count, this one included; its deadline, the auto-finish time)."""
+    return {"state": state, "sms_count": sms_count, "deadline": deadline}
 
 
 def lease_payload(*, lease_id: str, state: str, event: str, at: float, number: str, service: str,

@@ -360,6 +360,11 @@ class UplinkSession:
         self._outgoing.append(frame)
         return True
 
+    @property
+    def has_output(self) -> bool:
+        """Frames are queued (an ack, the commonest frame read, queues none)."""
+        return bool(self._outgoing)
+
     def data_to_send(self) -> list[str]:
         """Every frame queued, in order; the shell writes them as they are."""
         out, self._outgoing, self._unsequenced = self._outgoing, [], 0

@@ -1,7 +1,7 @@
 """Benchmark: +CMTI at the simulator -> the ``sms`` frame at the reference marketplace.
 
     .venv/bin/python tests/bench/bench_e2e.py [--modems 1 16 64] [--rate 3.6] [--seconds 10] [--baud 115200]
-                                              [--burst] [--count FILE] [--py-spy FILE]
+                                              [--burst] [--count FILE] [--py-spy FILE] [--ack-delay S]
 
 Four processes: the simulated modems (real ptys), the daemon under test exactly as in production
 (``simgw run`` with a config file: drivers, SQLite with synchronous=FULL, uplink), the reference
@@ -86,7 +86,7 @@ def simulator_process(modems: int, baud: int | None, directory: str, commands: m
 
 
 # ----------------------------------------------------------------------------- market process
-def market_process(db: str, reports: mp.Queue, ports: mp.Queue) -> None:
+def market_process(db: str, reports: mp.Queue, ports: mp.Queue, ack_delay: float | None = None) -> None:
     from drivers.httpjson import serve_json
     from gateway.tools.market import Arrival, Market
 
@@ -96,7 +96,7 @@ def market_process(db: str, reports: mp.Queue, ports: mp.Queue) -> None:
         def on_sms(arrival: Arrival) -> None:
             reports.put(("sms", arrival.text, time.monotonic()))
 
-        market = Market(db, TOKEN, on_sms=on_sms)
+        market = Market(db, TOKEN, on_sms=on_sms, **({} if ack_delay is None else {"ack_delay": ack_delay}))
         await market.start("127.0.0.1", 0)
         server = await serve_json(market.handle_http, "127.0.0.1", 0)
         ports.put((market.address[1], server.sockets[0].getsockname()[1]))
@@ -205,12 +205,13 @@ def _start_py_spy(path: str, pid: int, seconds: float) -> subprocess.Popen:
 
 
 async def bench(modems: int, rate: float, seconds: float, baud: int | None, burst: bool, idle: float = 31.0,
-                profile: str | None = None, count: str | None = None, py_spy: str | None = None) -> dict:
+                profile: str | None = None, count: str | None = None, py_spy: str | None = None,
+                ack_delay: float | None = None) -> dict:
     tmp = tempfile.mkdtemp(prefix="simgw-bench-")
     ctx = mp.get_context("spawn")
     commands, reports, ports = ctx.Queue(), ctx.Queue(), ctx.Queue()
     sim = ctx.Process(target=simulator_process, args=(modems, baud, os.path.join(tmp, "ports"), commands, reports))
-    market = ctx.Process(target=market_process, args=(os.path.join(tmp, "market.db"), reports, ports))
+    market = ctx.Process(target=market_process, args=(os.path.join(tmp, "market.db"), reports, ports, ack_delay))
     sim.start()
     market.start()
     ws_port, http_port = ports.get(timeout=60)
@@ -337,10 +338,12 @@ def main() -> int:
     parser.add_argument("--profile", default=None, metavar="FILE", help="run the daemon under cProfile into FILE")
     parser.add_argument("--count", default=None, metavar="FILE", help="run the daemon under daemon_counters.py")
     parser.add_argument("--py-spy", default=None, metavar="FILE", help="sample the daemon's threads with py-spy")
+    parser.add_argument("--ack-delay", type=float, default=None, metavar="S",
+                        help="the reference marketplace's ack delay (default: its own, ACK_DELAY; 0: an ack per burst)")
     args = parser.parse_args()
     logs.configure(json_lines=True, level="error")
     results = [asyncio.run(bench(n, args.rate, args.seconds, args.baud, args.burst, args.idle, args.profile,
-                                 args.count, args.py_spy)) for n in args.modems]
+                                 args.count, args.py_spy, args.ack_delay)) for n in args.modems]
     print("+CMTI at the simulator -> sms frame stored at the marketplace (3 processes, ptys, SQLite, WebSocket)")
     print(f"{'modems':>6} {'mode':>20} {'sent':>5} {'recv':>5} {'p50 ms':>7} {'p90 ms':>7} {'p99 ms':>7} "
           f"{'max ms':>7} {'floor':>6} {'CPU idle':>8} {'CPU load':>8} {'ms CPU/SMS':>10} {'RSS MB':>6} {'ready s':>7} "

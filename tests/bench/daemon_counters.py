@@ -7,7 +7,8 @@ daemon's code is untouched: event-loop iterations (one epoll call each), split i
 wake-ups (the loop slept, then I/O or a timer woke it) and polls that did not sleep because
 callbacks were ready; timers that fired, by who armed them; callbacks run; tasks created; work
 handed to another thread (``ThreadPoolExecutor.submit``, by thread-name prefix: ``simgw-core``
-is the core thread, ``asyncio`` the default executor of ``to_thread``); results handed back
+is the core thread, ``asyncio`` the default executor of ``to_thread``); the uplink's WebSocket
+frames sent and received and the TCP ``send()`` calls; results handed back
 (``call_soon_threadsafe``); the self-pipe writes that wake the loop from another thread; and
 the core thread's own CPU in ingest calls and in their COMMITs (with the COMMITs' wall time).
 Each SIGUSR1 appends one JSON line of the totals so far (and the process's CPU seconds) to
@@ -85,7 +86,35 @@ class Counters:
             return timer_run(handle)
 
         asyncio.events.TimerHandle._run = counted_timer  # type: ignore[method-assign]
+        self._count_the_wire()
         self._time_the_core()
+
+    def _count_the_wire(self) -> None:
+        """WebSocket frames sent and received by the daemon (the uplink; the control API is HTTP)
+        and every TCP ``send()`` call (a system call each; the modems are ptys: ``os.write``)."""
+        import socket
+
+        from websockets.asyncio.connection import Connection
+
+        counters, send, recv, sock_send = self, Connection.send, Connection.recv, socket.socket.send
+
+        async def counted_send(connection, message, *args, **kwargs):
+            counters.bump("ws_frames_sent")
+            return await send(connection, message, *args, **kwargs)
+
+        async def counted_recv(connection, *args, **kwargs):
+            message = await recv(connection, *args, **kwargs)
+            counters.bump("ws_frames_received")
+            return message
+
+        def counted_sock_send(sock, *args, **kwargs):
+            if sock.family != socket.AF_UNIX:  # not the loop's self-pipe (loop_woken_by_thread)
+                counters.bump("tcp_send_calls")
+            return sock_send(sock, *args, **kwargs)
+
+        Connection.send = counted_send  # type: ignore[method-assign]
+        Connection.recv = counted_recv  # type: ignore[method-assign]
+        socket.socket.send = counted_sock_send  # type: ignore[method-assign]
 
     def _time_the_core(self) -> None:
         """CPU and wall time of the core thread's ingest calls and of each COMMIT in them (fsync:

@@ -350,7 +350,8 @@ def test_the_marketplace_sees_preparing_then_waiting_failed_with_a_reason_and_ra
             market.close()
 
     run(scenario(), 60)
-    states = [(f["lease_id"], f["state"]) for f in market.frames_in if f.get("type") == "lease"]
+    states = [(f["lease_id"], f["state"] if f["type"] == "lease" else f["lease"]["state"])  # an sms frame carries it
+              for f in market.frames_in if f.get("type") in ("lease", "sms")]
     assert states.index(("M1", "preparing")) < states.index(("M1", "waiting")) < states.index(("M1", "received"))
     failed = next(f for f in market.frames_in if f.get("type") == "lease" and f["state"] == "failed")
     assert failed["lease_id"] == "M2" and failed["reason"].startswith("empty")

@@ -19,7 +19,7 @@ from drivers.sms.encode import DeliverSpec, encode_deliver
 from gateway.core import decisions_json
 from gateway.domain.leases import LeaseState, Policy, Trigger
 from gateway.domain.messages import IngestStatus
-from gateway.uplink.frames import LEASE_EVENTS
+from gateway.uplink.frames import LEASE_EVENTS, LEGACY_LEASE_EVENTS
 from gateway.uplink.protocol import CAPABILITIES, SUBPROTOCOL, ErrorReason, FrameRejected, OpenLease, parse
 from tests.conftest import run, wait_until
 from tests.gateway.core.test_core import ICCID_A, NUMBER_A, Clocks, make_core, part, pdus
@@ -37,7 +37,7 @@ def _sms(text: str, second: int, sender: str = "+79161234567") -> str:
 
 
 # ---------------------------------------------------------------------------- lease frames
-def test_a_lease_frame_says_the_lease_state_the_result_gives_and_each_sms_moves_the_deadline(db):
+def test_a_lease_frame_says_the_lease_state_the_result_gives_and_each_sms_frame_moves_the_deadline(db):
     clocks = Clocks()
     core = make_core(db, clocks)
     answer = decisions_json(core.open_lease("L1", NUMBER_A, "telegram"))
@@ -48,16 +48,31 @@ def test_a_lease_frame_says_the_lease_state_the_result_gives_and_each_sms_moves_
     for n, second in enumerate((5, 9), start=1):
         clocks.advance(30)
         assert core.ingest(part(ICCID_A, _sms(f"code {n}", second))).status is IngestStatus.ROUTED
-        after_sms = _lease_frames(core, "L1")[-1]
-        assert (after_sms["state"], after_sms["event"], after_sms["sms_count"]) == ("received", "sms", n)
-        assert after_sms["deadline"] == pytest.approx(clocks.wall + finish_after)  # the auto-finish time
+        sms = [row[4] for row in core.store.outbox() if row[1] == "sms"][-1]
+        assert (sms["lease"]["state"], sms["lease"]["sms_count"]) == ("received", n)
+        assert sms["lease"]["deadline"] == pytest.approx(clocks.wall + finish_after)  # the auto-finish time
     sms_frames = [row for row in core.store.outbox() if row[1] == "sms"]
-    assert len(sms_frames) == 2 and len(_lease_frames(core, "L1")) == 3  # one lease frame per SMS
+    assert len(sms_frames) == 2 and len(_lease_frames(core, "L1")) == 1  # one frame per SMS: no lease frame
+    validate_frames([{"type": "sms", "seq": row[0], **row[4]} for row in sms_frames])
     answer = decisions_json(core.finish("L1"))
     finished = _lease_frames(core, "L1")[-1]
     assert answer["state"] == finished["state"] == "finished" and finished["event"] == "finish"
     assert finished["ended_at"] == finished["deadline"] == pytest.approx(clocks.wall)  # ended before its deadline
     validate_frames([{"type": "lease", "seq": 1, **f} for f in _lease_frames(core, "L1")])
+
+
+def test_events_queued_before_the_lease_rode_in_the_sms_frame_are_still_valid_frames_when_replayed():
+    """PROTOCOL.md: a gateway upgraded with unacknowledged events replays them as queued: an sms
+    frame without ``lease``, then a lease frame ``event: sms``. The schemas accept both; the
+    gateway no longer makes either (LEASE_EVENTS)."""
+    legacy_sms = {"type": "sms", "seq": 7, "msg_id": "m7", "lease_id": "L1", "number": "+79161234567",
+                  "sender": "Telegram", "text": "code 1", "parts": 1, "complete": True, "encoding": "gsm7",
+                  "network_time": None, "received_at": 1764000000.0}
+    legacy_lease = {"type": "lease", "seq": 8, "lease_id": "L1", "state": "received", "event": "sms",
+                    "number": "+79161234567", "service": "telegram", "at": 1764000000.0,
+                    "opened_at": 1763999900.0, "deadline": 1764000900.0, "ended_at": None, "sms_count": 1}
+    assert validate_frames([legacy_sms, legacy_lease]) == {"sms", "lease"}
+    assert "sms" in LEGACY_LEASE_EVENTS and "sms" not in LEASE_EVENTS
 
 
 def test_an_expired_lease_frame_keeps_the_deadline_that_passed(db):
@@ -158,8 +173,10 @@ def test_the_schemas_list_exactly_the_values_the_code_uses():
     assert set(s["lease"]["properties"]["state"]["enum"]) == lease_states
     assert set(s["result"]["properties"]["state"]["enum"]) == lease_states
     hub_only = {Trigger.RELEASE.value}  # ends an SMSHub activation, whose leases simgw.v1 never sees
-    assert set(s["lease"]["properties"]["event"]["enum"]) == set(LEASE_EVENTS) == \
-        {"opened"} | {t.value for t in Trigger} - hub_only
+    in_sms_frame = {Trigger.SMS.value}  # an SMS moves its lease: told by the sms frame's lease object
+    assert set(LEASE_EVENTS) == {"opened"} | {t.value for t in Trigger} - hub_only - in_sms_frame
+    assert set(s["lease"]["properties"]["event"]["enum"]) == set(LEASE_EVENTS) | set(LEGACY_LEASE_EVENTS)
+    assert set(s["sms"]["properties"]["lease"]["properties"]["state"]["enum"]) == lease_states
     assert set(s["sms"]["properties"]["encoding"]["enum"]) == {e.value for e in Encoding}
     assert set(s["health"]["properties"]["modems"]["items"]["properties"]["state"]["enum"]) == \
         {m.value for m in ModemState}
@@ -182,7 +199,7 @@ def test_a_welcome_beyond_any_seq_assigned_closes_the_session_and_reconnects_wit
         async with Rig(tmp_path, 1) as rig:
             await rig.open("deal-1", rig.numbers()[0])
             await rig.market.stop()
-            rig.market._db.execute("UPDATE gateways SET acked_seq = 1000000")  # the marketplace lost track
+            rig.market.store._db.execute("UPDATE gateways SET acked_seq = 1000000")  # the marketplace lost track
             before = rig.market.connections
             seen = len(rig.market.frames_in)
             await rig.restart_market()

@@ -116,7 +116,7 @@ def test_marketplace_down_for_a_while_then_back(tmp_path):
             # the queued SMS wait on disk only (under the retention purge), not as texts in memory
             stored = rig.gateway.read(lambda store: store.outbox())
             assert sum(kind == "sms" for _, kind, *_ in stored) == 5
-            assert not any(payload.get("text") for _, _, payload in rig.gateway.fresh_outbox)
+            assert not any(payload.get("text") for _, _, payload in rig.gateway.uplink_port.fresh.rows)
             await rig.restart_market()
             await wait_until(lambda: len(rig.market.sms("deal-down")) == 5, 10, "the queued SMS after recovery")
             assert rig.gateway.uplink.last_error is None
