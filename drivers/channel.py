@@ -85,6 +85,12 @@ class ChannelStats:
     last_latency: float | None = None
 
 
+def _expire(waiter: asyncio.Future[Response]) -> None:
+    """A command's timer ran out before its answer came."""
+    if not waiter.done():
+        waiter.set_exception(TimeoutError())
+
+
 class AtChannel:
     def __init__(
         self,
@@ -157,16 +163,18 @@ class AtChannel:
                 await self._drain_quiet()
             command = Command(text, expect, payload, implied_final=implied_final)
             loop = asyncio.get_running_loop()
-            self._waiter = loop.create_future()
+            waiter = self._waiter = loop.create_future()
             started = self._clock()
             self._protocol.send(command)
             self._port.write(self._protocol.data_to_send())
             self.stats.commands += 1
+            # The timeout fails the waiter itself (not wait_for, which on 3.11 loses a cancellation
+            # that races with the answer; not asyncio.timeout, whose bookkeeping costs more than the
+            # rest of a command): whichever comes first, answer or timer, settles the waiter, and a
+            # cancellation of this task reaches the await untouched.
+            timer = loop.call_later(timeout, _expire, waiter)
             try:
-                # asyncio.timeout, not wait_for: on 3.11 wait_for loses a cancellation that races
-                # with the answer arriving, and a modem task that cannot be cancelled never stops.
-                async with asyncio.timeout(timeout):
-                    response = await self._waiter
+                response = await waiter
             except TimeoutError:
                 self._abandon()
                 self.stats.timeouts += 1
@@ -175,6 +183,8 @@ class AtChannel:
             except asyncio.CancelledError:
                 self._abandon()  # the answer may still come: the next command drains first
                 raise
+            finally:
+                timer.cancel()
             self.stats.last_latency = self._clock() - started
             if check and not response.result.ok:
                 self.stats.errors += 1

@@ -39,7 +39,7 @@ class Garbage:
 
 FramedItem = Line | Prompt | Garbage
 
-_TERMINATOR_RE = re.compile(rb"[\r\n]")
+_TERMINATOR_RE = re.compile(rb"[\r\n]+")  # a run of terminators ends one line: the empty lines between are dropped
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f]")  # control characters but TAB
 
 

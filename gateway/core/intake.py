@@ -11,8 +11,7 @@ from drivers.modem import ReceivedPart
 from drivers.sms.assembly import AssembledSms, assemble
 from drivers.sms.pdu import PduError, SmsDeliver, decode_pdu
 from gateway.domain.leases import Decision, Deliver, LeaseEngine, Quarantine
-from gateway.domain.messages import (IngestStatus, Ingested, concat_part_key, message_id, raw_message_id,
-                                     single_part_key)
+from gateway.domain.messages import IngestStatus, Ingested, concat_part_key, message_id, raw_message_id
 from gateway.store import MessageRow, Store
 
 PLAUSIBLE_CLOCK_SKEW = 15 * 60.0  # a network timestamp further from our clock is not trusted for routing
@@ -61,14 +60,12 @@ class Intake:
             return self._unroutable(part, iccid, now_wall)
         concat = sms.concat
         if concat is None or concat.total <= 1:
-            key, number, total = single_part_key(iccid, part.pdu_hex), 1, 1
-        else:
-            number, total = concat.part, concat.total
-            found = self._part_set(concat_part_key(iccid, sms.sender, concat.ref_bits, concat.ref, total),
-                                   number, part.pdu_hex, sms)
-            if found is None:
-                return Ingested(IngestStatus.DUPLICATE)
-            key = found
+            return self._single(part, iccid, sms)
+        number, total = concat.part, concat.total
+        key = self._part_set(concat_part_key(iccid, sms.sender, concat.ref_bits, concat.ref, total),
+                             number, part.pdu_hex, sms)
+        if key is None:
+            return Ingested(IngestStatus.DUPLICATE)
         outcome = self.store.insert_part(key, number, total, iccid, part.port, part.pdu_hex, now_wall)
         if outcome == "duplicate":
             return Ingested(IngestStatus.DUPLICATE)
@@ -76,6 +73,13 @@ class Intake:
         if len(rows) < total:
             return Ingested(IngestStatus.PENDING)
         return self.route(key, rows, total, part.identity.msisdn or None, part)
+
+    def _single(self, part: ReceivedPart, iccid: str, sms: SmsDeliver) -> Ingested:
+        """A one-part SMS is its own message: stored and routed at once, with no ``parts`` row to
+        write, read back and mark routed. Its message row recognises a re-read (a crash between
+        our commit and the SIM delete): the id comes from what the network sent, and the row
+        outlives what a parts row would have (retention drops routed parts first)."""
+        return self._store_message(iccid, part.port, assemble(part.port, [sms], 1), part.identity.msisdn or None)
 
     def _part_set(self, base: str, number: int, pdu_hex: str, sms: SmsDeliver) -> str | None:
         """The key of the set this part joins, or None when this very PDU is held already.

@@ -43,11 +43,6 @@ def raw_message_id(iccid: str, pdu_hex: str) -> str:
     return "raw-" + hashlib.sha256(f"{iccid}|{pdu_hex}".encode()).hexdigest()[:20]
 
 
-def single_part_key(iccid: str, pdu_hex: str) -> str:
-    """A one-part SMS is keyed by its PDU: read twice, it finds its own row."""
-    return f"{iccid}|{hashlib.sha256(pdu_hex.encode()).hexdigest()[:16]}"
-
-
 def concat_part_key(iccid: str, sender: str, ref_bits: int, ref: int, total: int) -> str:
     """The parts of one concatenated SMS share the sender, the reference and the count."""
     return f"{iccid}|{sender}|{ref_bits}:{ref}|{total}"

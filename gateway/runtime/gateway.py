@@ -11,6 +11,7 @@ committed it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -75,7 +76,7 @@ class Gateway:
         self.switching = BankSwitching(config, self.core, self.call, self.nudges, lambda port: self.ports.modem_at(port))
         self.timers = TimerLoop(self, self.nudges.timers, mono=mono, poll=timer_poll)
         crash = crash_points or CrashPoints.from_env(os.environ.get("SIMGW_CRASHPOINTS"))
-        self.ingest = Ingest(self.core, self.call, self.nudges, crash,
+        self.ingest = Ingest(self.core, self.submit, self.nudges, crash,
                              configured_msisdn={m.port: m.msisdn for m in config.modems if m.msisdn},
                              wake_at=lambda: self.timers.wake_at, after_delivery=self.switching.dispatch)
         self.ports = ModemPorts(config, modem_options or ModemOptions(), core=self.core, call=self.call,
@@ -154,6 +155,29 @@ class Gateway:
         loop = asyncio.get_running_loop()
         return self.answered(await loop.run_in_executor(self._executor, self.on_core, fn, args, kwargs))
 
+    def submit(self, fn: Callable[..., T], args: tuple, done: Callable[[T | None, BaseException | None], None]) -> None:
+        """(event loop) Run ``fn(*args)`` on the core thread, after everything submitted before it,
+        then ``done(result, error)`` on the loop: one crossing each way, as :meth:`call`, but no
+        task or future chain on the loop (the ingest path, once per SMS). The committed rows go
+        to the uplink through :meth:`answered` first. Raises RuntimeError when the core thread
+        has shut down."""
+        loop = asyncio.get_running_loop()
+
+        def work() -> None:
+            answer = self.on_core(fn, args)  # catches everything: ``done`` is always called
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
+                loop.call_soon_threadsafe(self._answer_to, answer, done)
+
+        self._executor.submit(work)
+
+    def _answer_to(self, answer: CoreAnswer, done: Callable[[Any, BaseException | None], None]) -> None:
+        """(event loop) A submitted call's answer: its rows to the uplink, then ``done``."""
+        try:
+            result, error = self.answered(answer), None
+        except BaseException as exc:  # the call's own error, handed on
+            result, error = None, exc
+        done(result, error)
+
     # ------------------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         await self.call(self.store.open)
@@ -163,7 +187,6 @@ class Gateway:
         self.ports.rescan()
         self.supervisor.start("port-rescan", self.ports.rescan_loop)
         self.supervisor.start("lease-timers", self.timers.run)
-        self.supervisor.start("ingest", self.ingest.run)
         self.supervisor.start("dashboard-sampler", self.sampler.run)
         if self.uplink is not None:
             self.supervisor.start("uplink", self.uplink.run)

@@ -1,6 +1,6 @@
 """The durable store: SQLite (stdlib ``sqlite3``) in WAL mode with ``synchronous=FULL``.
 
-What it keeps: every received part with its raw PDU until its message is whole; messages with a
+What it keeps: each part of a concatenated SMS with its raw PDU until its message is whole; messages with a
 deterministic id; leases with absolute wall-clock deadlines and their audit trail; the number x
 service activation history; SIM-bank slots; and the outbox of events for the marketplace. One
 module per table group (:mod:`.messages`, :mod:`.leases`, :mod:`.outbox`), the schema and its

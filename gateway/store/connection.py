@@ -1,6 +1,6 @@
 """The durable store: SQLite (stdlib ``sqlite3``) in WAL mode with ``synchronous=FULL``.
 
-What it keeps: every received part with its raw PDU until its message is whole; messages with a
+What it keeps: each part of a concatenated SMS with its raw PDU until its message is whole; messages with a
 deterministic id (so a message read twice, after a crash before the SIM delete, is stored once);
 leases with absolute wall-clock deadlines; the audit trail of each lease for the claim window;
 the number x service activation history; and the outbox of events for the marketplace, with a

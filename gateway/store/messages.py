@@ -1,4 +1,4 @@
-"""Parts and messages: every part's raw PDU until its message is whole, and each message once."""
+"""Parts and messages: each part of a concatenated SMS until its message is whole, and each message once."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ class MessageQueries:
     db: sqlite3.Connection
 
     def insert_part(self, key: str, part: int, total: int, iccid: str, port: str, pdu: str, at: float) -> str:
-        """Record a part. Returns ``new``; ``duplicate`` when this very PDU is already held (read
-        twice: a crash came between our commit and the SIM delete), even after its message was
-        routed; or ``conflict`` when a different PDU waits in that slot (the intake picks a set
+        """Record a part of a concatenated SMS (a one-part SMS goes straight to ``messages``).
+        Returns ``new``; ``duplicate`` when this very PDU is already held (read twice: a crash
+        came between our commit and the SIM delete), even after its message was routed; or ``conflict`` when a different PDU waits in that slot (the intake picks a set
         whose slot is free, see Intake._part_set, so it never sees this). Routed parts are kept, marked, until retention, for exactly that."""
         row = self.db.execute("SELECT pdu, message_id FROM parts WHERE key = ? AND part = ?", (key, part)).fetchone()
         if row is not None:

@@ -246,3 +246,19 @@ def test_cli_pdu_decode_bad_input_keeps_going_and_exits_2():
     assert lines[0]["sender"] == "Google" and lines[3]["text"] == "G-123456"
     assert "truncated" in lines[2]["error"]
     assert "Traceback" not in result.stderr
+
+
+def test_semi_octets_agree_with_gsmmodem_on_every_two_octets_and_random_longer_ones():
+    """``semi_octets`` replaces gsmmodem's ``decodeSemiOctets`` for speed; it must not differ."""
+    import random
+
+    from drivers.sms.gsmmodem_pdu import decodeSemiOctets
+    from drivers.sms.pdu import semi_octets
+
+    for value in range(1 << 16):
+        raw = value.to_bytes(2, "big")
+        assert semi_octets(raw) == decodeSemiOctets(bytearray(raw), 2), raw.hex()
+    rng = random.Random(13)
+    for _ in range(20_000):
+        raw = bytes(rng.choice((rng.randrange(256), 0xF0 | rng.randrange(16), 0x0F)) for _ in range(rng.randrange(12)))
+        assert semi_octets(raw) == decodeSemiOctets(bytearray(raw), len(raw)), raw.hex()

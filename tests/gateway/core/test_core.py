@@ -89,6 +89,24 @@ def test_multipart_any_order_and_a_message_read_twice_is_stored_once(db):
     assert sum(1 for row in core.store.outbox() if row[1] == "sms") == 1
 
 
+def test_a_one_part_sms_read_twice_is_stored_and_sent_once_without_a_parts_row(db):
+    """The crash-before-delete case for a one-part SMS: its message row alone recognises the
+    re-read (the same PDU, or the same SMS from another storage), even days later."""
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    core.open_lease("L1", NUMBER_A, "telegram")
+    pdu = pdus("Telegram code 24680")[0]
+    first = core.ingest(part(ICCID_A, pdu))
+    assert first.status is IngestStatus.ROUTED and first.lease_id == "L1"
+    clocks.advance(3600)
+    again = core.ingest(part(ICCID_A, pdu))
+    assert again.status is IngestStatus.DUPLICATE and again.message_id == first.message_id
+    assert [m.text for m in core.store.messages()] == ["Telegram code 24680"]
+    assert sum(1 for row in core.store.outbox() if row[1] == "sms") == 1
+    assert core.engine.get("L1").sms_count == 1
+    assert core.store.db.execute("SELECT COUNT(*) FROM parts").fetchone()[0] == 0
+
+
 def test_store_refusal_leaves_engine_and_disk_unchanged(db):
     clocks = Clocks()
     core = make_core(db, clocks)
