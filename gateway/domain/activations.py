@@ -24,7 +24,7 @@ from collections.abc import Callable
 from gateway.domain.journal import JournaledDict
 
 Lookup = Callable[[str, str], "float | None"]  # (number, service) -> engine time of the last activation
-DEFAULT_CAPACITY = 100_000  # ~25 MB of entries; the store answers beyond
+DEFAULT_CAPACITY = 100_000  # ~25 MB of entries; the store keeps no more (gateway.store.MAX_ACTIVATIONS)
 _PRUNE_PER_RECORD = 2
 
 

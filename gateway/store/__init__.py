@@ -18,8 +18,8 @@ from gateway.store.rows import MessageRow, StoredLease
 from gateway.store.schema import (ACTIVATIONS_ALARM, COMMAND_RETENTION, MAX_ACTIVATIONS, MAX_COMMANDS, MAX_OUTBOX,
                                   MIGRATIONS, OUTBOX_ALARM)
 
-__all__ = ["ACTIVATIONS_ALARM", "COMMAND_RETENTION", "MAX_ACTIVATIONS", "MAX_COMMANDS", "MAX_OUTBOX", "MIGRATIONS", "OUTBOX_ALARM", "MessageRow", "Store",
-           "StoredLease", "StoreError"]
+__all__ = ["ACTIVATIONS_ALARM", "COMMAND_RETENTION", "MAX_ACTIVATIONS", "MAX_COMMANDS", "MAX_OUTBOX", "MIGRATIONS",
+           "OUTBOX_ALARM", "MessageRow", "Store", "StoredLease", "StoreError"]
 
 
 class Store(MessageQueries, LeaseQueries, OutboxQueries, Connection):

@@ -4,9 +4,9 @@ SMS texts and phone numbers are personal data. Texts and PDUs go first (``messag
 ``quarantine_retention``); the audit trail stays for the claim window; command answers for a day
 (and the newest MAX_COMMANDS only); the outbox is capped in age (the claim window) and size
 (MAX_OUTBOX, an alarm from OUTBOX_ALARM of it); the activation history no longer than the reuse
-cool-down, or with "never" the newest MAX_ACTIVATIONS rows (an alarm from ACTIVATIONS_ALARM). A purge that removed anything ends with a WAL
-checkpoint that truncates ``-wal``; with ``secure_delete`` the removed bytes are then gone from
-all three files.
+cool-down, or with "never" the newest MAX_ACTIVATIONS rows (an alarm from ACTIVATIONS_ALARM). A
+purge that removed anything ends with a WAL checkpoint that truncates ``-wal``; with
+``secure_delete`` the removed bytes are then gone from all three files.
 """
 
 from __future__ import annotations

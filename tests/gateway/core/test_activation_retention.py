@@ -22,8 +22,8 @@ HOUR = 3600.0
 def activate(core: GatewayCore, lease_id: str, number: str, service: str, ref: int) -> None:
     """A lease that got its SMS and was finished: one row of the activation history."""
     assert core.open_lease(lease_id, number, service)[-1].__class__.__name__ == "Opened"
-    iccid = ICCID_A if number == NUMBER_A else ICCID_B
-    core.ingest(part(iccid, pdus(f"code {lease_id}", ref=ref)[0], "/dev/ttyUSB0" if number == NUMBER_A else "/dev/ttyUSB1"))
+    iccid, port = (ICCID_A, "/dev/ttyUSB0") if number == NUMBER_A else (ICCID_B, "/dev/ttyUSB1")
+    core.ingest(part(iccid, pdus(f"code {lease_id}", ref=ref)[0], port))
     core.finish(lease_id)
 
 
@@ -112,3 +112,12 @@ def test_a_restart_reloads_only_what_the_purge_kept(db):
                         wall=lambda: clocks.wall)
     again.start()
     assert len(again.engine._activated) == 0 and store.activations() == []
+
+
+def test_memory_holds_as_many_activations_as_the_store_keeps():
+    """The engine and the inventory answer from memory at every size the store allows (beyond
+    their capacity they would read the store on every question: slower with every row)."""
+    from gateway.domain.activations import DEFAULT_CAPACITY
+    from gateway.store import MAX_ACTIVATIONS
+
+    assert MAX_ACTIVATIONS <= DEFAULT_CAPACITY
