@@ -273,7 +273,9 @@ class GatewayCore:
             counts = retention.purge(self.store, self.config, self._wall())
         finally:
             self._note_writes()
-        if counts["activations"] or counts["activations_dropped"]:  # memory keeps no more than the store
+        if counts["leases"]:  # memory keeps no more than the store
+            self.engine.forget_ended(lambda lease: self.store.lease(lease.id) is None)
+        if counts["activations"] or counts["activations_dropped"]:
             oldest = self.store.oldest_activation()
             self.activated.forget_before(float("inf") if oldest is None else oldest - self._wall() + self._mono())
             self.used.forget()

@@ -121,3 +121,30 @@ def test_memory_holds_as_many_activations_as_the_store_keeps():
     from gateway.store import MAX_ACTIVATIONS
 
     assert MAX_ACTIVATIONS <= DEFAULT_CAPACITY
+
+
+def test_ended_leases_are_forgotten_in_memory_with_their_rows(db):
+    """The engine remembers ended leases (for a late command naming one) no longer than the store
+    keeps their rows: the claim window. Fails before this commit: memory kept the last 10,000
+    whatever their age (RSS grew for 10,000 leases, ~4 MB, in tests/bench/bench_uptime.py)."""
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    activate(core, "L1", NUMBER_A, "telegram", ref=1)
+    clocks.advance(3600)
+    activate(core, "L2", NUMBER_B, "telegram", ref=2)
+    clocks.advance(LeaseConfig().claim_window - 1800)  # L1 is past the claim window, L2 is not
+    assert core.purge()["leases"] == 1
+    assert core.engine.get("L1") is None and core.store.lease("L1") is None
+    assert core.engine.get("L2") is not None and core.store.lease("L2") is not None
+    assert core.finish("L1")[-1].code == "unknown_lease"
+
+
+def test_ended_leases_follow_the_store_when_the_wall_clock_runs_ahead(db):
+    """Rows are purged by wall time, the engine counts in monotonic time: memory follows the
+    store's rows, not a clock (a wall clock set forward purges both)."""
+    clocks = Clocks()
+    core = make_core(db, clocks)
+    activate(core, "L1", NUMBER_A, "telegram", ref=1)
+    clocks.wall += LeaseConfig().claim_window + 1  # the monotonic clock stays
+    assert core.purge()["leases"] == 1
+    assert core.engine.get("L1") is None
