@@ -276,8 +276,7 @@ class GatewayCore:
         if counts["leases"]:  # memory keeps no more than the store
             self.engine.forget_ended(lambda lease: self.store.lease(lease.id) is None)
         if counts["activations"] or counts["activations_dropped"]:
-            oldest = self.store.oldest_activation()
-            self.activated.forget_before(float("inf") if oldest is None else oldest - self._wall() + self._mono())
+            self.activated.forget_purged(lambda number, service: self.store.activation_at(number, service) is None)
             self.used.forget()
         return counts
 

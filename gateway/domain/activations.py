@@ -4,7 +4,7 @@ The marketplace's rule "a number activated for a service is not leased for that 
 ever, or for the supplier's cool-down)" needs the history, so the store keeps it (table
 ``activations``: rows older than the cool-down are purged; with "never", the newest
 ``MAX_ACTIVATIONS``, see :mod:`gateway.store.retention`) and this class holds a bounded part in
-memory (after a purge that removed rows, :meth:`ActivationHistory.forget_before` drops them here too):
+memory (after a purge that removed rows, :meth:`ActivationHistory.forget_purged` drops them here too):
 
 * with a cool-down, an entry older than the cool-down decides nothing: each :meth:`record` drops
   up to two such entries, oldest first, so the history shrinks to what the cool-down covers;
@@ -62,17 +62,15 @@ class ActivationHistory:
             self._entries.pop(oldest[0])
             self.dropped_for_capacity = True
 
-    def forget_before(self, before: float) -> int:
-        """Drop every entry older than ``before`` (the store purged them: past the cool-down or
-        over its cap); returns how many. A full pass, run once per purge that removed any."""
-        old = []
-        for key in self._entries:
-            at = self._entries.get(key)
-            if at is not None and at < before:
-                old.append(key)
-        for key in old:
-            self._entries.pop(key)
-        return len(old)
+    def forget_purged(self, purged: Callable[[str, str], bool]) -> int:
+        """Drop entries, oldest first, as long as ``purged(number, service)`` says the store no
+        longer has them (past the cool-down, in wall time, or over its cap); returns how many.
+        Memory follows the store's rows, not a clock: the engine counts in monotonic time."""
+        forgotten = 0
+        while (oldest := self._entries.oldest()) is not None and purged(*oldest[0]):
+            self._entries.pop(oldest[0])
+            forgotten += 1
+        return forgotten
 
     def _prune(self, before: float) -> None:
         for _ in range(_PRUNE_PER_RECORD):

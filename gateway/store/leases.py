@@ -69,10 +69,5 @@ class LeaseQueries:
                               (number, service.lower())).fetchone()
         return None if row is None else float(row[0])
 
-    def oldest_activation(self) -> float | None:
-        """The wall time of the activation longest ago the store keeps (None: it keeps none)."""
-        (at,) = self.db.execute("SELECT MIN(at) FROM activations").fetchone()
-        return None if at is None else float(at)
-
     def activations(self) -> list[tuple[str, str, float]]:
         return [(r[0], r[1], r[2]) for r in self.db.execute("SELECT number, service, at FROM activations")]

@@ -292,7 +292,7 @@ class Run:
                                              {"service": service, "lease_id": lease_id, "number": numbers[slot]})
             if not result.get("ok"):
                 self.refusals += 1
-                code = str(result.get("code") or result.get("error") or result)[:60]
+                code = str(result.get("reason") or result.get("error") or "?")[:60]
                 self.refused[code] = self.refused.get(code, 0) + 1
                 await asyncio.sleep(0.2)
                 continue

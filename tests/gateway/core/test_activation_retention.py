@@ -148,3 +148,18 @@ def test_ended_leases_follow_the_store_when_the_wall_clock_runs_ahead(db):
     clocks.wall += LeaseConfig().claim_window + 1  # the monotonic clock stays
     assert core.purge()["leases"] == 1
     assert core.engine.get("L1") is None
+
+
+def test_activations_in_memory_follow_the_store_when_the_wall_clock_runs_ahead(db):
+    """The store purges by wall time, the engine judges the cool-down in monotonic time: what the
+    store no longer has, memory forgets, whatever the clocks did."""
+    clocks = Clocks()
+    core = make_core(db, clocks, policy=Policy(reuse_cooldown=HOUR))
+    activate(core, "L1", NUMBER_A, "telegram", ref=1)
+    clocks.wall += HOUR / 2  # the monotonic clock stays
+    activate(core, "L2", NUMBER_B, "telegram", ref=2)
+    clocks.wall += HOUR / 2 + 1
+    assert core.purge()["activations"] == 1
+    assert len(core.activated) == 1
+    assert core.open_lease("L3", NUMBER_A, "telegram")[-1].__class__.__name__ == "Opened"
+    assert core.open_lease("L4", NUMBER_B, "telegram")[-1].code == "number_used_for_service"
