@@ -83,7 +83,7 @@ MAX_COMMANDS = 20_000  # marketplace command answers kept for replays: the newes
 COMMAND_RETENTION = 24 * 3600.0  # ... and none older than this
 # Activation history (number x service) kept with reuse_cooldown = "never": beyond, the purge
 # forgets the activations longest ago (an error says how many: those numbers may be leased for
-# those services again), from ACTIVATIONS_ALARM of it an alarm. ~70 bytes a row in the file; the
+# those services again), from ACTIVATIONS_ALARM of it an alarm. ~60 bytes a row in the file; the
 # same as the lease engine's and the inventory's memory of it (gateway.domain.activations), so
 # both answer from memory at every size the store keeps. With a cool-down, rows older than it go.
 MAX_ACTIVATIONS = 100_000
