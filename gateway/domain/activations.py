@@ -24,7 +24,7 @@ from collections.abc import Callable
 from gateway.domain.journal import JournaledDict
 
 Lookup = Callable[[str, str], "float | None"]  # (number, service) -> engine time of the last activation
-DEFAULT_CAPACITY = 100_000  # ~25 MB of entries; the store keeps no more (gateway.store.MAX_ACTIVATIONS)
+DEFAULT_CAPACITY = 100_000  # ~25 MB of entries; the store keeps 80,000 (gateway.store.MAX_ACTIVATIONS)
 _PRUNE_PER_RECORD = 2
 
 
@@ -91,8 +91,10 @@ class UsedServices:
     service ever activated. The inventory is rebuilt after every bank change and marketplace
     command; reading the whole ``activations`` table each time made it slower with every lease.
     Loaded from the store on first use and kept in step by the core as it records activations;
-    forgotten after a rollback (reloaded on next use). Beyond ``capacity`` entries it is not kept:
-    each use then reads the store (slower, the same answer)."""
+    forgotten after a rollback or a purge that removed rows (reloaded on next use). Beyond
+    ``capacity`` entries it is not kept and each use reads the whole table: a safety net the
+    store's cap keeps out of reach (the purge trims the table every minute to
+    ``gateway.store.MAX_ACTIVATIONS``, 20,000 below the default capacity)."""
 
     __slots__ = ("_load", "_by_number", "_services", "_entries", "capacity")
 

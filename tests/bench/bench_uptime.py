@@ -29,8 +29,10 @@ What is compressed, and how:
 * Purges: the daemon purges every ``gateway.runtime.timers.PURGE_INTERVAL`` (60 s) of its
   monotonic clock, which no hook compresses; the daemon is started through a two-line wrapper
   that sets that interval to one compressed *hour* (one compressed minute would be ~80 purges a
-  real second), so its own timer runs its own purge ``--days`` x 24 times; rows outlive their
-  retention by up to that hour.
+  real second), so its own timer runs its own purge ``--days`` x 24 times (2,160 for 90 days, not
+  the 129,600 of 90 days of 60-s purges: each purge's cost is what must not grow, and a purge
+  every 0.7 s real is already far more often than production's); rows outlive their retention by
+  up to that hour.
 * Rotation is *not* compressed: the scheduler rotates each idle channel at the config's minimum
   (``rotation = "1s"`` of the daemon's monotonic clock, untouched), and each switch is a real one
   on the simulator (reset, SIM check, registration: ~0.15 s at ``SCALE``). What grew with uptime
@@ -455,7 +457,7 @@ def main() -> int:
     logs.configure(json_lines=True, level="error")
     r = asyncio.run(bench(args))
     print(f"bank {r['bank']}, reuse_cooldown {r['cooldown']}, {r['seconds']:.0f} s real = {r['compressed_days']} days "
-          f"of wall clock ({r['purges']} hourly purges); {r['leases']} leases ({r['lease_refusals']} refused, "
+          f"of wall clock ({r['purges']} purges, one per compressed hour); {r['leases']} leases ({r['lease_refusals']} refused, "
           f"{r['codes_lost']} codes lost), {r['noise_sms']} noise SMS; {r['switches']} switches = "
           f"{r['rotation_days_at_15m_on_4']} days of 15-minute rotation on 4 channels "
           f"({r['rotation_days_at_15m']} days on this bank's {r['bank'].split('x')[0]})")
