@@ -8,6 +8,13 @@ on 4 channels, in 25 minutes):
 
     .venv/bin/python tests/bench/bench_uptime.py --seconds 1500 --days 90 --bank 24x8 --noise 8
 
+gave 40,078 switches (104 days of 15-minute rotation on 4 channels), 7,236 leases, no refusal, no
+code lost; first -> last tenth: CPU per SMS 18.08 -> 17.30 ms (0.96), RSS 53.7 -> 54.2 MiB (1.01),
+database 0.32 -> 0.32 MB (1.01), load average 2.9 -> 1.9 (1.9-3.7 across the tenths, 2 cores
+shared with other benchmarks). With ``--cooldown never --services 512 --seconds 300 --days 18``
+the database grew 1.22 in 5 minutes by the activation history (~60 bytes a row, capped at
+``MAX_ACTIVATIONS``).
+
 Four processes, as bench_e2e.py: the simulated SIM bank (``SimBank``, the simulator behind
 ``simgw simulate --bank 4x32 --time-scale 0.01``, on real ptys), the daemon exactly as in
 production (``simgw run`` with a config file: drivers, SQLite, uplink), the reference marketplace
