@@ -47,7 +47,8 @@ class GatewayCore:
         self._part_timeout = part_timeout
         self._boot_id = boot_id  # given when ``mono`` is the system's monotonic clock (same across restarts)
         self.engine = LeaseEngine(leases.policy)
-        self.engine.use_activation_history(ActivationHistory(lookup=self._stored_activation))
+        self.activated = ActivationHistory(lookup=self._stored_activation)  # the engine's, bounded
+        self.engine.use_activation_history(self.activated)
         self.used = UsedServices(store.activations)  # the inventory's view of the history
         self.banks = Banks(tuple(bank.layout for bank in banks))
         self.catalog = Inventory(self.engine, self.banks, self.used, numbers)
@@ -270,9 +271,15 @@ class GatewayCore:
     def purge(self) -> dict[str, int]:
         """Everything past its retention, see :mod:`gateway.store.retention`."""
         try:
-            return retention.purge(self.store, self.config, self._wall())
+            counts = retention.purge(self.store, self.config, self._wall())
         finally:
             self._note_writes()
+        if counts["leases"]:  # memory keeps no more than the store
+            self.engine.forget_ended(lambda lease: self.store.lease(lease.id) is None)
+        if counts["activations"] or counts["activations_dropped"]:
+            self.activated.forget_purged(lambda number, service: self.store.activation_at(number, service) is None)
+            self.used.forget()
+        return counts
 
     def _note_writes(self) -> None:
         """A write that changed no engine or bank state: only the commit counts move on."""

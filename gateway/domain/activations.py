@@ -1,8 +1,10 @@
 """Which number was activated for which service, and when: the lease engine's memory of it. I/O-free.
 
 The marketplace's rule "a number activated for a service is not leased for that service again (for
-ever, or for the supplier's cool-down)" needs the whole history, so the store keeps all of it
-(table ``activations``) and this class holds a bounded part in memory:
+ever, or for the supplier's cool-down)" needs the history, so the store keeps it (table
+``activations``: rows older than the cool-down are purged; with "never", the newest
+``MAX_ACTIVATIONS``, see :mod:`gateway.store.retention`) and this class holds a bounded part in
+memory (after a purge that removed rows, :meth:`ActivationHistory.forget_purged` drops them here too):
 
 * with a cool-down, an entry older than the cool-down decides nothing: each :meth:`record` drops
   up to two such entries, oldest first, so the history shrinks to what the cool-down covers;
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from gateway.domain.journal import JournaledDict
 
 Lookup = Callable[[str, str], "float | None"]  # (number, service) -> engine time of the last activation
-DEFAULT_CAPACITY = 100_000  # ~25 MB of entries; the store answers beyond
+DEFAULT_CAPACITY = 100_000  # ~25 MB of entries; the store keeps 80,000 (gateway.store.MAX_ACTIVATIONS)
 _PRUNE_PER_RECORD = 2
 
 
@@ -60,6 +62,16 @@ class ActivationHistory:
             self._entries.pop(oldest[0])
             self.dropped_for_capacity = True
 
+    def forget_purged(self, purged: Callable[[str, str], bool]) -> int:
+        """Drop entries, oldest first, as long as ``purged(number, service)`` says the store no
+        longer has them (past the cool-down, in wall time, or over its cap); returns how many.
+        Memory follows the store's rows, not a clock: the engine counts in monotonic time."""
+        forgotten = 0
+        while (oldest := self._entries.oldest()) is not None and purged(*oldest[0]):
+            self._entries.pop(oldest[0])
+            forgotten += 1
+        return forgotten
+
     def _prune(self, before: float) -> None:
         for _ in range(_PRUNE_PER_RECORD):
             oldest = self._entries.oldest()
@@ -79,8 +91,10 @@ class UsedServices:
     service ever activated. The inventory is rebuilt after every bank change and marketplace
     command; reading the whole ``activations`` table each time made it slower with every lease.
     Loaded from the store on first use and kept in step by the core as it records activations;
-    forgotten after a rollback (reloaded on next use). Beyond ``capacity`` entries it is not kept:
-    each use then reads the store (slower, the same answer)."""
+    forgotten after a rollback or a purge that removed rows (reloaded on next use). Beyond
+    ``capacity`` entries it is not kept and each use reads the whole table: a safety net the
+    store's cap keeps out of reach (the purge trims the table every minute to
+    ``gateway.store.MAX_ACTIVATIONS``, 20,000 below the default capacity)."""
 
     __slots__ = ("_load", "_by_number", "_services", "_entries", "capacity")
 

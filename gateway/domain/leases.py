@@ -29,6 +29,7 @@ Windows are half-open: an SMS at exactly the deadline is outside it.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 from gateway.domain.activations import ActivationHistory
@@ -205,8 +206,9 @@ Decision = Opened | Transitioned | Deliver | Quarantine | Refused
 
 @dataclass(slots=True)
 class LeaseEngine:
-    """Holds the active leases, the last ``max_remembered_ended`` ended ones (the oldest is
-    forgotten first: a command naming it is then ``unknown_lease``) and the activation history
+    """Holds the active leases, the last ``max_remembered_ended`` ended ones within the claim
+    window (the oldest is forgotten first: a command naming it is then ``unknown_lease``; the
+    purge forgets those past the window, :meth:`forget_ended`) and the activation history
     (bounded, see :mod:`gateway.domain.activations`); every method returns decisions."""
 
     policy: Policy = field(default_factory=Policy)
@@ -393,6 +395,15 @@ class LeaseEngine:
         else:
             self._active[lease.id] = updated
         return Transitioned(updated, lease.state, trigger, at, detail)
+
+    def forget_ended(self, purged: Callable[[Lease], bool]) -> int:
+        """Forget ended leases, oldest first, as long as ``purged`` says the store no longer has
+        them (it purges their rows at the end of the claim window, in wall time); returns how many."""
+        forgotten = 0
+        while (oldest := self._ended.oldest()) is not None and purged(oldest[1]):
+            self._ended.pop(oldest[0])
+            forgotten += 1
+        return forgotten
 
     def _remember_ended(self, lease: Lease) -> None:
         self._ended.set(lease.id, lease)

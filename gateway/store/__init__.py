@@ -15,10 +15,11 @@ from gateway.store.leases import LeaseQueries
 from gateway.store.messages import MessageQueries
 from gateway.store.outbox import OutboxQueries
 from gateway.store.rows import MessageRow, StoredLease
-from gateway.store.schema import COMMAND_RETENTION, MAX_COMMANDS, MAX_OUTBOX, MIGRATIONS, OUTBOX_ALARM
+from gateway.store.schema import (ACTIVATIONS_ALARM, COMMAND_RETENTION, MAX_ACTIVATIONS, MAX_COMMANDS, MAX_OUTBOX,
+                                  MIGRATIONS, OUTBOX_ALARM)
 
-__all__ = ["COMMAND_RETENTION", "MAX_COMMANDS", "MAX_OUTBOX", "MIGRATIONS", "OUTBOX_ALARM", "MessageRow", "Store",
-           "StoredLease", "StoreError"]
+__all__ = ["ACTIVATIONS_ALARM", "COMMAND_RETENTION", "MAX_ACTIVATIONS", "MAX_COMMANDS", "MAX_OUTBOX", "MIGRATIONS",
+           "OUTBOX_ALARM", "MessageRow", "Store", "StoredLease", "StoreError"]
 
 
 class Store(MessageQueries, LeaseQueries, OutboxQueries, Connection):

@@ -3,9 +3,10 @@
 SMS texts and phone numbers are personal data. Texts and PDUs go first (``message_retention``,
 ``quarantine_retention``); the audit trail stays for the claim window; command answers for a day
 (and the newest MAX_COMMANDS only); the outbox is capped in age (the claim window) and size
-(MAX_OUTBOX, an alarm from OUTBOX_ALARM of it). A purge that removed anything ends with a WAL
-checkpoint that truncates ``-wal``; with ``secure_delete`` the removed bytes are then gone from
-all three files.
+(MAX_OUTBOX, an alarm from OUTBOX_ALARM of it); the activation history no longer than the reuse
+cool-down, or with "never" the newest MAX_ACTIVATIONS rows (an alarm from ACTIVATIONS_ALARM). A
+purge that removed anything ends with a WAL checkpoint that truncates ``-wal``; with
+``secure_delete`` the removed bytes are then gone from all three files.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import structlog
 
 from gateway.domain.leases import LeaseConfig
-from gateway.store import COMMAND_RETENTION, MAX_OUTBOX, OUTBOX_ALARM, Store
+from gateway.store import ACTIVATIONS_ALARM, COMMAND_RETENTION, MAX_ACTIVATIONS, MAX_OUTBOX, OUTBOX_ALARM, Store
 
 log = structlog.get_logger("gateway.store.retention")
 
@@ -39,11 +40,17 @@ def purge(store: Store, config: LeaseConfig, now: float) -> dict[str, int]:
                             (now - config.claim_window,)).rowcount
         db.execute("DELETE FROM commands WHERE at <= ?", (now - min(config.claim_window, COMMAND_RETENTION),))
         dropped = _cap_outbox(store, now - config.claim_window)
+        cooldown = config.policy.reuse_cooldown
+        expired = 0 if cooldown is None else db.execute("DELETE FROM activations WHERE at <= ?",
+                                                        (now - cooldown,)).rowcount
+        activations = _cap_activations(store)
     counts = {"quarantined": quarantined, "texts": texts, "messages": rows, "parts": stale_parts,
-              "audit_events": events, "leases": leases, "outbox_dropped": dropped}
+              "audit_events": events, "leases": leases, "outbox_dropped": dropped, "activations": expired,
+              "activations_dropped": activations[0]}
     if any(counts.values()) and not checkpoint(store):
         log.warning("store.checkpoint_busy", hint="a reader holds the WAL; purged bytes leave it at the next purge")
     _alarm(store, config, now, dropped)
+    _activations_alarm(*activations)
     return counts
 
 
@@ -56,6 +63,27 @@ def _cap_outbox(store: Store, older_than: float) -> int:
     if row is not None:
         dropped += db.execute("DELETE FROM outbox WHERE seq <= ?", (row[0],)).rowcount
     return dropped
+
+
+def _cap_activations(store: Store) -> tuple[int, int]:
+    """Forget the activations longest ago beyond MAX_ACTIVATIONS; returns (dropped, rows kept)."""
+    db = store.db
+    (rows,) = db.execute("SELECT COUNT(*) FROM activations").fetchone()
+    if rows <= MAX_ACTIVATIONS:
+        return 0, rows
+    dropped = db.execute("DELETE FROM activations WHERE rowid IN (SELECT rowid FROM activations ORDER BY at"
+                         " LIMIT ?)", (rows - MAX_ACTIVATIONS,)).rowcount
+    return dropped, rows - dropped
+
+
+def _activations_alarm(dropped: int, rows: int) -> None:
+    """An error for the activations forgotten at the cap, and one per purge from the alarm level on."""
+    if dropped:
+        log.error("activations.dropped", rows=dropped, cap=MAX_ACTIVATIONS,
+                  consequence="these numbers may be leased again for the services they were activated for")
+    elif rows >= ACTIVATIONS_ALARM * MAX_ACTIVATIONS:
+        log.error("activations.nearly_full", rows=rows, cap=MAX_ACTIVATIONS,
+                  hint="at the cap the activations longest ago are forgotten; a reuse_cooldown bounds the history")
 
 
 def _alarm(store: Store, config: LeaseConfig, now: float, dropped: int) -> None:

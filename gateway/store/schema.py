@@ -81,3 +81,11 @@ MAX_OUTBOX = 50_000  # unacknowledged events kept; beyond, the oldest are droppe
 OUTBOX_ALARM = 0.8
 MAX_COMMANDS = 20_000  # marketplace command answers kept for replays: the newest ...
 COMMAND_RETENTION = 24 * 3600.0  # ... and none older than this
+# Activation history (number x service) kept with reuse_cooldown = "never": beyond, the purge
+# forgets the activations longest ago (an error says how many: those numbers may be leased for
+# those services again), from ACTIVATIONS_ALARM of it an alarm. ~60 bytes a row in the file. It is
+# 20,000 below the capacity of the lease engine's and the inventory's memory of it
+# (gateway.domain.activations, 100,000): the rows added between two purges (a minute) fit, so
+# both answer from memory at every size the store reaches. With a cool-down, older rows go.
+MAX_ACTIVATIONS = 80_000
+ACTIVATIONS_ALARM = 0.8
