@@ -106,11 +106,15 @@ def market_process(db: str, reports: mp.Queue, ports: mp.Queue, ack_delay: float
 
 
 def http_post(port: int, path: str, body: dict) -> dict:
+    import urllib.error
     import urllib.request
 
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+    except urllib.error.HTTPError as refused:  # a refusal (409) is an answer: its body says why
+        return json.loads(refused.read() or b"{}")
 
 
 # ------------------------------------------------------------------------------------ a run
@@ -238,8 +242,12 @@ async def bench(modems: int, rate: float, seconds: float, baud: int | None, burs
         await asyncio.sleep(0.02)
     ready_after = time.monotonic() - t_start
     for i, (_, number) in enumerate(farm_info):
-        result = await asyncio.to_thread(http_post, http_port, "/leases",
-                                         {"service": "bench", "lease_id": f"b{i}", "number": number})
+        for _attempt in range(100):  # the gateway takes 20 commands/s (burst 50): resend after retry_after
+            result = await asyncio.to_thread(http_post, http_port, "/leases",
+                                             {"service": "bench", "lease_id": f"b{i}", "number": number})
+            if result.get("reason") != "rate_limited":
+                break
+            await asyncio.sleep(float(result.get("retry_after", 0.05)))
         assert result.get("ok"), result
     idle_cpu0, idle_t0 = _cpu_seconds(daemon.pid), time.monotonic()
     await asyncio.sleep(idle)  # 31 s: a whole health-probe cycle of every modem falls inside
