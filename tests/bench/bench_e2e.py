@@ -21,6 +21,7 @@ every modem receives a 3-part SMS at the same instant, every 2 s. Prints a table
 from __future__ import annotations
 
 import argparse
+import atexit
 import asyncio
 import json
 import multiprocessing as mp
@@ -214,8 +215,11 @@ async def bench(modems: int, rate: float, seconds: float, baud: int | None, burs
     tmp = tempfile.mkdtemp(prefix="simgw-bench-")
     ctx = mp.get_context("spawn")
     commands, reports, ports = ctx.Queue(), ctx.Queue(), ctx.Queue()
-    sim = ctx.Process(target=simulator_process, args=(modems, baud, os.path.join(tmp, "ports"), commands, reports))
-    market = ctx.Process(target=market_process, args=(os.path.join(tmp, "market.db"), reports, ports, ack_delay))
+    # daemonic, and the daemon below stopped at exit: a bench that fails midway leaves nothing running
+    sim = ctx.Process(target=simulator_process, args=(modems, baud, os.path.join(tmp, "ports"), commands, reports),
+                      daemon=True)
+    market = ctx.Process(target=market_process, args=(os.path.join(tmp, "market.db"), reports, ports, ack_delay),
+                         daemon=True)
     sim.start()
     market.start()
     ws_port, http_port = ports.get(timeout=60)
@@ -236,6 +240,7 @@ async def bench(modems: int, rate: float, seconds: float, baud: int | None, burs
         command[1:3] = [os.path.join(os.path.dirname(os.path.abspath(__file__)), "daemon_counters.py"), count]
     t_start = time.monotonic()
     daemon = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "daemon.log"), "wb"))
+    atexit.register(daemon.kill)  # a no-op once it has exited
     while not _all_ready(control, modems):
         if daemon.poll() is not None or time.monotonic() - t_start > 120:
             raise RuntimeError(f"the daemon did not come up; see {tmp}/daemon.log")
