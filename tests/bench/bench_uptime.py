@@ -89,7 +89,7 @@ from datetime import datetime, timezone
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from bench_e2e import TOKEN, _cpu_seconds, _free_port, _get, market_process  # noqa: E402
+from bench_e2e import TOKEN, _cpu_seconds, _free_port, _get, http_post, market_process  # noqa: E402
 from common import write_results  # noqa: E402
 
 from gateway import logs  # noqa: E402
@@ -98,19 +98,6 @@ SCALE = 0.01  # the simulated bank's 10 s switch and 5 s registration take 0.1 s
 STAMP_AHEAD = 30.0  # real seconds: how far ahead of the compressed clock the network stamps an SMS
 DAEMON = ("import sys, gateway.runtime.timers as timers; assert hasattr(timers, 'PURGE_INTERVAL'); "
           "timers.PURGE_INTERVAL = float(sys.argv[1]); from gateway.cli import main; sys.exit(main(sys.argv[2:]))")
-
-
-def post(port: int, path: str, body: dict) -> dict:
-    """POST to the marketplace's control API; a refusal (409) is an answer, not an error."""
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=json.dumps(body).encode(), method="POST")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return json.loads(exc.read() or b"{}")
 
 
 # ------------------------------------------------------------------------------ bank process
@@ -297,7 +284,7 @@ class Run:
             if not unused[slot]:
                 continue
             service = unused[slot].pop(rng.randrange(len(unused[slot])))
-            result = await asyncio.to_thread(post, http_port, "/leases",
+            result = await asyncio.to_thread(http_post, http_port, "/leases",
                                              {"service": service, "lease_id": lease_id, "number": numbers[slot]})
             if not result.get("ok"):
                 self.refusals += 1
@@ -313,7 +300,7 @@ class Run:
             except asyncio.TimeoutError:
                 self.lost += 1
             del self.arrived[text]
-            await asyncio.to_thread(post, http_port, f"/leases/{lease_id}/finish", {})
+            await asyncio.to_thread(http_post, http_port, f"/leases/{lease_id}/finish", {})
             self.leases += 1
 
     async def noise_sender(self, commands: mp.Queue, clock: CompressedClock) -> None:
